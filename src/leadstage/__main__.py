@@ -1,0 +1,3 @@
+from leadstage.cli.app import main
+
+main()

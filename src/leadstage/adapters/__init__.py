@@ -1,0 +1,1 @@
+"""Adapters: the I/O side of leadstage (database, files, identity libraries, clock)."""

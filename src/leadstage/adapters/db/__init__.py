@@ -1,0 +1,1 @@
+"""Database adapter: SQLAlchemy Core tables, repositories, the unit of work and set-based bulk paths."""

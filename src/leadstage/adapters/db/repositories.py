@@ -1,0 +1,746 @@
+"""SQL repositories over one connection; they never commit (the unit of work does)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from leadstage.adapters.db import tables as t
+from leadstage.adapters.db.tables import bulk_datetime
+from leadstage.domain.activities import Activity
+from leadstage.domain.errors import ConcurrencyConflict
+from leadstage.domain.identity import normalize_company_name
+from leadstage.domain.leads import Account, ExternalId, Identity, Lead, PropertyType
+from leadstage.domain.stages import HistoryEntry, LeadState, Stage, Status
+from leadstage.services.ports import ActivityRow, LeadFilter, UserRecord
+
+_IDENTITY_COLUMNS = (
+    "email",
+    "email_normalized",
+    "email_valid",
+    "phone",
+    "phone_e164",
+    "phone_valid",
+    "first_name",
+    "last_name",
+    "job_title",
+    "company",
+)
+
+
+_STATE_COLUMNS = (
+    "account_id",
+    "owner_id",
+    "stage",
+    "status",
+    "cycle",
+    "furthest_stage",
+    "first_source",
+    "latest_source",
+    "first_touch_at",
+    "last_touch_at",
+    "properties",
+    "fingerprint",
+    "created_at",
+    "updated_at",
+    "version",
+)
+
+
+def _lead_values(lead: Lead) -> dict[str, Any]:
+    ident = lead.identity
+    values: dict[str, Any] = {name: getattr(ident, name) for name in _IDENTITY_COLUMNS}
+    values.update(
+        account_id=lead.account_id,
+        owner_id=lead.owner_id,
+        stage=lead.state.stage.value,
+        status=lead.state.status.value,
+        cycle=lead.state.cycle,
+        furthest_stage=lead.state.furthest_stage.value,
+        first_source=lead.first_source,
+        latest_source=lead.latest_source,
+        first_touch_at=lead.first_touch_at,
+        last_touch_at=lead.last_touch_at,
+        properties=lead.properties,
+        fingerprint=lead.fingerprint,
+        created_at=lead.created_at,
+        updated_at=lead.updated_at,
+    )
+    return values
+
+
+_UPDATE_LEAD = (
+    update(t.leads)
+    .where(t.leads.c.id == bindparam("_id"), t.leads.c.version == bindparam("_version"))
+    .values({name: bindparam(name) for name in (*_IDENTITY_COLUMNS, *_STATE_COLUMNS)})
+)
+
+
+_LEAD_SELECT = select(t.leads, t.users.c.team.label("owner_team")).select_from(
+    t.leads.outerjoin(t.users, t.users.c.id == t.leads.c.owner_id)
+)
+_BY_ID = _LEAD_SELECT.where(t.leads.c.id == bindparam("v"))
+_BY_EMAIL = _LEAD_SELECT.where(t.leads.c.email_normalized == bindparam("v"))
+_BY_PHONE = _LEAD_SELECT.where(t.leads.c.phone_e164 == bindparam("v")).order_by(t.leads.c.id).limit(1)
+_BY_FINGERPRINT = _LEAD_SELECT.where(t.leads.c.fingerprint == bindparam("v"))
+_BY_EXT_ANY = _LEAD_SELECT.where(
+    t.leads.c.id.in_(
+        select(t.lead_external_ids.c.lead_id).where(t.lead_external_ids.c.value == bindparam("v"))
+    )
+).order_by(t.leads.c.id)
+_BY_EXT = _LEAD_SELECT.where(
+    t.leads.c.id.in_(
+        select(t.lead_external_ids.c.lead_id).where(
+            t.lead_external_ids.c.value == bindparam("v"), t.lead_external_ids.c.system == bindparam("system")
+        )
+    )
+).order_by(t.leads.c.id)
+_EXT_OF_ONE = (
+    select(t.lead_external_ids)
+    .where(t.lead_external_ids.c.lead_id == bindparam("lead_id"))
+    .order_by(t.lead_external_ids.c.id)
+)
+_EXT_OF_MANY = (
+    select(t.lead_external_ids)
+    .where(t.lead_external_ids.c.lead_id.in_(bindparam("ids", expanding=True)))
+    .order_by(t.lead_external_ids.c.id)
+)
+
+
+class SqlLeadRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def _select(self) -> Any:
+        return _LEAD_SELECT
+
+    def _rows_to_leads(self, rows: Sequence[Any]) -> list[Lead]:
+        if not rows:
+            return []
+        ext: dict[int, list[ExternalId]] = {}
+        if len(rows) == 1:
+            for e in self.conn.execute(_EXT_OF_ONE, {"lead_id": rows[0].id}):
+                ext.setdefault(e.lead_id, []).append(ExternalId(e.system, e.value))
+        else:
+            ids = [r.id for r in rows]
+            for chunk_start in range(0, len(ids), 500):
+                chunk = ids[chunk_start : chunk_start + 500]
+                for e in self.conn.execute(_EXT_OF_MANY, {"ids": chunk}):
+                    ext.setdefault(e.lead_id, []).append(ExternalId(e.system, e.value))
+        return [self._row_to_lead(r, ext.get(r.id, [])) for r in rows]
+
+    @staticmethod
+    def _row_to_lead(r: Any, external_ids: list[ExternalId]) -> Lead:
+        identity = Identity(**{name: getattr(r, name) for name in _IDENTITY_COLUMNS})
+        state = LeadState(
+            stage=Stage(r.stage),
+            status=Status(r.status),
+            cycle=r.cycle,
+            furthest_stage=Stage(r.furthest_stage),
+            owner_id=r.owner_id,
+            owner_team=r.owner_team,
+        )
+        return Lead(
+            id=r.id,
+            identity=identity,
+            state=state,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            external_ids=external_ids,
+            properties=dict(r.properties or {}),
+            account_id=r.account_id,
+            owner_id=r.owner_id,
+            first_source=r.first_source,
+            latest_source=r.latest_source,
+            first_touch_at=r.first_touch_at,
+            last_touch_at=r.last_touch_at,
+            version=r.version,
+            fingerprint=r.fingerprint,
+        )
+
+    def _one(self, stmt: Any, params: dict[str, Any]) -> Lead | None:
+        leads = self._rows_to_leads(self.conn.execute(stmt, params).all())
+        return leads[0] if leads else None
+
+    def get(self, lead_id: int) -> Lead | None:
+        return self._one(_BY_ID, {"v": lead_id})
+
+    def find_by_email(self, canonical: str) -> Lead | None:
+        return self._one(_BY_EMAIL, {"v": canonical})
+
+    def find_by_phone(self, e164: str) -> Lead | None:
+        return self._one(_BY_PHONE, {"v": e164})
+
+    def find_by_fingerprint(self, fingerprint: str) -> Lead | None:
+        return self._one(_BY_FINGERPRINT, {"v": fingerprint})
+
+    def find_by_external_id(self, value: str, system: str | None = None) -> list[Lead]:
+        if system is None:
+            return self._rows_to_leads(self.conn.execute(_BY_EXT_ANY, {"v": value}).all())
+        return self._rows_to_leads(self.conn.execute(_BY_EXT, {"v": value, "system": system}).all())
+
+    def merged_into(self, lead_id: int) -> int | None:
+        row = self.conn.execute(
+            select(t.lead_merges.c.survivor_id).where(t.lead_merges.c.merged_id == lead_id)
+        ).first()
+        return None if row is None else int(row[0])
+
+    def add(self, lead: Lead) -> int:
+        values = _lead_values(lead)
+        values["version"] = lead.version
+        new_id = int(self.conn.execute(insert(t.leads).returning(t.leads.c.id), values).scalar_one())
+        self._add_external_ids(new_id, lead.external_ids)
+        lead.id = new_id
+        return new_id
+
+    def _add_external_ids(self, lead_id: int, external_ids: Iterable[ExternalId]) -> None:
+        rows = [{"lead_id": lead_id, "system": e.system, "value": e.value} for e in external_ids]
+        if rows:
+            self.conn.execute(insert(t.lead_external_ids), rows)
+
+    def update(self, lead: Lead) -> Lead:
+        assert lead.id is not None
+        values = _lead_values(lead)
+        values["version"] = lead.version + 1
+        values["_id"], values["_version"] = lead.id, lead.version
+        result = self.conn.execute(_UPDATE_LEAD, values)
+        if result.rowcount != 1:
+            raise ConcurrencyConflict(
+                f"lead {lead.id} was changed by someone else (version {lead.version} is "
+                "stale); reload it and try again"
+            )
+        known = {(e.system, e.value) for e in self._external_ids(lead.id)}
+        self._add_external_ids(lead.id, [e for e in lead.external_ids if (e.system, e.value) not in known])
+        lead.version += 1
+        return lead
+
+    def _external_ids(self, lead_id: int) -> list[ExternalId]:
+        q = select(t.lead_external_ids).where(t.lead_external_ids.c.lead_id == lead_id)
+        return [ExternalId(e.system, e.value) for e in self.conn.execute(q)]
+
+    def add_history(self, lead_id: int, entry: HistoryEntry) -> None:
+        self.conn.execute(insert(t.lead_history), history_values(lead_id, entry))
+
+    def history(self, lead_id: int) -> list[HistoryEntry]:
+        q = (
+            select(t.lead_history)
+            .where(t.lead_history.c.lead_id == lead_id)
+            .order_by(t.lead_history.c.at, t.lead_history.c.id)
+        )
+        return [
+            HistoryEntry(
+                action=r.action,
+                from_stage=Stage(r.from_stage) if r.from_stage else None,
+                from_status=Status(r.from_status) if r.from_status else None,
+                to_stage=Stage(r.to_stage),
+                to_status=Status(r.to_status),
+                actor=r.actor,
+                at=r.at,
+                cycle=r.cycle,
+                reason=r.reason,
+                note=r.note,
+                data=r.data or {},
+            )
+            for r in self.conn.execute(q)
+        ]
+
+    def search(self, flt: LeadFilter) -> tuple[int, list[Lead]]:
+        conds = []
+        if flt.stage:
+            conds.append(t.leads.c.stage == flt.stage)
+        if flt.status:
+            conds.append(t.leads.c.status == flt.status)
+        if flt.owner_id is not None:
+            conds.append(t.leads.c.owner_id == flt.owner_id)
+        if flt.unassigned:
+            conds.append(t.leads.c.owner_id.is_(None))
+        where = and_(True, *conds)
+        total = int(self.conn.execute(select(func.count()).select_from(t.leads).where(where)).scalar_one())
+        q = self._select().where(where).order_by(t.leads.c.id).offset(flt.offset)
+        if flt.limit is not None:
+            q = q.limit(flt.limit)
+        return total, self._rows_to_leads(self.conn.execute(q).all())
+
+    def similar_candidates(self, lead: Lead, limit: int = 200) -> list[Lead]:
+        ident = lead.identity
+        conds = []
+        if ident.last_name:
+            conds.append(func.lower(t.leads.c.last_name) == ident.last_name.lower())
+        if lead.account_id is not None:
+            conds.append(t.leads.c.account_id == lead.account_id)
+        if ident.company:
+            conds.append(func.lower(t.leads.c.company) == ident.company.lower())
+        if not conds:
+            return []
+        q = self._select().where(or_(*conds), t.leads.c.id != lead.id).order_by(t.leads.c.id).limit(limit)
+        return self._rows_to_leads(self.conn.execute(q).all())
+
+    def absorb(self, survivor_id: int, merged: Lead, *, actor: str, at: datetime) -> None:
+        assert merged.id is not None
+        snapshot = {
+            "id": merged.id,
+            **{k: getattr(merged.identity, k) for k in _IDENTITY_COLUMNS},
+            "stage": merged.state.stage.value,
+            "status": merged.state.status.value,
+            "cycle": merged.state.cycle,
+            "external_ids": [[e.system, e.value] for e in merged.external_ids],
+            "properties": merged.properties,
+            "created_at": merged.created_at.isoformat(),
+        }
+        for table in (t.activities, t.lead_history, t.qualification_records):
+            self.conn.execute(update(table).where(table.c.lead_id == merged.id).values(lead_id=survivor_id))
+        self.conn.execute(
+            update(t.lead_merges)
+            .where(t.lead_merges.c.survivor_id == merged.id)
+            .values(survivor_id=survivor_id)
+        )
+        known = {(e.system, e.value) for e in self._external_ids(survivor_id)}
+        self.conn.execute(delete(t.lead_external_ids).where(t.lead_external_ids.c.lead_id == merged.id))
+        self._add_external_ids(
+            survivor_id, [e for e in merged.external_ids if (e.system, e.value) not in known]
+        )
+        self.conn.execute(delete(t.leads).where(t.leads.c.id == merged.id))
+        self.conn.execute(
+            insert(t.lead_merges).values(
+                survivor_id=survivor_id, merged_id=merged.id, actor=actor, at=at, merged_snapshot=snapshot
+            )
+        )
+
+
+def history_values(lead_id: int, entry: HistoryEntry) -> dict[str, Any]:
+    return {
+        "lead_id": lead_id,
+        "cycle": entry.cycle,
+        "action": entry.action,
+        "from_stage": entry.from_stage.value if entry.from_stage else None,
+        "from_status": entry.from_status.value if entry.from_status else None,
+        "to_stage": entry.to_stage.value,
+        "to_status": entry.to_status.value,
+        "actor": entry.actor,
+        "reason": entry.reason,
+        "note": entry.note,
+        "at": entry.at,
+        "data": dict(entry.data) or None,
+    }
+
+
+class SqlAccountRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    @staticmethod
+    def _to_account(r: Any) -> Account:
+        return Account(
+            id=r.id,
+            name=r.name,
+            domain=r.domain,
+            industry=r.industry,
+            employees=r.employees,
+            annual_revenue=r.annual_revenue,
+            country=r.country,
+            properties=dict(r.properties or {}),
+        )
+
+    def _one(self, where: Any) -> Account | None:
+        r = self.conn.execute(select(t.accounts).where(where).order_by(t.accounts.c.id).limit(1)).first()
+        return None if r is None else self._to_account(r)
+
+    def get(self, account_id: int) -> Account | None:
+        return self._one(t.accounts.c.id == account_id)
+
+    def find_by_domain(self, domain: str) -> Account | None:
+        return self._one(t.accounts.c.domain == domain)
+
+    def find_by_name(self, normalized_name: str) -> Account | None:
+        return self._one(t.accounts.c.name_normalized == normalized_name)
+
+    def _values(self, account: Account) -> dict[str, Any]:
+        return {
+            "name": account.name,
+            "name_normalized": normalize_company_name(account.name),
+            "domain": account.domain,
+            "industry": account.industry,
+            "employees": account.employees,
+            "annual_revenue": account.annual_revenue,
+            "country": account.country,
+            "properties": account.properties,
+        }
+
+    def add(self, account: Account, *, at: datetime) -> int:
+        values = self._values(account) | {"created_at": at, "updated_at": at}
+        new_id = int(
+            self.conn.execute(insert(t.accounts).values(**values).returning(t.accounts.c.id)).scalar_one()
+        )
+        account.id = new_id
+        return new_id
+
+    def update(self, account: Account, *, at: datetime) -> None:
+        self.conn.execute(
+            update(t.accounts)
+            .where(t.accounts.c.id == account.id)
+            .values(**self._values(account), updated_at=at)
+        )
+
+
+class SqlUserRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    @staticmethod
+    def _to_user(r: Any) -> UserRecord:
+        return UserRecord(
+            id=r.id,
+            username=r.username,
+            role=r.role,
+            team=r.team,
+            active=r.active,
+            password_hash=r.password_hash,
+        )
+
+    def get_by_username(self, username: str) -> UserRecord | None:
+        r = self.conn.execute(select(t.users).where(t.users.c.username == username)).first()
+        return None if r is None else self._to_user(r)
+
+    def get(self, user_id: int) -> UserRecord | None:
+        r = self.conn.execute(select(t.users).where(t.users.c.id == user_id)).first()
+        return None if r is None else self._to_user(r)
+
+    def add(
+        self, *, username: str, role: str, team: str | None, password_hash: str | None, at: datetime
+    ) -> int:
+        return int(
+            self.conn.execute(
+                insert(t.users)
+                .values(
+                    username=username,
+                    role=role,
+                    team=team,
+                    password_hash=password_hash,
+                    active=True,
+                    created_at=at,
+                )
+                .returning(t.users.c.id)
+            ).scalar_one()
+        )
+
+    def all(self) -> list[UserRecord]:
+        return [self._to_user(r) for r in self.conn.execute(select(t.users).order_by(t.users.c.username))]
+
+
+class SqlActivityRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, activity: Activity) -> bool:
+        values = {
+            "lead_id": activity.lead_id,
+            "type": activity.type,
+            "occurred_at": activity.occurred_at,
+            "source": activity.source,
+            "campaign": activity.campaign,
+            "content": activity.content,
+            "idempotency_key": activity.idempotency_key,
+            "properties": dict(activity.properties) or None,
+        }
+        dialect = self.conn.dialect.name
+        stmt: Any
+        if dialect == "postgresql":
+            stmt = (
+                pg_insert(t.activities)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            )
+        else:
+            stmt = (
+                sqlite_insert(t.activities)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            )
+        return bool(self.conn.execute(stmt).rowcount == 1)
+
+    def for_lead(self, lead_id: int, limit: int = 200) -> list[Activity]:
+        q = (
+            select(t.activities)
+            .where(t.activities.c.lead_id == lead_id)
+            .order_by(t.activities.c.occurred_at.desc(), t.activities.c.id.desc())
+            .limit(limit)
+        )
+        return [
+            Activity(
+                id=r.id,
+                lead_id=r.lead_id,
+                type=r.type,
+                occurred_at=r.occurred_at,
+                idempotency_key=r.idempotency_key,
+                source=r.source,
+                campaign=r.campaign,
+                content=r.content,
+                properties=r.properties or {},
+            )
+            for r in self.conn.execute(q)
+        ]
+
+    def count_for_lead(self, lead_id: int) -> int:
+        q = select(func.count()).select_from(t.activities).where(t.activities.c.lead_id == lead_id)
+        return int(self.conn.execute(q).scalar_one())
+
+    def known_types(self) -> set[str]:
+        return {r[0] for r in self.conn.execute(select(t.activity_types.c.name))}
+
+
+class SqlPropertyRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def definitions(self, entity: str) -> dict[str, PropertyType]:
+        q = select(t.property_definitions.c.name, t.property_definitions.c.type).where(
+            t.property_definitions.c.entity == entity
+        )
+        return {name: PropertyType(type_) for name, type_ in self.conn.execute(q)}
+
+    def save_definitions(self, entity: str, types: Mapping[str, PropertyType], *, at: datetime) -> None:
+        known = self.definitions(entity)
+        for name, type_ in types.items():
+            if name not in known:
+                self.conn.execute(
+                    insert(t.property_definitions).values(
+                        entity=entity, name=name, type=type_.value, created_at=at
+                    )
+                )
+            elif known[name] is not type_:
+                self.conn.execute(
+                    update(t.property_definitions)
+                    .where(
+                        t.property_definitions.c.entity == entity,
+                        t.property_definitions.c.name == name,
+                    )
+                    .values(type=type_.value)
+                )
+
+
+class SqlQualificationRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def record(
+        self,
+        lead_id: int,
+        *,
+        cycle: int,
+        framework: str,
+        criterion: str,
+        confirmed: bool,
+        value: Mapping[str, Any],
+        evidence: str | None,
+        recorded_by: str,
+        at: datetime,
+    ) -> None:
+        self.conn.execute(
+            insert(t.qualification_records).values(
+                lead_id=lead_id,
+                cycle=cycle,
+                framework=framework,
+                criterion=criterion,
+                confirmed=confirmed,
+                value=dict(value),
+                evidence=evidence,
+                recorded_by=recorded_by,
+                recorded_at=at,
+            )
+        )
+
+    def confirmed(self, lead_id: int, *, cycle: int, framework: str) -> dict[str, bool]:
+        q = (
+            select(t.qualification_records.c.criterion, t.qualification_records.c.confirmed)
+            .where(
+                t.qualification_records.c.lead_id == lead_id,
+                t.qualification_records.c.cycle == cycle,
+                t.qualification_records.c.framework == framework,
+            )
+            .order_by(t.qualification_records.c.recorded_at, t.qualification_records.c.id)
+        )
+        out: dict[str, bool] = {}
+        for criterion, confirmed in self.conn.execute(q):
+            out[criterion] = bool(confirmed)  # the latest record of each criterion wins
+        return out
+
+
+class SqlBulkWriter:
+    """Set-based reads and writes: raw DB-API ``executemany`` on SQLite and PostgreSQL."""
+
+    CHUNK = 900
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+    def _lookup(self, sql_template: str, keys: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for i in range(0, len(keys), self.CHUNK):
+            chunk = keys[i : i + self.CHUNK]
+            marks = ", ".join(["?" if self.dialect == "sqlite" else "%s"] * len(chunk))
+            out.extend(self.conn.exec_driver_sql(sql_template.format(marks=marks), tuple(chunk)).all())
+        return out
+
+    def lead_ids_by_email(self, canonicals: Iterable[str]) -> dict[str, int]:
+        rows = self._lookup(
+            "SELECT email_normalized, id FROM leads WHERE email_normalized IN ({marks})",
+            list(set(canonicals)),
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def lead_ids_by_external_id(self, values: Iterable[str]) -> dict[str, int]:
+        rows = self._lookup(
+            "SELECT value, lead_id FROM lead_external_ids WHERE value IN ({marks})", list(set(values))
+        )
+        found: dict[str, int] = {}
+        ambiguous: set[str] = set()
+        for value, lead_id in rows:
+            if value in found and found[value] != lead_id:
+                ambiguous.add(value)
+            found[value] = int(lead_id)
+        for value in ambiguous:
+            del found[value]
+        return found
+
+    def existing_lead_ids(self, ids: Iterable[int]) -> set[int]:
+        return {int(r[0]) for r in self._lookup("SELECT id FROM leads WHERE id IN ({marks})", list(set(ids)))}
+
+    def insert_activities(self, rows: Sequence[ActivityRow]) -> int:
+        if not rows:
+            return 0
+        d = self.dialect
+        params = [
+            (
+                r.lead_id,
+                r.type,
+                bulk_datetime(r.occurred_at, d),
+                r.source,
+                r.campaign,
+                r.content,
+                r.idempotency_key,
+                r.properties_json,
+            )
+            for r in rows
+        ]
+        cols = "lead_id, type, occurred_at, source, campaign, content, idempotency_key, properties"
+        if d == "sqlite":
+            sql = f"INSERT OR IGNORE INTO activities ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            before = self._total_changes()
+            self.conn.exec_driver_sql(sql, params)
+            return self._total_changes() - before
+        sql = (
+            f"INSERT INTO activities ({cols}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::json) "
+            "ON CONFLICT (idempotency_key) DO NOTHING"
+        )
+        result = self.conn.exec_driver_sql(sql, params)
+        return max(0, int(result.rowcount))
+
+    def _total_changes(self) -> int:
+        return int(self.conn.exec_driver_sql("SELECT total_changes()").scalar_one())
+
+    def touch_leads(self, touches: Mapping[int, tuple[datetime, str | None, datetime, str | None]]) -> None:
+        if not touches:
+            return
+        d = self.dialect
+        m = "?" if d == "sqlite" else "%s"
+        first, last = [], []
+        for lead_id, (f_at, f_src, l_at, l_src) in touches.items():
+            f, last_at = bulk_datetime(f_at, d), bulk_datetime(l_at, d)
+            first.append((f, f_src, lead_id, f))
+            last.append((last_at, l_src, lead_id, last_at))
+        self.conn.exec_driver_sql(
+            f"UPDATE leads SET first_touch_at = {m}, first_source = COALESCE({m}, first_source) "
+            f"WHERE id = {m} AND (first_touch_at IS NULL OR first_touch_at > {m})",
+            first,
+        )
+        self.conn.exec_driver_sql(
+            f"UPDATE leads SET last_touch_at = {m}, latest_source = COALESCE({m}, latest_source) "
+            f"WHERE id = {m} AND (last_touch_at IS NULL OR last_touch_at < {m})",
+            last,
+        )
+
+    def insert_history(self, rows: Sequence[tuple[int, HistoryEntry]]) -> None:
+        if rows:
+            self.conn.execute(insert(t.lead_history), [history_values(lead_id, e) for lead_id, e in rows])
+
+
+def dumps_properties(values: Mapping[str, Any]) -> str | None:
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=False, default=str) if values else None
+
+
+class SqlExportQueries:
+    """Keyset-paged reads of whole tables for exports (constant memory)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def lead_property_names(self) -> list[str]:
+        q = (
+            select(t.property_definitions.c.name)
+            .where(t.property_definitions.c.entity == "lead")
+            .order_by(t.property_definitions.c.id)
+        )
+        return [r[0] for r in self.conn.execute(q)]
+
+    def pages(self, kind: str, page_size: int = 5_000) -> Iterator[list[dict[str, Any]]]:
+        table, query = self._query(kind)
+        last = 0
+        while True:
+            rows = self.conn.execute(
+                query.where(table.c.id > last).order_by(table.c.id).limit(page_size)
+            ).all()
+            if not rows:
+                return
+            last = rows[-1].id
+            yield [self._row(kind, r) for r in rows]
+
+    def _query(self, kind: str) -> tuple[Any, Any]:
+        if kind == "leads":
+            ext = (
+                select(func.min(t.lead_external_ids.c.value))
+                .where(t.lead_external_ids.c.lead_id == t.leads.c.id)
+                .scalar_subquery()
+            )
+            q = select(
+                t.leads,
+                t.users.c.username.label("owner"),
+                t.accounts.c.domain.label("account_domain"),
+                ext.label("external_id"),
+            ).select_from(
+                t.leads.outerjoin(t.users, t.users.c.id == t.leads.c.owner_id).outerjoin(
+                    t.accounts, t.accounts.c.id == t.leads.c.account_id
+                )
+            )
+            return t.leads, q
+        if kind == "activities":
+            q = select(t.activities, t.leads.c.email).select_from(
+                t.activities.join(t.leads, t.leads.c.id == t.activities.c.lead_id)
+            )
+            return t.activities, q
+        if kind == "history":
+            q = select(t.lead_history, t.leads.c.email).select_from(
+                t.lead_history.join(t.leads, t.leads.c.id == t.lead_history.c.lead_id)
+            )
+            return t.lead_history, q
+        raise ValueError(kind)
+
+    @staticmethod
+    def _row(kind: str, r: Any) -> dict[str, Any]:
+        d = dict(r._mapping)
+        for key, value in d.items():
+            if isinstance(value, datetime):
+                d[key] = value.isoformat()
+        if kind == "leads":
+            props = d.pop("properties") or {}
+            d = {k: v for k, v in d.items() if k not in ("email_normalized", "fingerprint", "version")}
+            d.update({f"property:{k}": v for k, v in props.items()})
+        elif kind == "activities":
+            d["lead_id"] = d["lead_id"]
+        return d

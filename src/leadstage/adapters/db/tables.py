@@ -1,0 +1,226 @@
+"""The relational schema, as SQLAlchemy Core tables (portable across SQLite and PostgreSQL).
+
+Times are stored in UTC (``UTCDateTime``); custom properties are ``JSON``. Migrations in
+``migrations/versions`` must produce exactly this schema: a drift test compares them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+SQLITE_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every database."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: leadstage stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def bulk_datetime(value: datetime, dialect_name: str) -> Any:
+    """A UTC datetime as a raw DB-API parameter, stored exactly as ``UTCDateTime`` would store it."""
+    value = value.astimezone(UTC)
+    if dialect_name == "sqlite":
+        return value.replace(tzinfo=None).strftime(SQLITE_DATETIME_FORMAT)
+    return value
+
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(120), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),
+    Column("team", String(120)),
+    Column("password_hash", String(255)),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(300), nullable=False),
+    Column("name_normalized", String(300), nullable=False, index=True),
+    Column("domain", String(255), unique=True),
+    Column("industry", String(200)),
+    Column("employees", Integer),
+    Column("annual_revenue", Float),
+    Column("country", String(120)),
+    Column("owner_id", Id, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("properties", JSON, nullable=False, default=dict),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+leads = Table(
+    "leads",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(320)),
+    Column("email_normalized", String(320), unique=True),
+    Column("email_valid", Boolean),
+    Column("phone", String(64)),
+    Column("phone_e164", String(32), index=True),
+    Column("phone_valid", Boolean),
+    Column("first_name", String(200)),
+    Column("last_name", String(200)),
+    Column("job_title", String(300)),
+    Column("company", String(300)),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="SET NULL"), index=True),
+    Column("owner_id", Id, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("stage", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("cycle", Integer, nullable=False, default=1),
+    Column("furthest_stage", String(20), nullable=False),
+    Column("first_source", String(120)),
+    Column("latest_source", String(120)),
+    Column("first_touch_at", UTCDateTime),
+    Column("last_touch_at", UTCDateTime),
+    Column("properties", JSON, nullable=False, default=dict),
+    Column("fingerprint", String(64), unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Index("ix_leads_stage_status", "stage", "status"),
+    Index("ix_leads_owner_stage", "owner_id", "stage"),
+    Index("ix_leads_created_at", "created_at"),
+)
+
+lead_external_ids = Table(
+    "lead_external_ids",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("system", String(120), nullable=False),
+    Column("value", String(255), nullable=False),
+    UniqueConstraint("system", "value", name="uq_lead_external_ids_system_value"),
+    Index("ix_lead_external_ids_value", "value"),
+)
+
+activity_types = Table(
+    "activity_types",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("builtin", Boolean, nullable=False, default=False),
+    Column("description", String(300)),
+)
+
+activities = Table(
+    "activities",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("source", String(120)),
+    Column("campaign", String(200)),
+    Column("content", String(300)),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("properties", JSON),
+    Index("ix_activities_lead_occurred", "lead_id", "occurred_at"),
+)
+
+lead_history = Table(
+    "lead_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+    Column("cycle", Integer, nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("from_stage", String(20)),
+    Column("from_status", String(20)),
+    Column("to_stage", String(20), nullable=False),
+    Column("to_status", String(20), nullable=False),
+    Column("actor", String(120), nullable=False),
+    Column("reason", String(120)),
+    Column("note", Text),
+    Column("at", UTCDateTime, nullable=False),
+    Column("data", JSON),
+    Index("ix_lead_history_lead_at", "lead_id", "at"),
+    Index("ix_lead_history_action_at", "action", "at"),
+)
+
+qualification_records = Table(
+    "qualification_records",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("cycle", Integer, nullable=False),
+    Column("framework", String(40), nullable=False),
+    Column("criterion", String(40), nullable=False),
+    Column("confirmed", Boolean, nullable=False),
+    Column("value", JSON),
+    Column("evidence", Text),
+    Column("recorded_by", String(120), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+lead_merges = Table(
+    "lead_merges",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("survivor_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("merged_id", Id, nullable=False, unique=True),
+    Column("actor", String(120), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("merged_snapshot", JSON, nullable=False),
+)
+
+property_definitions = Table(
+    "property_definitions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entity", String(20), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("entity", "name", name="uq_property_definitions_entity_name"),
+)

@@ -1,0 +1,1 @@
+"""HTTP entry point: the REST API under /api/v1 (FastAPI)."""

@@ -1,0 +1,69 @@
+"""``create_app(settings)``: builds everything in a lifespan; nothing is created at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import text
+
+from leadstage import __version__
+from leadstage.bootstrap import build
+from leadstage.config import Settings
+
+INDEX = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>leadstage</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#1b1f24}
+code{background:#f2f4f7;padding:.1rem .3rem;border-radius:3px}</style></head>
+<body><h1>leadstage {version}</h1>
+<p>The server is running. The web workspace is not built yet; until it is, use the command line
+(<code>leadstage leads list</code>, <code>leadstage leads show ID</code>) and the health check at
+<a href="/api/v1/health"><code>/api/v1/health</code></a>.</p></body></html>"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        container = build(settings)
+        app.state.container = container
+        try:
+            yield
+        finally:
+            container.close()
+
+    app = FastAPI(
+        title="leadstage",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> str:
+        return INDEX.replace("{version}", __version__)
+
+    @app.get("/api/v1/health", tags=["health"])
+    def health(request: Request) -> dict[str, Any]:
+        """Liveness and database reachability (public)."""
+        container = request.app.state.container
+        try:
+            with container.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            database = "ok"
+        except Exception as exc:  # reported, not raised: health must answer
+            database = f"unreachable: {type(exc).__name__}"
+        return {
+            "status": "ok" if database == "ok" else "degraded",
+            "version": __version__,
+            "database": database,
+        }
+
+    return app

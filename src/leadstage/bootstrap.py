@@ -1,0 +1,41 @@
+"""Builds the running product from settings: engine, unit of work, clock, identity normaliser."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from leadstage.adapters.clock import SystemClock
+from leadstage.adapters.db.engine import make_engine
+from leadstage.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from leadstage.adapters.identity import LibraryIdentityNormalizer
+from leadstage.config import Settings
+from leadstage.domain.identity import EmailRules
+from leadstage.services.ports import Clock, IdentityNormalizer, UnitOfWorkFactory
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: Engine
+    uow: UnitOfWorkFactory
+    clock: Clock
+    identity: IdentityNormalizer
+    email_rules: EmailRules = field(default_factory=EmailRules)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build(settings: Settings, *, clock: Clock | None = None) -> Container:
+    engine = make_engine(settings.database_url)
+    rules = EmailRules(strip_plus=settings.email_strip_plus, gmail_dots=settings.email_gmail_dots)
+    return Container(
+        settings=settings,
+        engine=engine,
+        uow=SqlUnitOfWorkFactory(engine),
+        clock=clock or SystemClock(),
+        identity=LibraryIdentityNormalizer(rules=rules, default_region=settings.default_phone_region),
+        email_rules=rules,
+    )

@@ -1,0 +1,567 @@
+"""The ``leadstage`` command line (DESIGN.md "Public interfaces").
+
+Exit codes, mapped in one place (:func:`exit_code_for`): 0 success; 2 bad input (usage, an unreadable
+file, an invalid mapping, a missing or unknown field, reason code or lead); 3 refused by a rule (role,
+transition, qualification policy, a concurrent change that won); 1 anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from pydantic import ValidationError as SettingsError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from leadstage.adapters.db.engine import DatabaseTooNew, current_revision, head_revision, upgrade
+from leadstage.adapters.files import CsvRejectSink, FileProblem, RecordWriter, load_mapping, open_source
+from leadstage.adapters.security import hash_password
+from leadstage.bootstrap import Container, build
+from leadstage.config import Settings
+from leadstage.domain.errors import ConcurrencyConflict, NotFound, RuleViolation, ValidationError
+from leadstage.domain.stages import Stage, Status, TransitionRequest
+from leadstage.services import exports as export_service
+from leadstage.services import ingest
+from leadstage.services import leads as lead_service
+from leadstage.services import users as user_service
+from leadstage.services.ports import ImportReport, LeadFilter
+
+err = Console(stderr=True)
+
+
+class NotInitialised(Exception):
+    """The database has no schema yet, or an older one."""
+
+
+@dataclass
+class State:
+    db: str | None = None
+    container: Container | None = None
+
+    def get(self, *, require_schema: bool = True) -> Container:
+        if self.container is None:
+            settings = Settings(database_url=self.db) if self.db else Settings()
+            self.container = build(settings)
+            if require_schema:
+                current = current_revision(self.container.engine)
+                if current is None:
+                    raise NotInitialised(
+                        f"the database {settings.database_url} has no leadstage schema yet: "
+                        "run `leadstage init` first"
+                    )
+                if current != head_revision():
+                    raise NotInitialised(
+                        f"the database is at schema {current}; run `leadstage init` to upgrade it"
+                    )
+        return self.container
+
+
+STATE = State()
+
+app = typer.Typer(
+    name="leadstage",
+    help="Lead qualification workspace: capture, identity, lifecycle, hand-off.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+import_app = typer.Typer(
+    help="Import leads, accounts or activities from CSV, NDJSON or Parquet.", no_args_is_help=True
+)
+export_app = typer.Typer(
+    help="Export leads, activities or history to CSV, NDJSON or Parquet.", no_args_is_help=True
+)
+leads_app = typer.Typer(help="List, show, move and merge leads.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
+app.add_typer(leads_app, name="leads")
+app.add_typer(users_app, name="users")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+AsOpt = Annotated[
+    str | None, typer.Option("--as", help="Act as this user (default: the built-in administrator).")
+]
+
+
+@app.callback()
+def _global(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Database URL or SQLite file (else LEADSTAGE_DATABASE_URL, else ./leadstage.db)."
+        ),
+    ] = None,
+) -> None:
+    STATE.db = db
+    STATE.container = None
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, default=str, indent=2) + "\n")
+
+
+# ---- init ----------------------------------------------------------------------------------------------
+
+
+@app.command()
+def init(as_json: JsonOpt = False) -> None:
+    """Create or upgrade the database schema."""
+    c = STATE.get(require_schema=False)
+    before, after = upgrade(c.engine)
+    result = {
+        "database": c.settings.database_url,
+        "schema_before": before,
+        "schema": after,
+        "created": before is None,
+        "upgraded": before is not None and before != after,
+    }
+    if as_json:
+        emit_json(result)
+    else:
+        what = "created" if before is None else ("upgraded" if before != after else "already up to date")
+        err.print(f"database {c.settings.database_url}: schema {after} ({what})")
+
+
+# ---- imports -------------------------------------------------------------------------------------------
+
+
+class RichProgress:
+    def __init__(self, progress: Progress, task: Any) -> None:
+        self.progress, self.task = progress, task
+
+    def advance(self, *, rows: int, bytes_read: int) -> None:
+        self.progress.update(self.task, completed=bytes_read)
+
+
+@contextmanager
+def progress_bar(label: str, total: int) -> Iterator[RichProgress]:
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as progress:
+        task = progress.add_task(label, total=total)
+        yield RichProgress(progress, task)
+        progress.update(task, completed=total)
+
+
+def _import(kind: str, file: Path, map_file: Path | None, id_column: str | None, as_json: bool) -> None:
+    c = STATE.get()
+    spec = load_mapping(map_file)
+    encoding = str((spec or {}).get("encoding") or "utf-8")
+    source = open_source(
+        file, encoding=encoding, batch_rows=c.settings.import_batch_rows if kind == "activities" else 2_000
+    )
+    ingest.build_mapping(
+        kind, source.columns, spec, id_column=id_column, spec_name=str(map_file) if map_file else "map"
+    )  # validate before writing anything
+    rejects = CsvRejectSink(file, source.columns)
+    try:
+        with progress_bar(f"import {kind}", source.size_bytes) as bar:
+            ctx = ingest.ImportContext(
+                uow_factory=c.uow,
+                clock=c.clock,
+                normalizer=c.identity,
+                email_rules=c.email_rules,
+                tz=c.settings.tz,
+                day_first=c.settings.date_day_first,
+                auto_create_accounts=c.settings.auto_create_accounts,
+                batch_rows=c.settings.import_batch_rows,
+                progress=bar,
+            )
+            report: ImportReport
+            if kind == "leads":
+                report = ingest.import_leads(source, spec, ctx=ctx, rejects=rejects, id_column=id_column)
+            elif kind == "accounts":
+                report = ingest.import_accounts(source, spec, ctx=ctx, rejects=rejects)
+            else:
+                report = ingest.import_activities(source, spec, ctx=ctx, rejects=rejects, id_column=id_column)
+    finally:
+        rejects.close()
+    report.rejects_file = str(rejects.path) if rejects.count else None
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    err.print(
+        f"{kind}: {report.rows_read} rows read, {report.created} created, {report.updated} updated, "
+        f"{report.unchanged} already known, {report.rejected} rejected ({report.seconds:.1f} s)"
+    )
+    for warning in report.warnings[:10]:
+        err.print(f"[yellow]warning[/]: {warning}")
+    if report.rejects_file:
+        err.print(f"rejected rows with reasons: {report.rejects_file}")
+
+
+FileArg = Annotated[Path, typer.Argument(help="CSV, NDJSON (.ndjson/.jsonl) or Parquet file.")]
+MapOpt = Annotated[
+    Path | None, typer.Option("--map", help="MAP.yaml: columns, missing_values, id_system, ...")
+]
+IdColOpt = Annotated[str | None, typer.Option("--id-column", help="Column holding the external id.")]
+
+
+@import_app.command("leads")
+def import_leads(
+    file: FileArg, map_file: MapOpt = None, id_column: IdColOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Import leads: one lead per person; every other column kept as a typed custom property."""
+    _import("leads", file, map_file, id_column, as_json)
+
+
+@import_app.command("accounts")
+def import_accounts(
+    file: FileArg, map_file: MapOpt = None, id_column: IdColOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Import accounts: one per company domain."""
+    _import("accounts", file, map_file, id_column, as_json)
+
+
+@import_app.command("activities")
+def import_activities(
+    file: FileArg, map_file: MapOpt = None, id_column: IdColOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Import activities (email|lead_id|external_id, type, occurred_at, source, campaign, content, ...)."""
+    _import("activities", file, map_file, id_column, as_json)
+
+
+def _export(kind: str, file: Path, as_json: bool) -> None:
+    c = STATE.get()
+    count = export_service.export_records(
+        kind, uow_factory=c.uow, open_sink=lambda columns: RecordWriter(file, columns)
+    )
+    if as_json:
+        emit_json({"kind": kind, "file": str(file), "rows": count})
+    else:
+        err.print(f"exported {count} {kind} rows to {file}")
+
+
+@export_app.command("leads")
+def export_leads(file: Annotated[Path, typer.Argument()], as_json: JsonOpt = False) -> None:
+    """Export every lead, with custom properties as columns."""
+    _export("leads", file, as_json)
+
+
+@export_app.command("activities")
+def export_activities(file: Annotated[Path, typer.Argument()], as_json: JsonOpt = False) -> None:
+    """Export every activity."""
+    _export("activities", file, as_json)
+
+
+@export_app.command("history")
+def export_history(file: Annotated[Path, typer.Argument()], as_json: JsonOpt = False) -> None:
+    """Export the whole stage history."""
+    _export("history", file, as_json)
+
+
+# ---- leads ---------------------------------------------------------------------------------------------
+
+
+def _choice(value: str | None, allowed: type[Stage] | type[Status], name: str) -> str | None:
+    if value is None:
+        return None
+    options = [m.value for m in allowed]
+    if value not in options:
+        raise ValidationError(f"--{name}: unknown {name} {value!r}; one of {', '.join(options)}", field=name)
+    return value
+
+
+@leads_app.command("list")
+def leads_list(
+    stage: Annotated[
+        str | None, typer.Option(help="lead, mql, sql, opportunity, customer, evangelist")
+    ] = None,
+    status: Annotated[str | None, typer.Option(help="open, working, nurture, disqualified")] = None,
+    segment: Annotated[str | None, typer.Option(help="Only members of this segment.")] = None,
+    owner: Annotated[
+        str | None, typer.Option(help="Owner's user name, or 'none' for the unassigned queue.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="At most this many leads (total still counts all).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List leads (no filter: every lead, whatever its status)."""
+    c = STATE.get()
+    if segment is not None:
+        raise ValidationError(
+            f"--segment: no segment {segment!r} (segments are not defined yet)", field="segment"
+        )
+    flt = LeadFilter(
+        stage=_choice(stage, Stage, "stage"), status=_choice(status, Status, "status"), limit=limit
+    )
+    with c.uow() as uow:
+        if owner is not None:
+            if owner.lower() == "none":
+                flt.unassigned = True
+            else:
+                user = uow.users.get_by_username(owner)
+                if user is None:
+                    raise ValidationError(f"--owner: no user {owner!r}", field="owner")
+                flt.owner_id = user.id
+        total, items = lead_service.list_leads(uow, flt)
+    if as_json:
+        emit_json({"total": total, "items": items})
+        return
+    table = Table(title=f"{total} leads" + (f" (showing {len(items)})" if len(items) < total else ""))
+    for name in ("id", "email", "name", "company", "stage", "status", "cycle", "source"):
+        table.add_column(name)
+    for it in items:
+        table.add_row(
+            str(it["id"]),
+            it["email"] or "",
+            " ".join(p for p in (it["first_name"], it["last_name"]) if p),
+            it["company"] or "",
+            it["stage"],
+            it["status"],
+            str(it["cycle"]),
+            it["first_source"] or "",
+        )
+    Console().print(table)
+
+
+@leads_app.command("show")
+def leads_show(
+    ref: Annotated[str, typer.Argument(metavar="ID", help="Internal id, external id or email.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one lead: identity, stage, properties, history, activities, possible duplicates."""
+    c = STATE.get()
+    with c.uow() as uow:
+        details = lead_service.lead_details(uow, ref, normalizer=c.identity)
+    if as_json:
+        emit_json(details)
+        return
+    out = Console()
+    name = " ".join(p for p in (details["first_name"], details["last_name"]) if p) or "(no name)"
+    out.print(f"[bold]Lead {details['id']}[/]: {name} <{details['email'] or 'no email'}>")
+    out.print(
+        f"stage [bold]{details['stage']}[/] / {details['status']}, cycle {details['cycle']}, furthest "
+        f"{details['furthest_stage']}; owner {details['owner'] or 'unassigned'}"
+    )
+    if details["external_ids"]:
+        out.print(
+            "external ids: " + ", ".join(f"{e['system']}={e['value']}" for e in details["external_ids"])
+        )
+    if details["account"]:
+        out.print(f"account: {details['account']['name']} ({details['account']['domain'] or 'no domain'})")
+    out.print(
+        f"source: first {details['first_source'] or '-'}, latest {details['latest_source'] or '-'}; "
+        f"{details['activity_count']} activities"
+    )
+    out.print("actions allowed now: " + (", ".join(details["allowed_actions"]) or "none"))
+    if details["properties"]:
+        props = Table(title="properties")
+        props.add_column("name")
+        props.add_column("value")
+        for key, value in details["properties"].items():
+            props.add_row(key, "" if value is None else str(value))
+        out.print(props)
+    hist = Table(title="history")
+    for col_name in ("at", "cycle", "action", "from", "to", "actor", "reason", "note"):
+        hist.add_column(col_name)
+    for h in details["history"]:
+        hist.add_row(
+            h["at"],
+            str(h["cycle"]),
+            h["action"],
+            f"{h['from_stage']}/{h['from_status']}" if h["from_stage"] else "",
+            f"{h['to_stage']}/{h['to_status']}",
+            h["actor"],
+            h["reason"] or "",
+            h["note"] or "",
+        )
+    out.print(hist)
+    if details["activities"]:
+        acts = Table(title=f"latest activities (of {details['activity_count']})")
+        for col_name in ("occurred_at", "type", "source", "campaign", "content"):
+            acts.add_column(col_name)
+        for a in details["activities"][:20]:
+            acts.add_row(
+                a["occurred_at"], a["type"], a["source"] or "", a["campaign"] or "", a["content"] or ""
+            )
+        out.print(acts)
+    if details["possible_duplicates"]:
+        out.print(
+            "[yellow]possible duplicates[/] (merge with `leadstage leads merge`): "
+            + ", ".join(f"{d['id']} {d['name']} ({d['similarity']}%)" for d in details["possible_duplicates"])
+        )
+
+
+@leads_app.command("transition")
+def leads_transition(
+    ref: Annotated[str, typer.Argument(metavar="ID")],
+    action: Annotated[
+        str,
+        typer.Argument(
+            help="promote_mql, accept, reject, qualify_sql, open_opportunity, win, "
+            "lose, recycle, advocate, disqualify, reopen"
+        ),
+    ],
+    reason: Annotated[str | None, typer.Option(help="Reason code.")] = None,
+    note: Annotated[str | None, typer.Option(help="Free-text note.")] = None,
+    amount: Annotated[str | None, typer.Option(help="Opportunity or closed amount.")] = None,
+    currency: Annotated[str | None, typer.Option(help="ISO 4217 currency code.")] = None,
+    close_date: Annotated[str | None, typer.Option(help="Expected or actual close date, YYYY-MM-DD.")] = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move a lead through the transition table."""
+    c = STATE.get()
+    request = TransitionRequest(
+        action=action, reason=reason, note=note, amount=amount, currency=currency, close_date=close_date
+    )
+    with c.uow() as uow:
+        actor = lead_service.resolve_actor(uow, as_user)
+        lead, entry = lead_service.transition_lead(uow, ref, request, actor=actor, at=c.clock.now())
+        uow.commit()
+    result = {
+        "id": lead.id,
+        "stage": lead.stage.value,
+        "status": lead.status.value,
+        "cycle": lead.cycle,
+        "history_entry": lead_service.history_json(entry),
+    }
+    if as_json:
+        emit_json(result)
+    else:
+        err.print(
+            f"lead {lead.id}: {entry.action} -> {lead.stage.value}/{lead.status.value} (cycle {lead.cycle})"
+        )
+
+
+@leads_app.command("merge")
+def leads_merge(
+    keep: Annotated[str, typer.Argument(metavar="ID")],
+    other: Annotated[str, typer.Argument(metavar="OTHER_ID")],
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Merge OTHER_ID into ID: all activities, history and identifiers of both are kept."""
+    c = STATE.get()
+    with c.uow() as uow:
+        actor = lead_service.resolve_actor(uow, as_user)
+        lead = lead_service.merge_leads(uow, keep, other, actor=actor, at=c.clock.now())
+        uow.commit()
+    if as_json:
+        emit_json({"id": lead.id, "merged": other})
+    else:
+        err.print(f"merged {other} into lead {lead.id}")
+
+
+# ---- users ---------------------------------------------------------------------------------------------
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument()],
+    role: Annotated[str, typer.Option(help=", ".join(user_service.ASSIGNABLE_ROLES))],
+    team: Annotated[str | None, typer.Option(help="Team name.")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Password (prompted when omitted on a terminal).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a user with a role."""
+    c = STATE.get()
+    if password is None and sys.stdin.isatty():
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    if password is not None and len(password) < 8:
+        raise ValidationError("--password: at least 8 characters", field="password")
+    with c.uow() as uow:
+        user = user_service.add_user(
+            uow,
+            username=name,
+            role=role,
+            team=team,
+            password_hash=hash_password(password) if password else None,
+            at=c.clock.now(),
+        )
+        uow.commit()
+    if as_json:
+        emit_json({"id": user.id, "username": user.username, "role": user.role, "team": user.team})
+    else:
+        err.print(f"user {user.username} ({user.role}) added")
+
+
+@users_app.command("list")
+def users_list(as_json: JsonOpt = False) -> None:
+    """List users."""
+    c = STATE.get()
+    with c.uow() as uow:
+        users = uow.users.all()
+    rows = [
+        {"id": u.id, "username": u.username, "role": u.role, "team": u.team, "active": u.active}
+        for u in users
+    ]
+    if as_json:
+        emit_json({"total": len(rows), "items": rows})
+        return
+    table = Table(title=f"{len(rows)} users")
+    for col_name in ("username", "role", "team", "active"):
+        table.add_column(col_name)
+    for r in rows:
+        table.add_row(
+            str(r["username"]), str(r["role"]), str(r["team"] or ""), "yes" if r["active"] else "no"
+        )
+    Console().print(table)
+
+
+# ---- errors and entry point ----------------------------------------------------------------------------
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, ValidationError | FileProblem | NotFound | SettingsError):
+        return 2
+    if isinstance(exc, RuleViolation | ConcurrencyConflict):
+        return 3
+    return 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    from leadstage.cli import commands  # noqa: F401  (registers demo, serve and friends)
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except (NotInitialised, DatabaseTooNew) as exc:
+        err.print(f"[red]error[/]: {exc}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted: committed batches are kept; run the same command again to finish")
+        sys.exit(130)
+    except Exception as exc:
+        code = exit_code_for(exc)
+        if code == 1 and not isinstance(exc, ConcurrencyConflict):
+            err.print_exception(show_locals=False)
+        err.print(f"[red]error[/]: {exc}")
+        sys.exit(code)
+    finally:
+        if STATE.container is not None:
+            STATE.container.close()
+    sys.exit(0)

@@ -1,0 +1,51 @@
+"""One typed settings object, read from ``LEADSTAGE_*`` environment variables, built once and injected."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADSTAGE_", extra="ignore")
+
+    database_url: str = Field(
+        default="./leadstage.db",
+        description="SQLAlchemy URL or a SQLite file path; postgresql:// uses psycopg 3.",
+    )
+    default_timezone: str = Field(
+        default="UTC", description="Zone that naive timestamps in files are read in."
+    )
+    date_day_first: bool = Field(
+        default=True, description="Read 03/04/2026 as 3 April (True) or March 4 (False)."
+    )
+    default_phone_region: str = Field(
+        default="US", description="Region for phone numbers without a country code."
+    )
+    email_strip_plus: bool = Field(default=True, description="jane+news@acme.com matches jane@acme.com.")
+    email_gmail_dots: bool = Field(default=True, description="j.ane@gmail.com matches jane@gmail.com.")
+    auto_create_accounts: bool = Field(
+        default=True, description="Create an account for a new company email domain."
+    )
+    import_batch_rows: int = Field(
+        default=50_000, ge=100, le=1_000_000, description="Rows per committed batch on the bulk import path."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `leadstage serve` listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `leadstage serve` listens on.")
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
+            ) from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.default_timezone)

@@ -1,0 +1,94 @@
+"""Activities: what a lead did or what was done with them, with a time (DOMAIN.md R3)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from leadstage.domain.leads import PropertyValue
+
+BUILTIN_ACTIVITY_TYPES: tuple[str, ...] = (
+    "page_view",
+    "form_submit",
+    "email_open",
+    "email_click",
+    "email_bounce",
+    "unsubscribe",
+    "ad_click",
+    "social_engagement",
+    "webinar_registered",
+    "webinar_attended",
+    "content_download",
+    "free_trial",
+    "chat",
+    "call",
+    "email_sent",
+    "meeting",
+    "demo",
+    "event_attended",
+    "referral_made",
+    "review",
+    "case_study",
+    "nps_response",
+)
+
+#: Activities done by sales with the lead (they fulfil a first-response deadline).
+SALES_ACTIVITY_TYPES = frozenset({"call", "email_sent", "meeting"})
+
+SOURCES: tuple[str, ...] = (
+    "organic_search",
+    "paid_search",
+    "social",
+    "paid_social",
+    "email",
+    "referral",
+    "event",
+    "direct",
+    "partner",
+    "call_in",
+    "chat",
+)
+
+
+@dataclass(frozen=True)
+class Activity:
+    lead_id: int
+    type: str
+    occurred_at: datetime
+    idempotency_key: str
+    source: str | None = None
+    campaign: str | None = None
+    content: str | None = None
+    properties: Mapping[str, PropertyValue] = field(default_factory=dict)
+    id: int | None = None
+
+
+def normalize_activity_type(raw: str) -> str:
+    return raw.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def derived_idempotency_key(
+    lead_ref: str,
+    type_: str,
+    occurred_at: datetime,
+    source: str | None,
+    campaign: str | None,
+    content: str | None,
+    properties_json: str,
+) -> str:
+    """The key of an activity that came without one: two rows equal in every field are one event."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for part in (
+        lead_ref,
+        type_,
+        occurred_at.isoformat(),
+        source or "",
+        campaign or "",
+        content or "",
+        properties_json,
+    ):
+        digest.update(part.encode())
+        digest.update(b"\x1f")
+    return "auto:" + digest.hexdigest()

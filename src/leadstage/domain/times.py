@@ -1,0 +1,77 @@
+"""Reading timestamps from files: many formats, one meaning (UTC).
+
+Naive times are read in the configured default time zone; everything is returned in UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, tzinfo
+from email.utils import parsedate_to_datetime
+
+_EPOCH = re.compile(r"\d{9,10}(\.\d+)?|\d{12,13}")
+_SLASH = re.compile(
+    r"(\d{1,4})[/.](\d{1,2})[/.](\d{1,4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([ap]m)?)?", re.I
+)
+
+
+class TimestampError(ValueError):
+    """A value that is not a readable timestamp."""
+
+
+def parse_timestamp(text: str, *, default_tz: tzinfo = UTC, day_first: bool = True) -> datetime:
+    """Parse ISO 8601, RFC 2822, Unix epoch (s or ms) and slashed dates into an aware UTC datetime."""
+    s = text.strip()
+    if not s:
+        raise TimestampError("empty timestamp")
+    value = _parse_iso(s)
+    if value is None and _EPOCH.fullmatch(s):
+        seconds = float(s) / (1000 if len(s.split(".")[0]) >= 12 else 1)
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    if value is None:
+        value = _parse_slashed(s, day_first)
+    if value is None:
+        try:
+            value = parsedate_to_datetime(s)
+        except (TypeError, ValueError, IndexError):
+            value = None
+    if value is None:
+        raise TimestampError(f"unreadable timestamp {text!r} (use ISO 8601, e.g. 2026-03-01T09:30:00Z)")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=default_tz)
+    return value.astimezone(UTC)
+
+
+def _parse_iso(s: str) -> datetime | None:
+    try:
+        if len(s) == 10:
+            return datetime.combine(date.fromisoformat(s), time())
+        return datetime.fromisoformat(s)
+    except ValueError:
+        return None
+
+
+def _parse_slashed(s: str, day_first: bool) -> datetime | None:
+    m = _SLASH.fullmatch(s)
+    if not m:
+        return None
+    a, b, c, hh, mm, ss, ampm = m.groups()
+    if len(a) == 4:
+        year, month, day = int(a), int(b), int(c)
+    else:
+        year = int(c) + (2000 if len(c) == 2 else 0)
+        day, month = (int(a), int(b)) if day_first else (int(b), int(a))
+    hour = int(hh or 0)
+    if ampm:
+        hour = hour % 12 + (12 if ampm.lower() == "pm" else 0)
+    try:
+        return datetime(year, month, day, hour, int(mm or 0), int(ss or 0))
+    except ValueError:
+        return None
+
+
+def to_utc(value: datetime, default_tz: tzinfo = UTC) -> datetime:
+    """An aware UTC datetime from an aware or naive one (naive is read in ``default_tz``)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=default_tz)
+    return value.astimezone(UTC)

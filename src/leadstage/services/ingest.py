@@ -1,0 +1,699 @@
+"""Imports of leads, accounts and activities: streamed in batches, idempotent, rejects reported.
+
+Every batch is committed on its own, and every row is recognised on a second run (leads by identity,
+accounts by domain or name, activities by idempotency key), so an import killed halfway can simply be
+run again: nothing is lost and nothing is doubled.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from leadstage.domain.activities import derived_idempotency_key, normalize_activity_type
+from leadstage.domain.errors import ValidationError
+from leadstage.domain.identity import (
+    EmailRules,
+    canonical_email,
+    fingerprint,
+    normalize_company_name,
+    normalize_domain,
+)
+from leadstage.domain.leads import (
+    Account,
+    ExternalId,
+    PropertyType,
+    PropertyValue,
+    infer_value,
+    merge_properties,
+    type_of,
+)
+from leadstage.domain.times import TimestampError, parse_timestamp, to_utc
+from leadstage.services.leads import LeadInput, upsert_lead
+from leadstage.services.ports import (
+    ActivityRow,
+    Clock,
+    IdentityNormalizer,
+    ImportReport,
+    NullProgress,
+    Progress,
+    RecordBatch,
+    RecordSource,
+    RejectedRecord,
+    RejectSink,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+
+# ---- mappings ----------------------------------------------------------------------------------------
+
+LEAD_FIELDS = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "full_name",
+    "job_title",
+    "company",
+    "website",
+    "external_id",
+    "account_id",
+    "source",
+    "created_at",
+)
+ACCOUNT_FIELDS = ("name", "domain", "industry", "employees", "annual_revenue", "country")
+ACTIVITY_FIELDS = (
+    "email",
+    "lead_id",
+    "external_id",
+    "type",
+    "occurred_at",
+    "source",
+    "campaign",
+    "content",
+    "idempotency_key",
+)
+#: Fields that hold who a person is: stored on the lead itself, not repeated as custom properties.
+IDENTITY_FIELDS = frozenset(
+    {"email", "phone", "first_name", "last_name", "full_name", "job_title", "company", "external_id"}
+)
+
+_SYNONYMS: Mapping[str, tuple[str, ...]] = {
+    "email": ("email", "e-mail", "email address", "e-mail address", "emailaddress", "mail"),
+    "phone": ("phone", "phone number", "telephone", "tel", "mobile", "mobile phone", "mobile number"),
+    "first_name": ("first name", "firstname", "given name", "forename"),
+    "last_name": ("last name", "lastname", "surname", "family name"),
+    "full_name": ("name", "full name", "fullname", "contact name", "contact"),
+    "job_title": ("job title", "jobtitle", "title", "position"),
+    "company": ("company", "company name", "organization", "organisation", "employer"),
+    "website": ("website", "company website", "company domain", "web site", "url", "domain"),
+    "external_id": ("external id", "externalid"),
+    "account_id": ("account id", "accountid"),
+    "source": ("source", "lead source", "original source", "channel"),
+    "created_at": ("created at", "created", "create date", "created date", "date created", "createdate"),
+    # accounts
+    "name": ("name", "account name", "company", "company name", "organization", "organisation"),
+    "domain": ("domain", "website", "company domain", "url", "web site"),
+    "industry": ("industry", "sector", "vertical"),
+    "employees": ("employees", "employee count", "number of employees", "headcount", "company size", "size"),
+    "annual_revenue": ("annual revenue", "revenue", "annualrevenue", "company revenue"),
+    "country": ("country", "country code", "hq country"),
+    # activities
+    "lead_id": ("lead id", "leadid"),
+    "type": ("type", "activity type", "activity", "event", "event type"),
+    "occurred_at": ("occurred at", "timestamp", "time", "date", "occurred", "event time", "datetime"),
+    "campaign": ("campaign", "campaign name", "utm campaign"),
+    "content": ("content", "asset", "content asset", "utm content"),
+    "idempotency_key": ("idempotency key", "idempotencykey", "event id", "dedupe key"),
+}
+
+
+def _canon_header(name: str) -> str:
+    return " ".join(name.strip().lower().replace("_", " ").split())
+
+
+@dataclass
+class Mapping_:
+    """How a file's columns map to leadstage fields; every other column is a custom property."""
+
+    kind: str
+    fields: dict[str, str]  # field -> column
+    missing_values: frozenset[str] = frozenset()
+    id_system: str = "import"
+    ignore: frozenset[str] = frozenset()
+    properties: list[str] = field(default_factory=list)  # columns kept as custom properties
+
+    def column(self, name: str) -> str | None:
+        return self.fields.get(name)
+
+
+MAP_KEYS = ("columns", "missing_values", "id_system", "ignore", "encoding")
+
+
+def build_mapping(
+    kind: str,
+    columns: list[str],
+    spec: Mapping[str, Any] | None,
+    *,
+    id_column: str | None = None,
+    spec_name: str = "map",
+) -> Mapping_:
+    """Resolve explicit mappings, then recognise known fields by their common names."""
+    allowed = {"leads": LEAD_FIELDS, "accounts": ACCOUNT_FIELDS, "activities": ACTIVITY_FIELDS}[kind]
+    spec = dict(spec or {})
+    unknown_keys = sorted(set(spec) - set(MAP_KEYS))
+    if unknown_keys:
+        raise ValidationError(
+            f"{spec_name}: unknown key {unknown_keys[0]!r}; known keys: {', '.join(MAP_KEYS)}",
+            field=unknown_keys[0],
+        )
+    explicit = spec.get("columns") or {}
+    if not isinstance(explicit, dict):
+        raise ValidationError(f"{spec_name}: 'columns' must map file columns to fields", field="columns")
+    fields: dict[str, str] = {}
+    for column, target in explicit.items():
+        if column not in columns:
+            raise ValidationError(
+                f"{spec_name}: columns.{column}: the file has no column {column!r} "
+                f"(columns: {', '.join(columns)})",
+                field=f"columns.{column}",
+            )
+        if target is None:
+            continue
+        if not isinstance(target, str) or target not in allowed:
+            raise ValidationError(
+                f"{spec_name}: columns.{column}: unknown field {target!r}; "
+                f"known fields: {', '.join(allowed)}",
+                field=f"columns.{column}",
+            )
+        if target in fields:
+            raise ValidationError(
+                f"{spec_name}: columns.{column}: field {target!r} is already mapped from {fields[target]!r}",
+                field=f"columns.{column}",
+            )
+        fields[target] = column
+    if id_column is not None:
+        if id_column not in columns:
+            raise ValidationError(
+                f"--id-column: the file has no column {id_column!r} (columns: {', '.join(columns)})",
+                field="id_column",
+            )
+        if kind == "leads" or kind == "activities":
+            fields["external_id"] = id_column
+    explicitly_mapped = set(explicit)
+    taken = set(fields.values())
+    for target in allowed:
+        if target in fields:
+            continue
+        for column in columns:
+            if column in taken or column in explicitly_mapped:
+                continue
+            if _canon_header(column) in _SYNONYMS.get(target, ()) or _canon_header(column) == _canon_header(
+                target
+            ):
+                fields[target] = column
+                taken.add(column)
+                break
+    missing = spec.get("missing_values") or []
+    ignore = spec.get("ignore") or []
+    if not isinstance(missing, list) or not all(isinstance(v, str | int | float) for v in missing):
+        raise ValidationError(f"{spec_name}: missing_values must be a list of values", field="missing_values")
+    if not isinstance(ignore, list) or any(c not in columns for c in ignore):
+        raise ValidationError(f"{spec_name}: ignore must list columns of the file", field="ignore")
+    id_system = str(spec.get("id_system") or "import")
+    mapping = Mapping_(
+        kind=kind,
+        fields=fields,
+        missing_values=frozenset(str(v).strip().lower() for v in missing),
+        id_system=id_system,
+        ignore=frozenset(ignore),
+    )
+    identity_columns = {fields[f] for f in IDENTITY_FIELDS if f in fields} if kind == "leads" else set(taken)
+    mapping.properties = [c for c in columns if c not in identity_columns and c not in mapping.ignore]
+    return mapping
+
+
+def _required(mapping: Mapping_, kind: str) -> None:
+    if kind == "activities":
+        if not any(mapping.column(f) for f in ("email", "lead_id", "external_id")):
+            raise ValidationError(
+                "an activity file needs a column naming the lead: email, lead_id or external_id",
+                field="email",
+            )
+        for needed in ("type", "occurred_at"):
+            if not mapping.column(needed):
+                raise ValidationError(f"an activity file needs a {needed!r} column", field=needed)
+    if kind == "accounts" and not (mapping.column("name") or mapping.column("domain")):
+        raise ValidationError("an account file needs a 'name' or 'domain' column", field="name")
+
+
+# ---- cells -------------------------------------------------------------------------------------------
+
+
+class RowError(ValueError):
+    """A row that cannot be imported; the message is the reason written to the rejects file."""
+
+
+@dataclass
+class CellReader:
+    missing: frozenset[str]
+    tz: tzinfo
+    day_first: bool
+
+    def text(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, float) and value != value:  # NaN from typed formats
+            return None
+        s = str(value).strip()
+        if not s or s.lower() in self.missing:
+            return None
+        return s
+
+    def prop(self, value: Any) -> tuple[PropertyValue, PropertyType | None]:
+        if isinstance(value, bool | int | float) and not (isinstance(value, float) and value != value):
+            return value, type_of(value)
+        if isinstance(value, datetime):
+            return to_utc(value, self.tz).isoformat(), PropertyType.STRING
+        s = self.text(value)
+        if s is None:
+            return None, None
+        return infer_value(s)
+
+    def time(self, value: Any, column: str) -> datetime:
+        if isinstance(value, datetime):
+            return to_utc(value, self.tz)
+        s = self.text(value)
+        if s is None:
+            raise RowError(f"{column}: a time is required")
+        try:
+            return parse_timestamp(s, default_tz=self.tz, day_first=self.day_first)
+        except TimestampError as exc:
+            raise RowError(f"{column}: {exc}") from None
+
+    def number(self, value: Any, column: str, *, integer: bool = False) -> float | int | None:
+        s = self.text(value)
+        if s is None:
+            return None
+        try:
+            number = float(s.replace(",", "").replace("$", "").replace("€", "").replace("£", ""))
+        except ValueError:
+            raise RowError(f"{column}: {s!r} is not a number") from None
+        if number != number or number in (float("inf"), float("-inf")) or number < 0:
+            raise RowError(f"{column}: {s!r} is not a usable non-negative number")
+        return int(number) if integer else number
+
+
+@dataclass
+class ImportContext:
+    uow_factory: UnitOfWorkFactory
+    clock: Clock
+    normalizer: IdentityNormalizer
+    email_rules: EmailRules
+    tz: tzinfo
+    day_first: bool = True
+    auto_create_accounts: bool = True
+    batch_rows: int = 50_000
+    progress: Progress = field(default_factory=NullProgress)
+    actor: str = "import"
+
+
+class _TypeTracker:
+    def __init__(self, known: Mapping[str, PropertyType]) -> None:
+        self.known = dict(known)
+        self.changed: dict[str, PropertyType] = {}
+
+    def see(self, name: str, type_: PropertyType | None) -> None:
+        if type_ is None:
+            if name not in self.known:
+                self.known[name] = self.changed[name] = PropertyType.STRING
+            return
+        current = self.known.get(name)
+        widened = type_ if current is None else current.widen(type_)
+        if widened is not current:
+            self.known[name] = self.changed[name] = widened
+
+    def flush(self, uow: UnitOfWork, entity: str, at: datetime) -> None:
+        if self.changed:
+            uow.properties.save_definitions(entity, self.changed, at=at)
+            self.changed = {}
+
+
+def _coerce_to_column_type(value: PropertyValue, type_: PropertyType | None) -> PropertyValue:
+    """Keep each property's values of one type: once a column holds text, every value is text."""
+    if value is None or type_ is None:
+        return value
+    if type_ is PropertyType.STRING and not isinstance(value, str):
+        return json.dumps(value) if isinstance(value, bool) else str(value)
+    if type_ is PropertyType.NUMBER and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _finish(report: ImportReport, source: RecordSource, rejects: RejectSink, started: float) -> ImportReport:
+    _drain_unreadable(source, rejects, report)
+    report.rejected = rejects.count
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _drain_unreadable(source: RecordSource, rejects: RejectSink, report: ImportReport) -> None:
+    for record in source.drain_unreadable():
+        rejects.write(record)
+        report.rows_read += 1
+
+
+def _run_batches(
+    source: RecordSource,
+    ctx: ImportContext,
+    rejects: RejectSink,
+    report: ImportReport,
+    handle: Callable[[UnitOfWork, RecordBatch, _TypeTracker | None], None],
+    entity: str | None,
+) -> None:
+    with ctx.uow_factory() as uow:
+        tracker = _TypeTracker(uow.properties.definitions(entity)) if entity else None
+        for batch in source.batches():
+            report.rows_read += batch.length
+            handle(uow, batch, tracker)
+            if tracker is not None:
+                tracker.flush(uow, entity or "", ctx.clock.now())
+            uow.commit()
+            _drain_unreadable(source, rejects, report)
+            ctx.progress.advance(rows=batch.length, bytes_read=batch.bytes_read)
+        _drain_unreadable(source, rejects, report)
+
+
+# ---- leads -------------------------------------------------------------------------------------------
+
+
+def import_leads(
+    source: RecordSource,
+    spec: Mapping[str, Any] | None,
+    *,
+    ctx: ImportContext,
+    rejects: RejectSink,
+    id_column: str | None = None,
+) -> ImportReport:
+    """Create or update one lead per person; all non-identity columns become typed custom properties."""
+    started = time.perf_counter()
+    mapping = build_mapping("leads", source.columns, spec, id_column=id_column)
+    report = ImportReport(file=source.path, kind="leads")
+    cells = CellReader(mapping.missing_values, ctx.tz, ctx.day_first)
+    col = mapping.column
+
+    def read(row: Mapping[str, Any], tracker: _TypeTracker) -> LeadInput:
+        def text(name: str) -> str | None:
+            column = col(name)
+            return cells.text(row.get(column)) if column else None
+
+        first, last = text("first_name"), text("last_name")
+        full = text("full_name")
+        if full and not (first or last):
+            parts = full.split()
+            first, last = (parts[0], " ".join(parts[1:]) or None) if parts else (None, None)
+        created_at = None
+        created_col = col("created_at")
+        if created_col and cells.text(row.get(created_col)) is not None:
+            created_at = cells.time(row.get(created_col), created_col)
+        account_id = None
+        account_col = col("account_id")
+        if account_col:
+            raw = cells.number(row.get(account_col), account_col, integer=True)
+            account_id = int(raw) if raw is not None else None
+        properties: dict[str, PropertyValue] = {}
+        for column in mapping.properties:
+            value, type_ = cells.prop(row.get(column))
+            tracker.see(column, type_)
+            properties[column] = _coerce_to_column_type(value, tracker.known.get(column))
+        ext_value = text("external_id")
+        external_ids = [ExternalId(mapping.id_system, ext_value)] if ext_value else []
+        email = text("email")
+        phone = text("phone")
+        fp = None
+        if not email and not ext_value and not phone:
+            fp = fingerprint([(k, str(v)) for k, v in row.items() if v is not None])
+        return LeadInput(
+            email=email,
+            phone=phone,
+            first_name=first,
+            last_name=last,
+            job_title=text("job_title"),
+            company=text("company"),
+            website=text("website"),
+            external_ids=external_ids,
+            account_id=account_id,
+            source=text("source"),
+            created_at=created_at,
+            properties=properties,
+            fingerprint=fp,
+        )
+
+    def handle(uow: UnitOfWork, batch: RecordBatch, tracker: _TypeTracker | None) -> None:
+        assert tracker is not None
+        now = ctx.clock.now()
+        for i in range(batch.length):
+            row = batch.row(i)
+            try:
+                incoming = read(row, tracker)
+                _lead, outcome, warnings = upsert_lead(
+                    uow,
+                    incoming,
+                    normalizer=ctx.normalizer,
+                    at=now,
+                    actor=ctx.actor,
+                    auto_create_accounts=ctx.auto_create_accounts,
+                )
+            except (RowError, ValidationError) as exc:
+                rejects.write(RejectedRecord(values=row, reason=f"row {batch.first_row_number + i}: {exc}"))
+                continue
+            if warnings and len(report.warnings) < 20:
+                report.warnings.extend(f"row {batch.first_row_number + i}: {w}" for w in warnings)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+
+    _run_batches(source, ctx, rejects, report, handle, "lead")
+    return _finish(report, source, rejects, started)
+
+
+# ---- accounts ----------------------------------------------------------------------------------------
+
+
+def import_accounts(
+    source: RecordSource, spec: Mapping[str, Any] | None, *, ctx: ImportContext, rejects: RejectSink
+) -> ImportReport:
+    """One account per normalised domain (or per name when a row has no domain); re-runs update in place."""
+    started = time.perf_counter()
+    mapping = build_mapping("accounts", source.columns, spec)
+    _required(mapping, "accounts")
+    report = ImportReport(file=source.path, kind="accounts")
+    cells = CellReader(mapping.missing_values, ctx.tz, ctx.day_first)
+    col = mapping.column
+    mapped = set(mapping.fields.values())
+    prop_columns = [c for c in source.columns if c not in mapped and c not in mapping.ignore]
+
+    def handle(uow: UnitOfWork, batch: RecordBatch, tracker: _TypeTracker | None) -> None:
+        assert tracker is not None
+        now = ctx.clock.now()
+        for i in range(batch.length):
+            row = batch.row(i)
+            try:
+
+                def text(name: str, row: Mapping[str, Any] = row) -> str | None:
+                    column = col(name)
+                    return cells.text(row.get(column)) if column else None
+
+                raw_domain = text("domain")
+                domain = normalize_domain(raw_domain) if raw_domain else None
+                if raw_domain and domain is None:
+                    raise RowError(f"{col('domain')}: {raw_domain!r} is not a domain")
+                name = text("name") or domain
+                if not name:
+                    raise RowError("an account needs a name or a domain")
+                employees = cells.number(
+                    row.get(col("employees") or ""), col("employees") or "", integer=True
+                )
+                revenue = cells.number(row.get(col("annual_revenue") or ""), col("annual_revenue") or "")
+                properties: dict[str, PropertyValue] = {}
+                for column in prop_columns:
+                    value, type_ = cells.prop(row.get(column))
+                    tracker.see(column, type_)
+                    properties[column] = _coerce_to_column_type(value, tracker.known.get(column))
+                incoming = Account(
+                    id=None,
+                    name=name,
+                    domain=domain,
+                    industry=text("industry"),
+                    employees=int(employees) if employees is not None else None,
+                    annual_revenue=float(revenue) if revenue is not None else None,
+                    country=text("country"),
+                    properties=properties,
+                )
+            except RowError as exc:
+                rejects.write(RejectedRecord(values=row, reason=f"row {batch.first_row_number + i}: {exc}"))
+                continue
+            existing = (uow.accounts.find_by_domain(domain) if domain else None) or (
+                uow.accounts.find_by_name(normalize_company_name(name)) if not domain else None
+            )
+            if existing is None:
+                uow.accounts.add(incoming, at=now)
+                report.created += 1
+                continue
+            merged = Account(
+                id=existing.id,
+                name=text("name") or existing.name,
+                domain=existing.domain or domain,
+                industry=incoming.industry or existing.industry,
+                employees=incoming.employees if incoming.employees is not None else existing.employees,
+                annual_revenue=(
+                    incoming.annual_revenue
+                    if incoming.annual_revenue is not None
+                    else existing.annual_revenue
+                ),
+                country=incoming.country or existing.country,
+                properties=merge_properties(existing.properties, incoming.properties),
+            )
+            if merged == existing:
+                report.unchanged += 1
+            else:
+                uow.accounts.update(merged, at=now)
+                report.updated += 1
+
+    _run_batches(source, ctx, rejects, report, handle, "account")
+    return _finish(report, source, rejects, started)
+
+
+# ---- activities --------------------------------------------------------------------------------------
+
+
+def import_activities(
+    source: RecordSource,
+    spec: Mapping[str, Any] | None,
+    *,
+    ctx: ImportContext,
+    rejects: RejectSink,
+    id_column: str | None = None,
+) -> ImportReport:
+    """The bulk path: resolve leads set-wise, parse and key every row, insert with ``executemany``."""
+    started = time.perf_counter()
+    mapping = build_mapping("activities", source.columns, spec, id_column=id_column)
+    _required(mapping, "activities")
+    report = ImportReport(file=source.path, kind="activities")
+    cells = CellReader(mapping.missing_values, ctx.tz, ctx.day_first)
+    col = mapping.column
+    extra_columns = [c for c in mapping.properties if c not in set(mapping.fields.values())]
+    rules = ctx.email_rules
+    with ctx.uow_factory() as uow:
+        known_types = uow.activities.known_types()
+    type_cache: dict[str, str | None] = {}
+    missing = mapping.missing_values
+    tz = ctx.tz
+
+    def activity_type(raw: Any) -> str:
+        if raw is None:
+            raise RowError("type: an activity type is required")
+        cached = type_cache.get(raw)
+        if cached is None:
+            norm = normalize_activity_type(str(raw))
+            cached = type_cache[raw] = norm if norm in known_types else ""
+        if not cached:
+            raise RowError(f"type: unknown activity type {raw!r}")
+        return cached
+
+    def occurred(raw: Any) -> datetime:
+        if isinstance(raw, str):
+            try:
+                value = datetime.fromisoformat(raw)
+            except ValueError:
+                return cells.time(raw, col("occurred_at") or "occurred_at")
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=tz)
+            return value.astimezone(UTC)
+        return cells.time(raw, col("occurred_at") or "occurred_at")
+
+    def opt(values: list[Any] | None, i: int) -> str | None:
+        if values is None:
+            return None
+        v = values[i]
+        if v is None:
+            return None
+        s = v.strip() if isinstance(v, str) else str(v)
+        if not s or (missing and s.lower() in missing):
+            return None
+        return s
+
+    def handle(uow: UnitOfWork, batch: RecordBatch, _tracker: _TypeTracker | None) -> None:
+        n = batch.length
+        cols = batch.columns
+        email_col = cols.get(col("email") or "") if col("email") else None
+        id_col = cols.get(col("lead_id") or "") if col("lead_id") else None
+        ext_col = cols.get(col("external_id") or "") if col("external_id") else None
+        refs: list[tuple[str, str] | None] = [None] * n
+        by_email: dict[str, int] = {}
+        by_ext: dict[str, int] = {}
+        known_ids: set[int] = set()
+        if email_col is not None:
+            canon = [
+                canonical_email(e, rules) if isinstance(e, str) and "@" in e else None for e in email_col
+            ]
+            by_email = uow.bulk.lead_ids_by_email(c for c in canon if c)
+            for i, c in enumerate(canon):
+                if c:
+                    refs[i] = ("email", c)
+        if ext_col is not None:
+            ext_vals = [opt(ext_col, i) for i in range(n)]
+            by_ext = uow.bulk.lead_ids_by_external_id(v for v in ext_vals if v)
+            for i, v in enumerate(ext_vals):
+                if refs[i] is None and v:
+                    refs[i] = ("external_id", v)
+        if id_col is not None:
+            id_vals = [opt(id_col, i) for i in range(n)]
+            known_ids = uow.bulk.existing_lead_ids(int(v) for v in id_vals if v and v.isdigit())
+            for i, v in enumerate(id_vals):
+                if refs[i] is None and v:
+                    refs[i] = ("lead_id", v)
+        type_col = cols[col("type") or ""]
+        time_col = cols[col("occurred_at") or ""]
+        src_col = cols.get(col("source") or "") if col("source") else None
+        camp_col = cols.get(col("campaign") or "") if col("campaign") else None
+        cont_col = cols.get(col("content") or "") if col("content") else None
+        key_col = cols.get(col("idempotency_key") or "") if col("idempotency_key") else None
+        extras = [(c, cols[c]) for c in extra_columns]
+        out: list[ActivityRow] = []
+        touches: dict[int, list[Any]] = {}
+        for i in range(n):
+            try:
+                ref = refs[i]
+                if ref is None:
+                    raise RowError("no lead reference: the row needs an email, lead_id or external_id")
+                kind, value = ref
+                lead_id = (
+                    by_email.get(value)
+                    if kind == "email"
+                    else by_ext.get(value)
+                    if kind == "external_id"
+                    else (int(value) if value.isdigit() and int(value) in known_ids else None)
+                )
+                if lead_id is None:
+                    raise RowError(f"{kind}: no lead with {kind} {value!r}")
+                type_ = activity_type(type_col[i])
+                at = occurred(time_col[i])
+                source, campaign, content = opt(src_col, i), opt(camp_col, i), opt(cont_col, i)
+                props_json = None
+                if extras:
+                    props: dict[str, PropertyValue] = {}
+                    for name, values in extras:
+                        pv, _t = cells.prop(values[i])
+                        if pv is not None:
+                            props[name] = pv
+                    if props:
+                        props_json = json.dumps(props, separators=(",", ":"), ensure_ascii=False)
+                key = opt(key_col, i)
+                if key is None:
+                    key = derived_idempotency_key(
+                        f"{kind}:{value}", type_, at, source, campaign, content, props_json or ""
+                    )
+            except RowError as exc:
+                rejects.write(
+                    RejectedRecord(values=batch.row(i), reason=f"row {batch.first_row_number + i}: {exc}")
+                )
+                continue
+            out.append(ActivityRow(lead_id, type_, at, key, source, campaign, content, props_json))
+            touch = touches.get(lead_id)
+            if touch is None:
+                touches[lead_id] = [at, source, at, source]
+            else:
+                if at < touch[0]:
+                    touch[0], touch[1] = at, source
+                if at > touch[2]:
+                    touch[2], touch[3] = at, source
+        inserted = uow.bulk.insert_activities(out)
+        report.created += inserted
+        report.unchanged += len(out) - inserted
+        uow.bulk.touch_leads({k: (v[0], v[1], v[2], v[3]) for k, v in touches.items()})
+
+    _run_batches(source, ctx, rejects, report, handle, None)
+    return _finish(report, source, rejects, started)

@@ -1,0 +1,470 @@
+"""Lead use cases: capture-or-match, look up, list, transition, merge, and show a lead's whole story."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from leadstage.domain import identity as ident_rules
+from leadstage.domain.errors import ConcurrencyConflict, NotFound, PermissionDenied, ValidationError
+from leadstage.domain.leads import (
+    Account,
+    ExternalId,
+    Identity,
+    Lead,
+    PropertyValue,
+    lead_summary,
+    merge_properties,
+)
+from leadstage.domain.qualification import BANT, evaluate
+from leadstage.domain.stages import (
+    Action,
+    Actor,
+    HistoryEntry,
+    HistoryKind,
+    Role,
+    TransitionRequest,
+    allowed_actions,
+    creation_entry,
+    initial_state,
+    parse_action,
+    plan_transition,
+)
+from leadstage.services.ports import IdentityNormalizer, LeadFilter, UnitOfWork
+
+BUILTIN_ADMIN = Actor(name="admin", role=Role.ADMIN)
+DUPLICATE_SIMILARITY = 88.0
+
+
+@dataclass
+class LeadInput:
+    """A lead as it arrives from a file, a form or the API, before matching."""
+
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    job_title: str | None = None
+    company: str | None = None
+    website: str | None = None
+    external_ids: list[ExternalId] = field(default_factory=list)
+    account_id: int | None = None
+    source: str | None = None
+    created_at: datetime | None = None
+    properties: dict[str, PropertyValue] = field(default_factory=dict)
+    fingerprint: str | None = None
+
+
+Outcome = Literal["created", "updated", "unchanged"]
+
+
+def _identity_from(incoming: LeadInput, normalizer: IdentityNormalizer) -> tuple[Identity, list[str]]:
+    warnings: list[str] = []
+    email_norm = email_valid = None
+    if incoming.email:
+        checked = normalizer.email(incoming.email)
+        email_norm, email_valid = checked.canonical, checked.valid
+        if not checked.valid:
+            warnings.append(
+                f"email {incoming.email!r} is not valid ({checked.problem}); kept, not used to match"
+            )
+    phone_e164 = phone_valid = None
+    if incoming.phone:
+        phone = normalizer.phone(incoming.phone)
+        phone_e164, phone_valid = phone.e164, phone.valid
+        if not phone.valid:
+            warnings.append(
+                f"phone {incoming.phone!r} is not valid ({phone.problem}); kept, not used to match"
+            )
+    identity = Identity(
+        email=incoming.email.strip() if incoming.email else None,
+        email_normalized=email_norm,
+        email_valid=email_valid,
+        phone=incoming.phone.strip() if incoming.phone else None,
+        phone_e164=phone_e164,
+        phone_valid=phone_valid,
+        first_name=incoming.first_name,
+        last_name=incoming.last_name,
+        job_title=incoming.job_title,
+        company=incoming.company,
+    )
+    return identity, warnings
+
+
+def find_match(
+    uow: UnitOfWork, identity: Identity, external_ids: list[ExternalId], fingerprint: str | None
+) -> Lead | None:
+    """The existing lead this identity belongs to: by email, then external id, then phone (R2)."""
+    if identity.email_normalized:
+        found = uow.leads.find_by_email(identity.email_normalized)
+        if found is not None:
+            return found
+    for ext in external_ids:
+        candidates = uow.leads.find_by_external_id(ext.value, ext.system)
+        if candidates:
+            return candidates[0]
+    if identity.phone_e164:
+        found = uow.leads.find_by_phone(identity.phone_e164)
+        if found is not None:
+            return found
+    has_identity = bool(identity.email_normalized or external_ids or identity.phone_e164)
+    if fingerprint and not has_identity:
+        return uow.leads.find_by_fingerprint(fingerprint)
+    return None
+
+
+def _link_account(
+    uow: UnitOfWork, incoming: LeadInput, identity: Identity, *, at: datetime, auto_create: bool
+) -> int | None:
+    if incoming.account_id is not None:
+        if uow.accounts.get(incoming.account_id) is None:
+            raise ValidationError(f"account {incoming.account_id} does not exist", field="account_id")
+        return incoming.account_id
+    domain = ident_rules.normalize_domain(incoming.website) if incoming.website else None
+    if domain is None and identity.email_valid:
+        domain = ident_rules.company_domain(identity.email_normalized)
+    if domain is None:
+        return None
+    account = uow.accounts.find_by_domain(domain)
+    if account is not None:
+        return account.id
+    if not auto_create:
+        return None
+    return uow.accounts.add(Account(id=None, name=incoming.company or domain, domain=domain), at=at)
+
+
+def upsert_lead(
+    uow: UnitOfWork,
+    incoming: LeadInput,
+    *,
+    normalizer: IdentityNormalizer,
+    at: datetime,
+    actor: str = "import",
+    auto_create_accounts: bool = True,
+) -> tuple[Lead, Outcome, list[str]]:
+    """Create the lead, or recognise it and fill in what is new. Never a silent merge of two people."""
+    identity, warnings = _identity_from(incoming, normalizer)
+    existing = find_match(uow, identity, incoming.external_ids, incoming.fingerprint)
+    if existing is None:
+        created = incoming.created_at or at
+        lead = Lead(
+            id=None,
+            identity=identity,
+            state=initial_state(),
+            created_at=created,
+            updated_at=at,
+            external_ids=list(incoming.external_ids),
+            properties=dict(incoming.properties),
+            first_source=incoming.source,
+            latest_source=incoming.source,
+            first_touch_at=created,
+            last_touch_at=created,
+            fingerprint=None if _has_identity(identity, incoming) else incoming.fingerprint,
+        )
+        lead.account_id = _link_account(uow, incoming, identity, at=at, auto_create=auto_create_accounts)
+        lead_id = uow.leads.add(lead)
+        uow.leads.add_history(lead_id, creation_entry(actor=actor, at=created, source=incoming.source))
+        return lead, "created", warnings
+    merged_identity = existing.identity.filled_from(identity)
+    known_ext = {(e.system, e.value) for e in existing.external_ids}
+    new_ext = [e for e in incoming.external_ids if (e.system, e.value) not in known_ext]
+    # An external id already used by another lead stays with that lead (no silent merge).
+    new_ext = [e for e in new_ext if not uow.leads.find_by_external_id(e.value, e.system)]
+    properties = merge_properties(existing.properties, incoming.properties)
+    account_id = existing.account_id
+    if account_id is None:
+        account_id = _link_account(uow, incoming, merged_identity, at=at, auto_create=auto_create_accounts)
+    changed = (
+        merged_identity != existing.identity
+        or new_ext
+        or properties != existing.properties
+        or account_id != existing.account_id
+        or (existing.first_source is None and incoming.source)
+    )
+    if not changed:
+        return existing, "unchanged", warnings
+    updated = replace(
+        existing,
+        identity=merged_identity,
+        external_ids=[*existing.external_ids, *new_ext],
+        properties=properties,
+        account_id=account_id,
+        updated_at=at,
+        first_source=existing.first_source or incoming.source,
+        latest_source=existing.latest_source or incoming.source,
+    )
+    return uow.leads.update(updated), "updated", warnings
+
+
+def _has_identity(identity: Identity, incoming: LeadInput) -> bool:
+    return bool(identity.email_normalized or incoming.external_ids or identity.phone_e164)
+
+
+def resolve_lead(uow: UnitOfWork, ref: str | int) -> Lead:
+    """Find a lead by internal id, then external id, then email (merged ids lead to the survivor)."""
+    text = str(ref).strip()
+    if not text:
+        raise ValidationError("a lead reference is required", field="id")
+    if text.isdigit() and len(text) < 19:
+        lead = uow.leads.get(int(text))
+        if lead is not None:
+            return lead
+        survivor = uow.leads.merged_into(int(text))
+        if survivor is not None and (lead := uow.leads.get(survivor)) is not None:
+            return lead
+    by_ext = uow.leads.find_by_external_id(text)
+    if len(by_ext) == 1:
+        return by_ext[0]
+    if len(by_ext) > 1:
+        ids = ", ".join(str(lead.id) for lead in by_ext)
+        raise ValidationError(
+            f"external id {text!r} names several leads ({ids}); use the internal id", field="id"
+        )
+    if "@" in text:
+        lead = uow.leads.find_by_email(ident_rules.canonical_email(text))
+        if lead is not None:
+            return lead
+    raise NotFound(f"no lead with id, external id or email {text!r}")
+
+
+def resolve_actor(uow: UnitOfWork, username: str | None) -> Actor:
+    """The built-in administrator without a name; else that user, with their role and team."""
+    if username is None:
+        return BUILTIN_ADMIN
+    user = uow.users.get_by_username(username)
+    if user is None:
+        raise NotFound(f"no user {username!r} (see `leadstage users list`)")
+    if not user.active:
+        raise ValidationError(f"user {username!r} is deactivated", field="as")
+    return Actor(name=user.username, role=Role(user.role), user_id=user.id, team=user.team)
+
+
+def transition_lead(
+    uow: UnitOfWork,
+    ref: str | int,
+    request: TransitionRequest,
+    *,
+    actor: Actor,
+    at: datetime,
+    expected_version: int | None = None,
+) -> tuple[Lead, HistoryEntry]:
+    """Take one action of the transition table on a lead and record it; the caller commits."""
+    action = parse_action(request.action)  # input is validated before anything is looked up
+    lead = resolve_lead(uow, ref)
+    if expected_version is not None and lead.version != expected_version:
+        raise ConcurrencyConflict(f"lead {lead.id} is at version {lead.version}, not {expected_version}")
+    qualification = None
+    if action is Action.QUALIFY_SQL:
+        assert lead.id is not None
+        qualification = evaluate(uow.qualifications.confirmed(lead.id, cycle=lead.cycle, framework="bant"))
+    outcome = plan_transition(lead.state, request, actor=actor, at=at, qualification=qualification)
+    updated = uow.leads.update(lead.with_state(outcome.state, at=at))
+    assert updated.id is not None
+    uow.leads.add_history(updated.id, outcome.entry)
+    return updated, outcome.entry
+
+
+def record_bant(
+    uow: UnitOfWork,
+    ref: str | int,
+    answers: Mapping[str, tuple[bool, Mapping[str, Any], str | None]],
+    *,
+    actor: Actor,
+    at: datetime,
+) -> Lead:
+    """Record BANT criteria (confirmed, value, evidence) on the lead's current cycle."""
+    if actor.role not in (Role.ADMIN, Role.SALES_REP, Role.SALES_MANAGER):
+        raise PermissionDenied(f"role {actor.role.value} may not record qualification; only sales can")
+    for criterion in answers:
+        if criterion not in BANT:
+            raise ValidationError(
+                f"unknown BANT criterion {criterion!r}; one of {', '.join(BANT)}", field=criterion
+            )
+    lead = resolve_lead(uow, ref)
+    assert lead.id is not None
+    for criterion, (confirmed, value, evidence) in answers.items():
+        uow.qualifications.record(
+            lead.id,
+            cycle=lead.cycle,
+            framework="bant",
+            criterion=criterion,
+            confirmed=confirmed,
+            value=value,
+            evidence=evidence,
+            recorded_by=actor.name,
+            at=at,
+        )
+    return lead
+
+
+def merge_leads(
+    uow: UnitOfWork, keep_ref: str | int, other_ref: str | int, *, actor: Actor, at: datetime
+) -> Lead:
+    """Merge OTHER into KEEP: every activity, history row and identifier moves; the merge is recorded."""
+    if actor.role not in (Role.ADMIN, Role.MARKETING, Role.SALES_MANAGER):
+        raise PermissionDenied(f"role {actor.role.value} may not merge leads")
+    keep = resolve_lead(uow, keep_ref)
+    other = resolve_lead(uow, other_ref)
+    if keep.id == other.id:
+        raise ValidationError(f"cannot merge lead {keep.id} with itself", field="other_id")
+    assert keep.id is not None
+    assert other.id is not None
+    # The survivor keeps its own identity and takes what it lacks from the other; its email stays unique.
+    identity = keep.identity.filled_from(
+        replace(other.identity, email=None, email_normalized=None, email_valid=None)
+        if keep.identity.email_normalized
+        else other.identity
+    )
+    uow.leads.absorb(keep.id, other, actor=actor.name, at=at)
+    furthest = max(keep.state.furthest_stage, other.state.furthest_stage, key=lambda s: s.rank)
+    survivor = replace(
+        keep,
+        identity=identity,
+        properties=merge_properties(other.properties, keep.properties),
+        state=replace(keep.state, furthest_stage=furthest),
+        account_id=keep.account_id or other.account_id,
+        external_ids=keep.external_ids + [e for e in other.external_ids if e not in keep.external_ids],
+        first_source=_earlier_source(keep, other),
+        updated_at=at,
+        first_touch_at=_min_time(keep.first_touch_at, other.first_touch_at),
+        last_touch_at=_max_time(keep.last_touch_at, other.last_touch_at),
+    )
+    updated = uow.leads.update(survivor)
+    uow.leads.add_history(
+        keep.id,
+        HistoryEntry(
+            action=HistoryKind.MERGE.value,
+            from_stage=keep.state.stage,
+            from_status=keep.state.status,
+            to_stage=keep.state.stage,
+            to_status=keep.state.status,
+            actor=actor.name,
+            at=at,
+            cycle=keep.state.cycle,
+            note=f"merged lead {other.id} ({other.identity.email or other.identity.full_name or 'no email'}) into "
+            f"this lead",
+            data={"merged_id": other.id},
+        ),
+    )
+    return updated
+
+
+def _earlier_source(a: Lead, b: Lead) -> str | None:
+    if a.first_touch_at and b.first_touch_at and b.first_touch_at < a.first_touch_at:
+        return b.first_source or a.first_source
+    return a.first_source or b.first_source
+
+
+def _min_time(a: datetime | None, b: datetime | None) -> datetime | None:
+    return min((x for x in (a, b) if x is not None), default=None)
+
+
+def _max_time(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max((x for x in (a, b) if x is not None), default=None)
+
+
+def possible_duplicates(uow: UnitOfWork, lead: Lead, normalizer: IdentityNormalizer) -> list[dict[str, Any]]:
+    """Leads that look like the same person by name and company: suggestions only, never merged silently."""
+    me = _fuzzy_key(lead)
+    if not me.strip():
+        return []
+    out = []
+    for other in uow.leads.similar_candidates(lead):
+        score = normalizer.name_similarity(me, _fuzzy_key(other))
+        if score >= DUPLICATE_SIMILARITY:
+            out.append(
+                {
+                    "id": other.id,
+                    "email": other.identity.email,
+                    "name": other.identity.full_name,
+                    "company": other.identity.company,
+                    "similarity": round(score, 1),
+                }
+            )
+    return sorted(out, key=lambda d: -float(d["similarity"] or 0))[:10]
+
+
+def _fuzzy_key(lead: Lead) -> str:
+    return f"{lead.identity.full_name} {lead.identity.company or ''}".strip()
+
+
+def list_leads(uow: UnitOfWork, flt: LeadFilter) -> tuple[int, list[dict[str, Any]]]:
+    total, leads = uow.leads.search(flt)
+    return total, [lead_summary(lead) for lead in leads]
+
+
+def history_json(entry: HistoryEntry) -> dict[str, Any]:
+    return {
+        "action": entry.action,
+        "from_stage": entry.from_stage.value if entry.from_stage else None,
+        "from_status": entry.from_status.value if entry.from_status else None,
+        "to_stage": entry.to_stage.value,
+        "to_status": entry.to_status.value,
+        "actor": entry.actor,
+        "reason": entry.reason,
+        "note": entry.note,
+        "at": entry.at.isoformat(),
+        "cycle": entry.cycle,
+        "data": dict(entry.data),
+    }
+
+
+def lead_details(
+    uow: UnitOfWork,
+    ref: str | int,
+    *,
+    normalizer: IdentityNormalizer,
+    actor: Actor = BUILTIN_ADMIN,
+    activity_limit: int = 50,
+) -> dict[str, Any]:
+    """Everything about one lead: identity, state, properties, history, recent activities, duplicates."""
+    lead = resolve_lead(uow, ref)
+    assert lead.id is not None
+    details = lead_summary(lead)
+    ident = lead.identity
+    account = uow.accounts.get(lead.account_id) if lead.account_id else None
+    owner = uow.users.get(lead.owner_id) if lead.owner_id else None
+    details.update(
+        email_valid=ident.email_valid,
+        phone_e164=ident.phone_e164,
+        phone_valid=ident.phone_valid,
+        external_ids=[{"system": e.system, "value": e.value} for e in lead.external_ids],
+        owner=owner.username if owner else None,
+        account=None
+        if account is None
+        else {
+            "id": account.id,
+            "name": account.name,
+            "domain": account.domain,
+            "industry": account.industry,
+            "employees": account.employees,
+            "annual_revenue": account.annual_revenue,
+            "country": account.country,
+        },
+        version=lead.version,
+        first_touch_at=_iso(lead.first_touch_at),
+        last_touch_at=_iso(lead.last_touch_at),
+        properties=dict(lead.properties),
+        history=[history_json(h) for h in uow.leads.history(lead.id)],
+        activity_count=uow.activities.count_for_lead(lead.id),
+        activities=[
+            {
+                "type": a.type,
+                "occurred_at": a.occurred_at.isoformat(),
+                "source": a.source,
+                "campaign": a.campaign,
+                "content": a.content,
+                "properties": dict(a.properties),
+            }
+            for a in uow.activities.for_lead(lead.id, limit=activity_limit)
+        ],
+        allowed_actions=allowed_actions(lead.state, actor),
+        possible_duplicates=possible_duplicates(uow, lead, normalizer),
+    )
+    return details
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,314 @@
+"""Ports: the interfaces the services need from the outside world.
+
+Adapters implement them (``adapters/db`` for storage, ``adapters/files`` for reading and writing
+files, ``adapters/identity`` for email and phone checks); unit tests can use fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from leadstage.domain.activities import Activity
+from leadstage.domain.leads import Account, Lead, PropertyType
+from leadstage.domain.stages import HistoryEntry
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class NormalizedEmail:
+    raw: str
+    canonical: str | None  # None when the address is not valid syntax
+    valid: bool
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class NormalizedPhone:
+    raw: str
+    e164: str | None
+    valid: bool
+    problem: str | None = None
+
+
+class IdentityNormalizer(Protocol):
+    def email(self, raw: str) -> NormalizedEmail: ...
+
+    def phone(self, raw: str) -> NormalizedPhone: ...
+
+    def name_similarity(self, a: str, b: str) -> float:
+        """0..100: how alike two "name company" strings are."""
+        ...
+
+
+@dataclass
+class LeadFilter:
+    stage: str | None = None
+    status: str | None = None
+    owner_id: int | None = None
+    unassigned: bool = False
+    limit: int | None = None
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: int
+    username: str
+    role: str
+    team: str | None
+    active: bool
+    password_hash: str | None = None
+
+
+class LeadRepository(Protocol):
+    def get(self, lead_id: int) -> Lead | None: ...
+
+    def find_by_email(self, canonical: str) -> Lead | None: ...
+
+    def find_by_external_id(self, value: str, system: str | None = None) -> list[Lead]: ...
+
+    def find_by_phone(self, e164: str) -> Lead | None: ...
+
+    def find_by_fingerprint(self, fingerprint: str) -> Lead | None: ...
+
+    def merged_into(self, lead_id: int) -> int | None: ...
+
+    def add(self, lead: Lead) -> int: ...
+
+    def update(self, lead: Lead) -> Lead:
+        """Write the lead if its stored version is still ``lead.version``; return it with the new version.
+
+        Raises ``ConcurrencyConflict`` when someone else changed it first.
+        """
+        ...
+
+    def add_history(self, lead_id: int, entry: HistoryEntry) -> None: ...
+
+    def history(self, lead_id: int) -> list[HistoryEntry]: ...
+
+    def search(self, flt: LeadFilter) -> tuple[int, list[Lead]]: ...
+
+    def similar_candidates(self, lead: Lead, limit: int = 200) -> list[Lead]: ...
+
+    def absorb(self, survivor_id: int, merged: Lead, *, actor: str, at: datetime) -> None:
+        """Move everything of ``merged`` to the survivor, record the merge and delete the merged row."""
+        ...
+
+
+class AccountRepository(Protocol):
+    def get(self, account_id: int) -> Account | None: ...
+
+    def find_by_domain(self, domain: str) -> Account | None: ...
+
+    def find_by_name(self, normalized_name: str) -> Account | None: ...
+
+    def add(self, account: Account, *, at: datetime) -> int: ...
+
+    def update(self, account: Account, *, at: datetime) -> None: ...
+
+
+class UserRepository(Protocol):
+    def get_by_username(self, username: str) -> UserRecord | None: ...
+
+    def get(self, user_id: int) -> UserRecord | None: ...
+
+    def add(
+        self, *, username: str, role: str, team: str | None, password_hash: str | None, at: datetime
+    ) -> int: ...
+
+    def all(self) -> list[UserRecord]: ...
+
+
+class ActivityRepository(Protocol):
+    def add(self, activity: Activity) -> bool:
+        """Store the activity unless its idempotency key is known; True when it was new."""
+        ...
+
+    def for_lead(self, lead_id: int, limit: int = 200) -> list[Activity]: ...
+
+    def count_for_lead(self, lead_id: int) -> int: ...
+
+    def known_types(self) -> set[str]: ...
+
+
+class PropertyRepository(Protocol):
+    def definitions(self, entity: str) -> dict[str, PropertyType]: ...
+
+    def save_definitions(self, entity: str, types: Mapping[str, PropertyType], *, at: datetime) -> None: ...
+
+
+class QualificationRepository(Protocol):
+    def record(
+        self,
+        lead_id: int,
+        *,
+        cycle: int,
+        framework: str,
+        criterion: str,
+        confirmed: bool,
+        value: Mapping[str, Any],
+        evidence: str | None,
+        recorded_by: str,
+        at: datetime,
+    ) -> None: ...
+
+    def confirmed(self, lead_id: int, *, cycle: int, framework: str) -> dict[str, bool]: ...
+
+
+@dataclass(frozen=True)
+class ActivityRow:
+    """One activity on the bulk path; times are aware UTC."""
+
+    lead_id: int
+    type: str
+    occurred_at: datetime
+    idempotency_key: str
+    source: str | None
+    campaign: str | None
+    content: str | None
+    properties_json: str | None
+
+
+class BulkWriter(Protocol):
+    """Set-based reads and writes for imports and generators (no aggregates loaded)."""
+
+    def lead_ids_by_email(self, canonicals: Iterable[str]) -> dict[str, int]: ...
+
+    def lead_ids_by_external_id(self, values: Iterable[str]) -> dict[str, int]: ...
+
+    def existing_lead_ids(self, ids: Iterable[int]) -> set[int]: ...
+
+    def insert_activities(self, rows: Sequence[ActivityRow]) -> int:
+        """Insert, skipping known idempotency keys; return how many were new."""
+        ...
+
+    def touch_leads(self, touches: Mapping[int, tuple[datetime, str | None, datetime, str | None]]) -> None:
+        """Widen each lead's first/last touch with (first_at, first_source, last_at, last_source)."""
+        ...
+
+    def insert_history(self, rows: Sequence[tuple[int, HistoryEntry]]) -> None: ...
+
+
+class ExportQueries(Protocol):
+    def lead_property_names(self) -> list[str]: ...
+
+    def pages(self, kind: str, page_size: int = 5_000) -> Iterator[list[dict[str, Any]]]: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Only ``commit`` makes changes durable; leaving without it rolls back."""
+
+    @property
+    def leads(self) -> LeadRepository: ...
+
+    @property
+    def accounts(self) -> AccountRepository: ...
+
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def activities(self) -> ActivityRepository: ...
+
+    @property
+    def properties(self) -> PropertyRepository: ...
+
+    @property
+    def qualifications(self) -> QualificationRepository: ...
+
+    @property
+    def bulk(self) -> BulkWriter: ...
+
+    @property
+    def exports(self) -> ExportQueries: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...  # pragma: no cover
+
+
+# ---- files -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordBatch:
+    """Rows read from a file, column by column: text cells (or typed values from typed formats)."""
+
+    columns: dict[str, list[Any]]
+    length: int
+    first_row_number: int  # 1-based number of the first row among the file's data rows
+    bytes_read: int = 0  # bytes of the file consumed so far (for progress)
+
+    def row(self, i: int) -> dict[str, Any]:
+        return {name: values[i] for name, values in self.columns.items()}
+
+
+@dataclass
+class RejectedRecord:
+    values: Mapping[str, Any]
+    reason: str
+    cells: Sequence[str] | None = (
+        None  # raw cells, for rows that could not be split into the header's columns
+    )
+
+
+class RecordSource(Protocol):
+    """A readable file of records; iterating yields batches; ``rejected`` collects unsplittable rows."""
+
+    path: str
+    columns: list[str]
+    size_bytes: int
+
+    def batches(self) -> Iterator[RecordBatch]: ...
+
+    def drain_unreadable(self) -> list[RejectedRecord]: ...
+
+
+class RejectSink(Protocol):
+    def write(self, record: RejectedRecord) -> None: ...
+
+    @property
+    def count(self) -> int: ...
+
+
+class Progress(Protocol):
+    def advance(self, *, rows: int, bytes_read: int) -> None: ...
+
+
+class NullProgress:
+    def advance(self, *, rows: int, bytes_read: int) -> None:
+        return None
+
+
+@dataclass
+class ImportReport:
+    file: str
+    kind: str
+    rows_read: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    rejects_file: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
