@@ -28,6 +28,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from leadstage.adapters.db.engine import DatabaseTooNew, current_revision, head_revision, upgrade
 from leadstage.adapters.files import CsvRejectSink, FileProblem, RecordWriter, load_mapping, open_source
@@ -42,7 +43,7 @@ from leadstage.services import leads as lead_service
 from leadstage.services import users as user_service
 from leadstage.services.ports import ImportReport, LeadFilter
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class NotInitialised(Exception):
@@ -536,6 +537,10 @@ def exit_code_for(exc: BaseException) -> int:
     return 1
 
 
+def _error(exc: BaseException) -> None:
+    err.print(Text("error: ", style="bold red") + Text(str(exc)))
+
+
 def main(argv: list[str] | None = None) -> None:
     from leadstage.cli import commands  # noqa: F401  (registers demo, serve and friends)
 
@@ -550,7 +555,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(2)
     except (NotInitialised, DatabaseTooNew) as exc:
-        err.print(f"[red]error[/]: {exc}")
+        _error(exc)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted: committed batches are kept; run the same command again to finish")
@@ -559,7 +564,7 @@ def main(argv: list[str] | None = None) -> None:
         code = exit_code_for(exc)
         if code == 1 and not isinstance(exc, ConcurrencyConflict):
             err.print_exception(show_locals=False)
-        err.print(f"[red]error[/]: {exc}")
+        _error(exc)
         sys.exit(code)
     finally:
         if STATE.container is not None:

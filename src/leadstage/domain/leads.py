@@ -44,9 +44,11 @@ def infer_value(text: str) -> tuple[PropertyValue, PropertyType]:
     ``true``/``false`` become booleans (``Yes``/``No`` stay as written).
     """
     s = text.strip()
-    if _INT.fullmatch(s) and not (len(s.lstrip("+-")) > 1 and s.lstrip("+-").startswith("0")):
+    unsigned = s.lstrip("+-")
+    leading_zero = len(unsigned) > 1 and unsigned[0] == "0" and unsigned[1].isdigit()
+    if _INT.fullmatch(s) and not leading_zero:
         return int(s), PropertyType.INTEGER
-    if _FLOAT.fullmatch(s):
+    if _FLOAT.fullmatch(s) and not leading_zero:
         value = float(s)
         if math.isfinite(value):
             return value, PropertyType.NUMBER

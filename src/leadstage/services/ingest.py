@@ -414,9 +414,8 @@ def import_leads(
         external_ids = [ExternalId(mapping.id_system, ext_value)] if ext_value else []
         email = text("email")
         phone = text("phone")
-        fp = None
-        if not email and not ext_value and not phone:
-            fp = fingerprint([(k, str(v)) for k, v in row.items() if v is not None])
+        # Used only when the row has no usable identity (no valid email, external id or phone).
+        fp = None if ext_value else fingerprint([(k, str(v)) for k, v in row.items() if v is not None])
         return LeadInput(
             email=email,
             phone=phone,

@@ -159,8 +159,8 @@ def upsert_lead(
             properties=dict(incoming.properties),
             first_source=incoming.source,
             latest_source=incoming.source,
-            first_touch_at=created,
-            last_touch_at=created,
+            first_touch_at=incoming.created_at,
+            last_touch_at=incoming.created_at,
             fingerprint=None if _has_identity(identity, incoming) else incoming.fingerprint,
         )
         lead.account_id = _link_account(uow, incoming, identity, at=at, auto_create=auto_create_accounts)

@@ -656,7 +656,7 @@ class SqlBulkWriter:
             first.append((f, f_src, lead_id, f))
             last.append((last_at, l_src, lead_id, last_at))
         self.conn.exec_driver_sql(
-            f"UPDATE leads SET first_touch_at = {m}, first_source = COALESCE({m}, first_source) "
+            f"UPDATE leads SET first_touch_at = {m}, first_source = COALESCE(first_source, {m}) "
             f"WHERE id = {m} AND (first_touch_at IS NULL OR first_touch_at > {m})",
             first,
         )

@@ -1,0 +1,34 @@
+"""Test data builders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from leadstage.domain.stages import Actor, LeadState, Role, Stage, Status
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def state(
+    stage: str = "lead",
+    status: str = "open",
+    *,
+    cycle: int = 1,
+    furthest: str | None = None,
+    owner_id: int | None = None,
+    owner_team: str | None = None,
+) -> LeadState:
+    return LeadState(
+        stage=Stage(stage),
+        status=Status(status),
+        cycle=cycle,
+        furthest_stage=Stage(furthest or stage),
+        owner_id=owner_id,
+        owner_team=owner_team,
+    )
+
+
+def actor(
+    role: str = "admin", *, name: str | None = None, user_id: int | None = None, team: str | None = None
+) -> Actor:
+    return Actor(name=name or role, role=Role(role), user_id=user_id, team=team)
