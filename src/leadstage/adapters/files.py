@@ -141,12 +141,16 @@ class CsvSource:
             pending: list[pa.RecordBatch] = []
             pending_rows = 0
             for batch in reader:
-                pending.append(batch)
-                pending_rows += batch.num_rows
-                if pending_rows >= self.batch_rows:
-                    yield self._emit(pending, row_number, raw.bytes_read)
-                    row_number += pending_rows
-                    pending, pending_rows = [], 0
+                offset = 0
+                while offset < batch.num_rows:
+                    piece = batch.slice(offset, self.batch_rows - pending_rows)
+                    offset += piece.num_rows
+                    pending.append(piece)
+                    pending_rows += piece.num_rows
+                    if pending_rows >= self.batch_rows:
+                        yield self._emit(pending, row_number, raw.bytes_read)
+                        row_number += pending_rows
+                        pending, pending_rows = [], 0
             if pending_rows:
                 yield self._emit(pending, row_number, raw.bytes_read)
         except pa.ArrowInvalid as exc:

@@ -30,7 +30,13 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from leadstage.adapters.db.engine import DatabaseTooNew, current_revision, head_revision, upgrade
+from leadstage.adapters.db.engine import (
+    DatabaseTooNew,
+    current_revision,
+    head_revision,
+    is_known_revision,
+    upgrade,
+)
 from leadstage.adapters.files import CsvRejectSink, FileProblem, RecordWriter, load_mapping, open_source
 from leadstage.adapters.security import hash_password
 from leadstage.bootstrap import Container, build
@@ -65,6 +71,11 @@ class State:
                     raise NotInitialised(
                         f"the database {settings.database_url} has no leadstage schema yet: "
                         "run `leadstage init` first"
+                    )
+                if current != head_revision() and not is_known_revision(current):
+                    raise DatabaseTooNew(
+                        f"the database is at schema {current}, written by a newer leadstage; "
+                        "upgrade leadstage to use it"
                     )
                 if current != head_revision():
                     raise NotInitialised(

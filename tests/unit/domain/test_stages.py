@@ -18,7 +18,6 @@ from leadstage.domain.errors import (
 from leadstage.domain.qualification import Policy, evaluate
 from leadstage.domain.stages import (
     TRANSITIONS,
-    Action,
     QualificationCheck,
     TransitionRequest,
     allowed_actions,
@@ -145,8 +144,10 @@ def test_promotion_from_nurture_starts_a_new_cycle_and_from_open_does_not():
         actor=actor("system"),
         at=T0,
     )
-    assert from_nurture.state.cycle == 3 and from_nurture.new_cycle
-    assert from_open.state.cycle == 1 and not from_open.new_cycle
+    assert from_nurture.state.cycle == 3
+    assert from_nurture.new_cycle
+    assert from_open.state.cycle == 1
+    assert not from_open.new_cycle
     assert from_open.entry.reason == "criteria_met"
     assert from_open.entry.data["criteria"] == ["fit A"]
 

@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -74,6 +75,18 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def _known_revision(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether this code knows the schema revision (False: the database is newer)."""
+    return _known_revision(ScriptDirectory.from_config(alembic_config(create_engine("sqlite://"))), revision)
+
+
 class DatabaseTooNew(Exception):
     """The database was written by a newer leadstage than this one."""
 
@@ -82,7 +95,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Bring the schema to the newest revision; returns (before, after). Refuses a newer database."""
     before = current_revision(engine)
     script = ScriptDirectory.from_config(alembic_config(engine))
-    if before is not None and script.get_revision(before) is None:
+    if before is not None and not _known_revision(script, before):
         raise DatabaseTooNew(
             f"the database is at schema revision {before}, which this leadstage does not know: "
             "it was written by a newer version; upgrade leadstage instead"

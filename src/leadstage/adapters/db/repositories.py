@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from leadstage.adapters.db import tables as t
@@ -209,7 +210,16 @@ class SqlLeadRepository:
         values = _lead_values(lead)
         values["version"] = lead.version + 1
         values["_id"], values["_version"] = lead.id, lead.version
-        result = self.conn.execute(_UPDATE_LEAD, values)
+        try:
+            result = self.conn.execute(_UPDATE_LEAD, values)
+        except OperationalError as exc:
+            # SQLite refuses to upgrade a read snapshot that another writer made stale (SQLITE_BUSY_SNAPSHOT)
+            if "locked" not in str(exc.orig):
+                raise
+            raise ConcurrencyConflict(
+                f"lead {lead.id} was changed by someone else while you were working on it; nothing was written, "
+                "try again"
+            ) from None
         if result.rowcount != 1:
             raise ConcurrencyConflict(
                 f"lead {lead.id} was changed by someone else (version {lead.version} is "
