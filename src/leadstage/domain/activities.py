@@ -72,7 +72,7 @@ def normalize_activity_type(raw: str) -> str:
 def derived_idempotency_key(
     lead_ref: str,
     type_: str,
-    occurred_at: datetime,
+    occurred_at: str,
     source: str | None,
     campaign: str | None,
     content: str | None,
@@ -83,7 +83,7 @@ def derived_idempotency_key(
     for part in (
         lead_ref,
         type_,
-        occurred_at.isoformat(),
+        occurred_at,
         source or "",
         campaign or "",
         content or "",

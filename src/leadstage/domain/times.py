@@ -75,3 +75,25 @@ def to_utc(value: datetime, default_tz: tzinfo = UTC) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=default_tz)
     return value.astimezone(UTC)
+
+
+def utc_text(value: datetime) -> str:
+    """The canonical text of a UTC instant, ``YYYY-MM-DD HH:MM:SS.ffffff``: sortable, exact to the microsecond."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def utc_text_fast(text: str) -> str | None:
+    """``2026-03-01T09:30:00Z`` straight to its canonical UTC text, or None when it is not in that form."""
+    if len(text) == 20 and text[19] == "Z" and text[10] == "T":
+        try:
+            datetime.fromisoformat(text)  # validates the calendar and the clock
+        except ValueError:
+            return None
+        return f"{text[:10]} {text[11:19]}.000000"
+    return None
+
+
+def from_utc_text(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)

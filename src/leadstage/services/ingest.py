@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from leadstage.domain.activities import derived_idempotency_key, normalize_activity_type
@@ -32,7 +32,7 @@ from leadstage.domain.leads import (
     merge_properties,
     type_of,
 )
-from leadstage.domain.times import TimestampError, parse_timestamp, to_utc
+from leadstage.domain.times import TimestampError, parse_timestamp, to_utc, utc_text, utc_text_fast
 from leadstage.services.leads import LeadInput, upsert_lead
 from leadstage.services.ports import (
     ActivityRow,
@@ -354,6 +354,8 @@ def _run_batches(
     report: ImportReport,
     handle: Callable[[UnitOfWork, RecordBatch, _TypeTracker | None], None],
     entity: str | None,
+    *,
+    finish: Callable[[UnitOfWork], None] | None = None,
 ) -> None:
     with ctx.uow_factory() as uow:
         tracker = _TypeTracker(uow.properties.definitions(entity)) if entity else None
@@ -365,6 +367,9 @@ def _run_batches(
             uow.commit()
             _drain_unreadable(source, rejects, report)
             ctx.progress.advance(rows=batch.length, bytes_read=batch.bytes_read)
+        if finish is not None:
+            finish(uow)
+            uow.commit()
         _drain_unreadable(source, rejects, report)
 
 
@@ -545,6 +550,11 @@ def import_accounts(
     return _finish(report, source, rejects, started)
 
 
+#: Leads whose first/last touch is kept in memory before it is written (bounds memory on huge files).
+TOUCH_FLUSH_LEADS = 200_000
+#: Emails whose lead id is remembered between batches of an activity import.
+EMAIL_CACHE_SIZE = 500_000
+
 # ---- activities --------------------------------------------------------------------------------------
 
 
@@ -582,85 +592,106 @@ def import_activities(
             raise RowError(f"type: unknown activity type {raw!r}")
         return cached
 
-    def occurred(raw: Any) -> datetime:
-        if isinstance(raw, str):
+    time_column = col("occurred_at") or "occurred_at"
+
+    def occurred(raw: Any) -> str:
+        if raw.__class__ is str:
+            fast = utc_text_fast(raw)
+            if fast is not None:
+                return fast
             try:
                 value = datetime.fromisoformat(raw)
             except ValueError:
-                return cells.time(raw, col("occurred_at") or "occurred_at")
+                return utc_text(cells.time(raw, time_column))
             if value.tzinfo is None:
                 value = value.replace(tzinfo=tz)
-            return value.astimezone(UTC)
-        return cells.time(raw, col("occurred_at") or "occurred_at")
+            return utc_text(value)
+        return utc_text(cells.time(raw, time_column))
 
-    def opt(values: list[Any] | None, i: int) -> str | None:
+    def clean(values: list[Any] | None, n: int) -> list[str | None]:
+        """A column with surrounding space removed and empty or placeholder cells as None."""
         if values is None:
-            return None
-        v = values[i]
-        if v is None:
-            return None
-        s = v.strip() if isinstance(v, str) else str(v)
-        if not s or (missing and s.lower() in missing):
-            return None
-        return s
+            return [None] * n
+        if missing:
+            return [
+                None if v is None or not (s := str(v).strip()) or s.lower() in missing else s for v in values
+            ]
+        return [
+            None if v is None or not (s := v.strip() if v.__class__ is str else str(v)) else s for v in values
+        ]
+
+    # lead ids of emails already seen (bounded)
+    email_ids: dict[str, int] = {}
+    # first/last touch per lead, across batches; flushed in bounded chunks and at the end
+    touches: dict[int, list[Any]] = {}
+
+    def flush_touches(uow: UnitOfWork) -> None:
+        uow.bulk.touch_leads({k: (v[0], v[1], v[2], v[3]) for k, v in touches.items()})
+        touches.clear()
+
+    def column(name: str, cols: dict[str, list[Any]]) -> list[Any] | None:
+        column_name = col(name)
+        return cols.get(column_name) if column_name else None
 
     def handle(uow: UnitOfWork, batch: RecordBatch, _tracker: _TypeTracker | None) -> None:
         n = batch.length
         cols = batch.columns
-        email_col = cols.get(col("email") or "") if col("email") else None
-        id_col = cols.get(col("lead_id") or "") if col("lead_id") else None
-        ext_col = cols.get(col("external_id") or "") if col("external_id") else None
+        email_col = column("email", cols)
         refs: list[tuple[str, str] | None] = [None] * n
-        by_email: dict[str, int] = {}
-        by_ext: dict[str, int] = {}
-        known_ids: set[int] = set()
+        lead_ids: list[int | None] = [None] * n
         if email_col is not None:
             canon = [
-                canonical_email(e, rules) if isinstance(e, str) and "@" in e else None for e in email_col
+                canonical_email(e, rules) if e.__class__ is str and "@" in e else None for e in email_col
             ]
-            by_email = uow.bulk.lead_ids_by_email(c for c in canon if c)
-            for i, c in enumerate(canon):
-                if c:
-                    refs[i] = ("email", c)
+            unknown = {c for c in canon if c and c not in email_ids}
+            if len(email_ids) + len(unknown) > EMAIL_CACHE_SIZE:
+                email_ids.clear()
+                unknown = {c for c in canon if c}
+            email_ids.update(uow.bulk.lead_ids_by_email(unknown))
+            get = email_ids.get
+            lead_ids = [get(c) if c else None for c in canon]
+            refs = [("email", c) if c else None for c in canon]
+        ext_col = column("external_id", cols)
         if ext_col is not None:
-            ext_vals = [opt(ext_col, i) for i in range(n)]
+            ext_vals = clean(ext_col, n)
             by_ext = uow.bulk.lead_ids_by_external_id(v for v in ext_vals if v)
             for i, v in enumerate(ext_vals):
                 if refs[i] is None and v:
                     refs[i] = ("external_id", v)
+                    lead_ids[i] = by_ext.get(v)
+        id_col = column("lead_id", cols)
         if id_col is not None:
-            id_vals = [opt(id_col, i) for i in range(n)]
+            id_vals = clean(id_col, n)
             known_ids = uow.bulk.existing_lead_ids(int(v) for v in id_vals if v and v.isdigit())
             for i, v in enumerate(id_vals):
                 if refs[i] is None and v:
                     refs[i] = ("lead_id", v)
-        type_col = cols[col("type") or ""]
-        time_col = cols[col("occurred_at") or ""]
-        src_col = cols.get(col("source") or "") if col("source") else None
-        camp_col = cols.get(col("campaign") or "") if col("campaign") else None
-        cont_col = cols.get(col("content") or "") if col("content") else None
-        key_col = cols.get(col("idempotency_key") or "") if col("idempotency_key") else None
+                    lead_ids[i] = int(v) if v.isdigit() and int(v) in known_ids else None
+        type_col = column("type", cols) or [None] * n
+        time_col = column("occurred_at", cols) or [None] * n
+        sources, campaigns, contents = (
+            clean(column("source", cols), n),
+            clean(column("campaign", cols), n),
+            clean(column("content", cols), n),
+        )
+        keys = clean(column("idempotency_key", cols), n)
         extras = [(c, cols[c]) for c in extra_columns]
         out: list[ActivityRow] = []
-        touches: dict[int, list[Any]] = {}
+        append = out.append
         for i in range(n):
+            lead_id = lead_ids[i]
             try:
-                ref = refs[i]
-                if ref is None:
-                    raise RowError("no lead reference: the row needs an email, lead_id or external_id")
-                kind, value = ref
-                lead_id = (
-                    by_email.get(value)
-                    if kind == "email"
-                    else by_ext.get(value)
-                    if kind == "external_id"
-                    else (int(value) if value.isdigit() and int(value) in known_ids else None)
-                )
                 if lead_id is None:
-                    raise RowError(f"{kind}: no lead with {kind} {value!r}")
-                type_ = activity_type(type_col[i])
+                    ref = refs[i]
+                    if ref is None:
+                        raise RowError("no lead reference: the row needs an email, lead_id or external_id")
+                    raise RowError(f"{ref[0]}: no lead with {ref[0]} {ref[1]!r}")
+                raw_type = type_col[i]
+                type_ = type_cache.get(raw_type) if raw_type.__class__ is str else None
+                if not type_:
+                    type_ = activity_type(raw_type)
                 at = occurred(time_col[i])
-                source, campaign, content = opt(src_col, i), opt(camp_col, i), opt(cont_col, i)
+                source = sources[i]
                 props_json = None
                 if extras:
                     props: dict[str, PropertyValue] = {}
@@ -670,17 +701,19 @@ def import_activities(
                             props[name] = pv
                     if props:
                         props_json = json.dumps(props, separators=(",", ":"), ensure_ascii=False)
-                key = opt(key_col, i)
+                key = keys[i]
                 if key is None:
+                    ref = refs[i]
+                    assert ref is not None
                     key = derived_idempotency_key(
-                        f"{kind}:{value}", type_, at, source, campaign, content, props_json or ""
+                        f"{ref[0]}:{ref[1]}", type_, at, source, campaigns[i], contents[i], props_json or ""
                     )
             except RowError as exc:
                 rejects.write(
                     RejectedRecord(values=batch.row(i), reason=f"row {batch.first_row_number + i}: {exc}")
                 )
                 continue
-            out.append(ActivityRow(lead_id, type_, at, key, source, campaign, content, props_json))
+            append((lead_id, type_, at, key, source, campaigns[i], contents[i], props_json))
             touch = touches.get(lead_id)
             if touch is None:
                 touches[lead_id] = [at, source, at, source]
@@ -692,7 +725,8 @@ def import_activities(
         inserted = uow.bulk.insert_activities(out)
         report.created += inserted
         report.unchanged += len(out) - inserted
-        uow.bulk.touch_leads({k: (v[0], v[1], v[2], v[3]) for k, v in touches.items()})
+        if len(touches) >= TOUCH_FLUSH_LEADS:
+            flush_touches(uow)
 
-    _run_batches(source, ctx, rejects, report, handle, None)
+    _run_batches(source, ctx, rejects, report, handle, None, finish=flush_touches)
     return _finish(report, source, rejects, started)

@@ -162,18 +162,10 @@ class QualificationRepository(Protocol):
     def confirmed(self, lead_id: int, *, cycle: int, framework: str) -> dict[str, bool]: ...
 
 
-@dataclass(frozen=True)
-class ActivityRow:
-    """One activity on the bulk path; times are aware UTC."""
-
-    lead_id: int
-    type: str
-    occurred_at: datetime
-    idempotency_key: str
-    source: str | None
-    campaign: str | None
-    content: str | None
-    properties_json: str | None
+#: One activity on the bulk path, as a plain tuple for speed:
+#: (lead_id, type, occurred_at as canonical UTC text (``domain.times.utc_text``), idempotency_key, source,
+#: campaign, content, properties_json)
+ActivityRow = tuple[int, str, str, str, str | None, str | None, str | None, str | None]
 
 
 class BulkWriter(Protocol):
@@ -189,8 +181,8 @@ class BulkWriter(Protocol):
         """Insert, skipping known idempotency keys; return how many were new."""
         ...
 
-    def touch_leads(self, touches: Mapping[int, tuple[datetime, str | None, datetime, str | None]]) -> None:
-        """Widen each lead's first/last touch with (first_at, first_source, last_at, last_source)."""
+    def touch_leads(self, touches: Mapping[int, tuple[str, str | None, str, str | None]]) -> None:
+        """Widen each lead's first/last touch with (first_at, first_source, last_at, last_source) (UTC text)."""
         ...
 
     def insert_history(self, rows: Sequence[tuple[int, HistoryEntry]]) -> None: ...

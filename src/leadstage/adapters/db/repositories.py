@@ -9,16 +9,16 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
 from leadstage.adapters.db import tables as t
-from leadstage.adapters.db.tables import bulk_datetime
 from leadstage.domain.activities import Activity
 from leadstage.domain.errors import ConcurrencyConflict
 from leadstage.domain.identity import normalize_company_name
 from leadstage.domain.leads import Account, ExternalId, Identity, Lead, PropertyType
 from leadstage.domain.stages import HistoryEntry, LeadState, Stage, Status
+from leadstage.domain.times import from_utc_text
 from leadstage.services.ports import ActivityRow, LeadFilter, UserRecord
 
 _IDENTITY_COLUMNS = (
@@ -625,55 +625,49 @@ class SqlBulkWriter:
     def insert_activities(self, rows: Sequence[ActivityRow]) -> int:
         if not rows:
             return 0
-        d = self.dialect
-        params = [
-            (
-                r.lead_id,
-                r.type,
-                bulk_datetime(r.occurred_at, d),
-                r.source,
-                r.campaign,
-                r.content,
-                r.idempotency_key,
-                r.properties_json,
-            )
-            for r in rows
-        ]
-        cols = "lead_id, type, occurred_at, source, campaign, content, idempotency_key, properties"
-        if d == "sqlite":
-            sql = f"INSERT OR IGNORE INTO activities ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        cols = "lead_id, type, occurred_at, idempotency_key, source, campaign, content, properties"
+        if self.dialect == "sqlite":
+            # canonical UTC text is exactly how UTCDateTime stores times on SQLite
             before = self._total_changes()
-            self.conn.exec_driver_sql(sql, params)
+            self.conn.exec_driver_sql(
+                f"INSERT OR IGNORE INTO activities ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(rows)
+            )
             return self._total_changes() - before
         sql = (
-            f"INSERT INTO activities ({cols}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::json) "
+            f"INSERT INTO activities ({cols}) "
+            "VALUES (%s, %s, (%s || '+00')::timestamptz, %s, %s, %s, %s, %s::json) "
             "ON CONFLICT (idempotency_key) DO NOTHING"
         )
-        result = self.conn.exec_driver_sql(sql, params)
+        result = self.conn.exec_driver_sql(sql, list(rows))
         return max(0, int(result.rowcount))
 
     def _total_changes(self) -> int:
         return int(self.conn.exec_driver_sql("SELECT total_changes()").scalar_one())
 
-    def touch_leads(self, touches: Mapping[int, tuple[datetime, str | None, datetime, str | None]]) -> None:
+    def touch_leads(self, touches: Mapping[int, tuple[str, str | None, str, str | None]]) -> None:
+        """Widen first/last touch in one pass per lead; a lead's own first source is never replaced."""
         if not touches:
             return
         d = self.dialect
         m = "?" if d == "sqlite" else "%s"
-        first, last = [], []
-        for lead_id, (f_at, f_src, l_at, l_src) in touches.items():
-            f, last_at = bulk_datetime(f_at, d), bulk_datetime(l_at, d)
-            first.append((f, f_src, lead_id, f))
-            last.append((last_at, l_src, lead_id, last_at))
+        params = []
+        for lead_id, (first_at, first_src, last_at, last_src) in touches.items():
+            f, last = (
+                (first_at, last_at) if d == "sqlite" else (from_utc_text(first_at), from_utc_text(last_at))
+            )
+            params.append((f, f, first_src, last, last_src, last, last, lead_id))
+        # every SET expression reads the row as it was before the update
         self.conn.exec_driver_sql(
-            f"UPDATE leads SET first_touch_at = {m}, first_source = COALESCE(first_source, {m}) "
-            f"WHERE id = {m} AND (first_touch_at IS NULL OR first_touch_at > {m})",
-            first,
-        )
-        self.conn.exec_driver_sql(
-            f"UPDATE leads SET last_touch_at = {m}, latest_source = COALESCE({m}, latest_source) "
-            f"WHERE id = {m} AND (last_touch_at IS NULL OR last_touch_at < {m})",
-            last,
+            "UPDATE leads SET "
+            f"first_touch_at = CASE WHEN first_touch_at IS NULL OR first_touch_at > {m} THEN {m} "
+            "ELSE first_touch_at END, "
+            f"first_source = COALESCE(first_source, {m}), "
+            f"latest_source = CASE WHEN last_touch_at IS NULL OR last_touch_at < {m} "
+            f"THEN COALESCE({m}, latest_source) ELSE latest_source END, "
+            f"last_touch_at = CASE WHEN last_touch_at IS NULL OR last_touch_at < {m} THEN {m} "
+            "ELSE last_touch_at END "
+            f"WHERE id = {m}",
+            params,
         )
 
     def insert_history(self, rows: Sequence[tuple[int, HistoryEntry]]) -> None:

@@ -63,9 +63,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def bulk_datetime(value: datetime, dialect_name: str) -> Any:
     """A UTC datetime as a raw DB-API parameter, stored exactly as ``UTCDateTime`` would store it."""
-    value = value.astimezone(UTC)
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
     if dialect_name == "sqlite":
-        return value.replace(tzinfo=None).strftime(SQLITE_DATETIME_FORMAT)
+        return value.isoformat(" ", "microseconds")[:26]  # == SQLITE_DATETIME_FORMAT, several times faster
     return value
 
 
