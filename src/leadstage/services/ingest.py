@@ -26,6 +26,7 @@ from leadstage.domain.identity import (
 from leadstage.domain.leads import (
     Account,
     ExternalId,
+    Identity,
     PropertyType,
     PropertyValue,
     infer_value,
@@ -33,7 +34,7 @@ from leadstage.domain.leads import (
     type_of,
 )
 from leadstage.domain.times import TimestampError, parse_timestamp, to_utc, utc_text, utc_text_fast
-from leadstage.services.leads import LeadInput, upsert_lead
+from leadstage.services.leads import LeadIndex, LeadInput, account_domain, identity_of, upsert_lead
 from leadstage.services.ports import (
     ActivityRow,
     Clock,
@@ -440,10 +441,27 @@ def import_leads(
     def handle(uow: UnitOfWork, batch: RecordBatch, tracker: _TypeTracker | None) -> None:
         assert tracker is not None
         now = ctx.clock.now()
+        prepared: list[tuple[int, dict[str, Any], LeadInput, tuple[Identity, list[str]]]] = []
         for i in range(batch.length):
             row = batch.row(i)
             try:
                 incoming = read(row, tracker)
+            except (RowError, ValidationError) as exc:
+                rejects.write(RejectedRecord(values=row, reason=f"row {batch.first_row_number + i}: {exc}"))
+                continue
+            prepared.append((i, row, incoming, identity_of(incoming, ctx.normalizer)))
+        index = LeadIndex.prefetch(
+            uow,
+            emails={
+                ident.email_normalized for _i, _r, _in, (ident, _w) in prepared if ident.email_normalized
+            },
+            external_ids={(e.system, e.value) for _i, _r, inc, _id in prepared for e in inc.external_ids},
+            phones={ident.phone_e164 for _i, _r, _in, (ident, _w) in prepared if ident.phone_e164},
+            fingerprints={inc.fingerprint for _i, _r, inc, _id in prepared if inc.fingerprint},
+            domains={d for _i, _r, inc, (ident, _w) in prepared if (d := account_domain(inc, ident))},
+        )
+        for i, row, incoming, identity in prepared:
+            try:
                 _lead, outcome, warnings = upsert_lead(
                     uow,
                     incoming,
@@ -451,8 +469,10 @@ def import_leads(
                     at=now,
                     actor=ctx.actor,
                     auto_create_accounts=ctx.auto_create_accounts,
+                    lookup=index,
+                    identity=identity,
                 )
-            except (RowError, ValidationError) as exc:
+            except ValidationError as exc:
                 rejects.write(RejectedRecord(values=row, reason=f"row {batch.first_row_number + i}: {exc}"))
                 continue
             if warnings and len(report.warnings) < 20:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from leadstage.domain import identity as ident_rules
 from leadstage.domain.errors import ConcurrencyConflict, NotFound, PermissionDenied, ValidationError
@@ -60,7 +60,7 @@ class LeadInput:
 Outcome = Literal["created", "updated", "unchanged"]
 
 
-def _identity_from(incoming: LeadInput, normalizer: IdentityNormalizer) -> tuple[Identity, list[str]]:
+def identity_of(incoming: LeadInput, normalizer: IdentityNormalizer) -> tuple[Identity, list[str]]:
     warnings: list[str] = []
     email_norm = email_valid = None
     if incoming.email:
@@ -93,46 +93,171 @@ def _identity_from(incoming: LeadInput, normalizer: IdentityNormalizer) -> tuple
     return identity, warnings
 
 
+class LeadLookup(Protocol):
+    """Where matching looks leads up: storage directly, or a batch's prefetched :class:`LeadIndex`."""
+
+    def by_email(self, canonical: str) -> Lead | None: ...
+
+    def by_external_id(self, ext: ExternalId) -> Lead | None: ...
+
+    def by_phone(self, e164: str) -> Lead | None: ...
+
+    def by_fingerprint(self, fingerprint: str) -> Lead | None: ...
+
+    def account_by_domain(self, domain: str) -> int | None: ...
+
+    def remember(self, lead: Lead) -> None: ...
+
+    def remember_account(self, domain: str, account_id: int) -> None: ...
+
+
+class StorageLookup:
+    """Looks every identifier up in storage (one lead at a time: capture, API, CLI)."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    def by_email(self, canonical: str) -> Lead | None:
+        return self.uow.leads.find_by_email(canonical)
+
+    def by_external_id(self, ext: ExternalId) -> Lead | None:
+        found = self.uow.leads.find_by_external_id(ext.value, ext.system)
+        return found[0] if found else None
+
+    def by_phone(self, e164: str) -> Lead | None:
+        return self.uow.leads.find_by_phone(e164)
+
+    def by_fingerprint(self, fingerprint: str) -> Lead | None:
+        return self.uow.leads.find_by_fingerprint(fingerprint)
+
+    def account_by_domain(self, domain: str) -> int | None:
+        account = self.uow.accounts.find_by_domain(domain)
+        return None if account is None else account.id
+
+    def remember(self, lead: Lead) -> None:
+        return None
+
+    def remember_account(self, domain: str, account_id: int) -> None:
+        return None
+
+
+class LeadIndex:
+    """The leads one import batch may match, fetched in a few set-based queries, plus those it creates.
+
+    A miss here is authoritative: everything in storage with one of the batch's identifiers was fetched.
+    """
+
+    def __init__(self) -> None:
+        self.email: dict[str, Lead] = {}
+        self.external: dict[tuple[str, str], Lead] = {}
+        self.phone: dict[str, Lead] = {}
+        self.fingerprint: dict[str, Lead] = {}
+        self.domains: dict[str, int] = {}
+
+    @classmethod
+    def prefetch(
+        cls,
+        uow: UnitOfWork,
+        *,
+        emails: set[str],
+        external_ids: set[tuple[str, str]],
+        phones: set[str],
+        fingerprints: set[str],
+        domains: set[str],
+    ) -> LeadIndex:
+        index = cls()
+        for lead in uow.leads.find_many(
+            emails=emails, external_ids=external_ids, phones=phones, fingerprints=fingerprints
+        ):
+            index.remember(lead)
+        index.domains = uow.accounts.ids_by_domain(domains)
+        return index
+
+    def by_email(self, canonical: str) -> Lead | None:
+        return self.email.get(canonical)
+
+    def by_external_id(self, ext: ExternalId) -> Lead | None:
+        return self.external.get((ext.system, ext.value))
+
+    def by_phone(self, e164: str) -> Lead | None:
+        return self.phone.get(e164)
+
+    def by_fingerprint(self, fingerprint: str) -> Lead | None:
+        return self.fingerprint.get(fingerprint)
+
+    def account_by_domain(self, domain: str) -> int | None:
+        return self.domains.get(domain)
+
+    def remember(self, lead: Lead) -> None:
+        ident = lead.identity
+        if ident.email_normalized:
+            self.email[ident.email_normalized] = lead
+        for ext in lead.external_ids:
+            self.external[(ext.system, ext.value)] = lead
+        if ident.phone_e164:  # like storage: a shared phone finds the oldest lead
+            current = self.phone.get(ident.phone_e164)
+            if current is None or current.id == lead.id or (lead.id or 0) < (current.id or 0):
+                self.phone[ident.phone_e164] = lead
+        if lead.fingerprint:
+            self.fingerprint[lead.fingerprint] = lead
+
+    def remember_account(self, domain: str, account_id: int) -> None:
+        self.domains[domain] = account_id
+
+
 def find_match(
-    uow: UnitOfWork, identity: Identity, external_ids: list[ExternalId], fingerprint: str | None
+    lookup: LeadLookup, identity: Identity, external_ids: list[ExternalId], fingerprint: str | None
 ) -> Lead | None:
     """The existing lead this identity belongs to: by email, then external id, then phone (R2)."""
     if identity.email_normalized:
-        found = uow.leads.find_by_email(identity.email_normalized)
+        found = lookup.by_email(identity.email_normalized)
         if found is not None:
             return found
     for ext in external_ids:
-        candidates = uow.leads.find_by_external_id(ext.value, ext.system)
-        if candidates:
-            return candidates[0]
-    if identity.phone_e164:
-        found = uow.leads.find_by_phone(identity.phone_e164)
+        found = lookup.by_external_id(ext)
         if found is not None:
+            return found
+    if identity.phone_e164:
+        found = lookup.by_phone(identity.phone_e164)
+        # A phone is weak evidence (a switchboard is shared): it never joins two different valid emails.
+        if found is not None and not (identity.email_normalized and found.identity.email_normalized):
             return found
     has_identity = bool(identity.email_normalized or external_ids or identity.phone_e164)
     if fingerprint and not has_identity:
-        return uow.leads.find_by_fingerprint(fingerprint)
+        return lookup.by_fingerprint(fingerprint)
     return None
 
 
 def _link_account(
-    uow: UnitOfWork, incoming: LeadInput, identity: Identity, *, at: datetime, auto_create: bool
+    uow: UnitOfWork,
+    lookup: LeadLookup,
+    incoming: LeadInput,
+    identity: Identity,
+    *,
+    at: datetime,
+    auto_create: bool,
 ) -> int | None:
     if incoming.account_id is not None:
         if uow.accounts.get(incoming.account_id) is None:
             raise ValidationError(f"account {incoming.account_id} does not exist", field="account_id")
         return incoming.account_id
+    domain = account_domain(incoming, identity)
+    if domain is None:
+        return None
+    account_id = lookup.account_by_domain(domain)
+    if account_id is not None or not auto_create:
+        return account_id
+    account_id = uow.accounts.add(Account(id=None, name=incoming.company or domain, domain=domain), at=at)
+    lookup.remember_account(domain, account_id)
+    return account_id
+
+
+def account_domain(incoming: LeadInput, identity: Identity) -> str | None:
+    """The company domain a lead belongs to: its website, else its company email's domain."""
     domain = ident_rules.normalize_domain(incoming.website) if incoming.website else None
     if domain is None and identity.email_valid:
         domain = ident_rules.company_domain(identity.email_normalized)
-    if domain is None:
-        return None
-    account = uow.accounts.find_by_domain(domain)
-    if account is not None:
-        return account.id
-    if not auto_create:
-        return None
-    return uow.accounts.add(Account(id=None, name=incoming.company or domain, domain=domain), at=at)
+    return domain
 
 
 def upsert_lead(
@@ -143,15 +268,18 @@ def upsert_lead(
     at: datetime,
     actor: str = "import",
     auto_create_accounts: bool = True,
+    lookup: LeadLookup | None = None,
+    identity: tuple[Identity, list[str]] | None = None,
 ) -> tuple[Lead, Outcome, list[str]]:
     """Create the lead, or recognise it and fill in what is new. Never a silent merge of two people."""
-    identity, warnings = _identity_from(incoming, normalizer)
-    existing = find_match(uow, identity, incoming.external_ids, incoming.fingerprint)
+    lookup = lookup or StorageLookup(uow)
+    ident, warnings = identity or identity_of(incoming, normalizer)
+    existing = find_match(lookup, ident, incoming.external_ids, incoming.fingerprint)
     if existing is None:
         created = incoming.created_at or at
         lead = Lead(
             id=None,
-            identity=identity,
+            identity=ident,
             state=initial_state(),
             created_at=created,
             updated_at=at,
@@ -161,21 +289,24 @@ def upsert_lead(
             latest_source=incoming.source,
             first_touch_at=incoming.created_at,
             last_touch_at=incoming.created_at,
-            fingerprint=None if _has_identity(identity, incoming) else incoming.fingerprint,
+            fingerprint=None if _has_identity(ident, incoming) else incoming.fingerprint,
         )
-        lead.account_id = _link_account(uow, incoming, identity, at=at, auto_create=auto_create_accounts)
+        lead.account_id = _link_account(uow, lookup, incoming, ident, at=at, auto_create=auto_create_accounts)
         lead_id = uow.leads.add(lead)
         uow.leads.add_history(lead_id, creation_entry(actor=actor, at=created, source=incoming.source))
+        lookup.remember(lead)
         return lead, "created", warnings
-    merged_identity = existing.identity.filled_from(identity)
+    merged_identity = existing.identity.filled_from(ident)
     known_ext = {(e.system, e.value) for e in existing.external_ids}
     new_ext = [e for e in incoming.external_ids if (e.system, e.value) not in known_ext]
     # An external id already used by another lead stays with that lead (no silent merge).
-    new_ext = [e for e in new_ext if not uow.leads.find_by_external_id(e.value, e.system)]
+    new_ext = [e for e in new_ext if lookup.by_external_id(e) is None]
     properties = merge_properties(existing.properties, incoming.properties)
     account_id = existing.account_id
     if account_id is None:
-        account_id = _link_account(uow, incoming, merged_identity, at=at, auto_create=auto_create_accounts)
+        account_id = _link_account(
+            uow, lookup, incoming, merged_identity, at=at, auto_create=auto_create_accounts
+        )
     changed = (
         merged_identity != existing.identity
         or new_ext
@@ -195,7 +326,9 @@ def upsert_lead(
         first_source=existing.first_source or incoming.source,
         latest_source=existing.latest_source or incoming.source,
     )
-    return uow.leads.update(updated), "updated", warnings
+    stored = uow.leads.update(updated)
+    lookup.remember(stored)
+    return stored, "updated", warnings
 
 
 def _has_identity(identity: Identity, incoming: LeadInput) -> bool:

@@ -45,8 +45,12 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         sqlite_url = make_url(url)
         if sqlite_url.database and sqlite_url.database != ":memory:":
             Path(sqlite_url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        memory = sqlite_url.database in (None, "", ":memory:")
         engine = create_engine(
-            url, echo=echo, poolclass=NullPool, connect_args={"check_same_thread": False, "timeout": 10}
+            url,
+            echo=echo,
+            poolclass=NullPool if memory else None,
+            connect_args={"check_same_thread": False, "timeout": 10},
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.

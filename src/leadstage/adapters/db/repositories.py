@@ -35,6 +35,11 @@ _IDENTITY_COLUMNS = (
 )
 
 
+def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
 _STATE_COLUMNS = (
     "account_id",
     "owner_id",
@@ -185,6 +190,40 @@ class SqlLeadRepository:
         if system is None:
             return self._rows_to_leads(self.conn.execute(_BY_EXT_ANY, {"v": value}).all())
         return self._rows_to_leads(self.conn.execute(_BY_EXT, {"v": value, "system": system}).all())
+
+    def find_many(
+        self,
+        *,
+        emails: Iterable[str] = (),
+        external_ids: Iterable[tuple[str, str]] = (),
+        phones: Iterable[str] = (),
+        fingerprints: Iterable[str] = (),
+    ) -> list[Lead]:
+        """Every lead holding one of these identifiers, in a few chunked queries."""
+        ids: set[int] = set()
+        for column, values in (
+            (t.leads.c.email_normalized, emails),
+            (t.leads.c.phone_e164, phones),
+            (t.leads.c.fingerprint, fingerprints),
+        ):
+            for chunk in _chunks(sorted(set(values))):
+                ids.update(r[0] for r in self.conn.execute(select(t.leads.c.id).where(column.in_(chunk))))
+        pairs = sorted(set(external_ids))
+        for chunk in _chunks([value for _system, value in pairs]):
+            q = select(
+                t.lead_external_ids.c.lead_id, t.lead_external_ids.c.system, t.lead_external_ids.c.value
+            )
+            wanted = set(pairs)
+            ids.update(
+                r[0]
+                for r in self.conn.execute(q.where(t.lead_external_ids.c.value.in_(chunk)))
+                if (r[1], r[2]) in wanted
+            )
+        leads: list[Lead] = []
+        for chunk in _chunks(sorted(ids)):
+            rows = self.conn.execute(_LEAD_SELECT.where(t.leads.c.id.in_(chunk)).order_by(t.leads.c.id)).all()
+            leads.extend(self._rows_to_leads(rows))
+        return leads
 
     def merged_into(self, lead_id: int) -> int | None:
         row = self.conn.execute(
@@ -366,6 +405,13 @@ class SqlAccountRepository:
 
     def find_by_domain(self, domain: str) -> Account | None:
         return self._one(t.accounts.c.domain == domain)
+
+    def ids_by_domain(self, domains: Iterable[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for chunk in _chunks(sorted(set(domains))):
+            q = select(t.accounts.c.domain, t.accounts.c.id).where(t.accounts.c.domain.in_(chunk))
+            out.update({r[0]: int(r[1]) for r in self.conn.execute(q)})
+        return out
 
     def find_by_name(self, normalized_name: str) -> Account | None:
         return self._one(t.accounts.c.name_normalized == normalized_name)

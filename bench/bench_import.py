@@ -1,0 +1,118 @@
+"""Activity import speed against raw sqlite3, in the same run (issue: foundation, performance).
+
+    .venv/bin/python bench/bench_import.py [--activities 1000000] [--leads 100000] [--runs 3]
+
+Files come from the demo company's generator (bench/make_data.py). For each run, a copy of the same
+database with the leads already imported receives the activity file twice over:
+
+* baseline: raw ``sqlite3`` (WAL, synchronous=NORMAL) reading the file with the ``csv`` module, mapping
+  each email to its lead id through a dict, one ``executemany`` in one transaction into
+  ``(id integer primary key, lead_id, type, occurred_at, source, campaign, content,
+  idempotency_key unique, properties)`` with one index on ``(lead_id, occurred_at)``;
+* leadstage: the whole ``leadstage import activities FILE`` command, process start-up included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+from common import NOW, OUT, leadstage_bin, machine, median, run, write_section
+
+from leadstage.adapters.demo_files import write_benchmark_files
+
+
+def baseline(db: Path, activities: Path) -> tuple[int, float]:
+    started = time.perf_counter()
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute("CREATE TABLE baseline_activities (id integer primary key, lead_id, type, occurred_at, source, "
+                "campaign, content, idempotency_key unique, properties)")
+    con.execute("CREATE INDEX ix_baseline_lead_time ON baseline_activities (lead_id, occurred_at)")
+    ids = dict(con.execute("SELECT email, id FROM leads"))
+    with activities.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        rows = [(ids[r[0]], r[1], r[2], r[3], r[4], r[5], r[6], None) for r in reader]
+    with con:
+        con.executemany("INSERT INTO baseline_activities (lead_id, type, occurred_at, source, campaign, content, "
+                        "idempotency_key, properties) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    con.close()
+    return len(rows), time.perf_counter() - started
+
+
+def product(db: Path, activities: Path) -> tuple[int, float]:
+    started = time.perf_counter()
+    result = run([leadstage_bin(), "--db", str(db), "import", "activities", str(activities), "--json"])
+    seconds = time.perf_counter() - started
+    report = json.loads(result.stdout)
+    assert report["rejected"] == 0, report
+    return int(report["created"]), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--activities", type=int, default=1_000_000)
+    parser.add_argument("--leads", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    work = OUT / f"import-{args.leads}-{args.activities}"
+    work.mkdir(parents=True, exist_ok=True)
+    files = work / "files.json"
+    if not files.exists():
+        paths = write_benchmark_files(work, leads=args.leads, activities=args.activities, seed=1, now=NOW)
+        files.write_text(json.dumps(paths))
+    paths = json.loads(files.read_text())
+    base = work / "base.db"
+    if not base.exists():
+        tmp = work / "base-tmp.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+        run([leadstage_bin(), "--db", str(tmp), "init"])
+        started = time.perf_counter()
+        run([leadstage_bin(), "--db", str(tmp), "import", "leads", paths["leads"]])
+        print(f"leads imported in {time.perf_counter() - started:.1f} s")
+        con = sqlite3.connect(tmp)
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.close()
+        tmp.rename(base)
+    activities = Path(paths["activities"])
+    base_rates, product_rates = [], []
+    for i in range(args.runs):
+        for name, fn, rates in (("baseline", baseline, base_rates), ("leadstage", product, product_rates)):
+            db = work / f"run-{name}.db"
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            shutil.copy(base, db)
+            rows, seconds = fn(db, activities)
+            assert rows == args.activities, (name, rows)
+            rates.append(rows / seconds)
+            print(f"run {i + 1} {name}: {rows} rows in {seconds:.2f} s = {rows / seconds:,.0f} rows/s")
+    b, p = median(base_rates), median(product_rates)
+    ratio = p / b
+    verdict = "meets" if ratio >= 0.5 else "MISSES"
+    body = f"""## Activity import, {args.activities:,} rows from CSV into SQLite
+
+Command: `.venv/bin/python bench/bench_import.py --activities {args.activities} --leads {args.leads} --runs {args.runs}`
+({machine()}). Files from the demo generator; {args.leads:,} leads imported first; each run starts from a copy
+of the same database.
+
+| path | median rows/s ({args.runs} runs) |
+|---|---|
+| baseline: raw `sqlite3`, `csv` module, dict email→id, one `executemany` in one transaction | {b:,.0f} |
+| `leadstage import activities` (whole command, start-up, validation, idempotency keys, touches) | {p:,.0f} |
+
+Ratio: **{ratio:.2f}x** the baseline: {verdict} the goal of at least 0.5x.
+"""
+    write_section("import", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
