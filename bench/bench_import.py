@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 from common import NOW, OUT, leadstage_bin, machine, median, run, write_section
-
 from leadstage.adapters.demo_files import write_benchmark_files
 
 
@@ -32,8 +31,10 @@ def baseline(db: Path, activities: Path) -> tuple[int, float]:
     con = sqlite3.connect(db)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
-    con.execute("CREATE TABLE baseline_activities (id integer primary key, lead_id, type, occurred_at, source, "
-                "campaign, content, idempotency_key unique, properties)")
+    con.execute(
+        "CREATE TABLE baseline_activities (id integer primary key, lead_id, type, occurred_at, source, "
+        "campaign, content, idempotency_key unique, properties)"
+    )
     con.execute("CREATE INDEX ix_baseline_lead_time ON baseline_activities (lead_id, occurred_at)")
     ids = dict(con.execute("SELECT email, id FROM leads"))
     with activities.open(newline="", encoding="utf-8") as fh:
@@ -41,8 +42,11 @@ def baseline(db: Path, activities: Path) -> tuple[int, float]:
         next(reader)
         rows = [(ids[r[0]], r[1], r[2], r[3], r[4], r[5], r[6], None) for r in reader]
     with con:
-        con.executemany("INSERT INTO baseline_activities (lead_id, type, occurred_at, source, campaign, content, "
-                        "idempotency_key, properties) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany(
+            "INSERT INTO baseline_activities (lead_id, type, occurred_at, source, campaign, content, "
+            "idempotency_key, properties) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
     con.close()
     return len(rows), time.perf_counter() - started
 
@@ -57,7 +61,9 @@ def product(db: Path, activities: Path) -> tuple[int, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--activities", type=int, default=1_000_000)
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)

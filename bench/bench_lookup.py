@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 from common import OUT, machine, median, write_section
-
 from leadstage.adapters.db.engine import make_engine, upgrade
 from leadstage.bootstrap import build
 from leadstage.config import Settings
@@ -42,8 +41,18 @@ def seed(db: Path, count: int) -> None:
     batch = []
     for i in range(count):
         email = f"person{i}@company{i % 50_000}.example"
-        batch.append((email, email, f"First{i}", f"Last{i}", f"Company {i % 50_000}", sources[i % 6],
-                      sources[(i + 1) % 6], '{"Seniority": "Manager", "Employees": 250}'))
+        batch.append(
+            (
+                email,
+                email,
+                f"First{i}",
+                f"Last{i}",
+                f"Company {i % 50_000}",
+                sources[i % 6],
+                sources[(i + 1) % 6],
+                '{"Seniority": "Manager", "Employees": 250}',
+            )
+        )
         if len(batch) == 50_000:
             con.executemany(SEED_SQL, batch)
             batch.clear()
@@ -54,7 +63,9 @@ def seed(db: Path, count: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--leads", type=int, default=1_000_000)
     parser.add_argument("--lookups", type=int, default=5000)
     args = parser.parse_args()

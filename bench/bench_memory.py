@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 
 from common import NOW, OUT, leadstage_bin, machine, run, write_section
-
 from leadstage.adapters.demo_files import write_benchmark_files
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--activities", type=int, default=10_000_000)
     parser.add_argument("--leads", type=int, default=200_000)
     args = parser.parse_args()
@@ -42,8 +43,12 @@ def main() -> None:
     run([leadstage_bin(), "--db", str(db), "import", "leads", paths["leads"]])
     size_mb = Path(paths["activities"]).stat().st_size / 1e6
     started = time.perf_counter()
-    proc = subprocess.run([leadstage_bin(), "--db", str(db), "import", "activities", paths["activities"], "--json"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [leadstage_bin(), "--db", str(db), "import", "activities", paths["activities"], "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])

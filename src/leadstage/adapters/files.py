@@ -23,7 +23,7 @@ import yaml
 
 from leadstage.services.ports import RecordBatch, RejectedRecord
 
-BLOCK_SIZE = 4 << 20
+BLOCK_SIZE = 1 << 20
 NDJSON_BATCH = 5_000
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, tzinfo
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 _EPOCH = re.compile(r"\d{9,10}(\.\d+)?|\d{12,13}")
 _SLASH = re.compile(
@@ -93,6 +94,24 @@ def utc_text_fast(text: str) -> str | None:
             return None
         return f"{text[:10]} {text[11:19]}.000000"
     return None
+
+
+def utc_texts_fast(values: list[Any]) -> list[str | None]:
+    """:func:`utc_text_fast` over a whole column in one loop (None where a value needs the full parser)."""
+    out: list[str | None] = []
+    append = out.append
+    parse = datetime.fromisoformat
+    for v in values:
+        if v.__class__ is str and len(v) == 20 and v[19] == "Z" and v[10] == "T":
+            try:
+                parse(v)
+            except ValueError:
+                append(None)
+                continue
+            append(f"{v[:10]} {v[11:19]}.000000")
+        else:
+            append(None)
+    return out
 
 
 def from_utc_text(text: str) -> datetime:

@@ -33,7 +33,14 @@ from leadstage.domain.leads import (
     merge_properties,
     type_of,
 )
-from leadstage.domain.times import TimestampError, parse_timestamp, to_utc, utc_text, utc_text_fast
+from leadstage.domain.times import (
+    TimestampError,
+    parse_timestamp,
+    to_utc,
+    utc_text,
+    utc_text_fast,
+    utc_texts_fast,
+)
 from leadstage.services.leads import LeadIndex, LeadInput, account_domain, identity_of, upsert_lead
 from leadstage.services.ports import (
     ActivityRow,
@@ -571,9 +578,9 @@ def import_accounts(
 
 
 #: Leads whose first/last touch is kept in memory before it is written (bounds memory on huge files).
-TOUCH_FLUSH_LEADS = 200_000
+TOUCH_FLUSH_LEADS = 50_000
 #: Emails whose lead id is remembered between batches of an activity import.
-EMAIL_CACHE_SIZE = 500_000
+EMAIL_CACHE_SIZE = 100_000
 
 # ---- activities --------------------------------------------------------------------------------------
 
@@ -640,7 +647,8 @@ def import_activities(
             None if v is None or not (s := v.strip() if v.__class__ is str else str(v)) else s for v in values
         ]
 
-    # lead ids of emails already seen (bounded)
+    # canonical form of each raw email seen, and lead ids of canonical emails seen (both bounded)
+    canonical_cache: dict[Any, str] = {}
     email_ids: dict[str, int] = {}
     # first/last touch per lead, across batches; flushed in bounded chunks and at the end
     touches: dict[int, list[Any]] = {}
@@ -660,9 +668,15 @@ def import_activities(
         refs: list[tuple[str, str] | None] = [None] * n
         lead_ids: list[int | None] = [None] * n
         if email_col is not None:
-            canon = [
-                canonical_email(e, rules) if e.__class__ is str and "@" in e else None for e in email_col
-            ]
+            if len(canonical_cache) > EMAIL_CACHE_SIZE:
+                canonical_cache.clear()
+            canon: list[str | None] = []
+            for e in email_col:
+                c = canonical_cache.get(e)
+                if c is None:
+                    c = canonical_email(e, rules) if e.__class__ is str and "@" in e else ""
+                    canonical_cache[e] = c
+                canon.append(c or None)
             unknown = {c for c in canon if c and c not in email_ids}
             if len(email_ids) + len(unknown) > EMAIL_CACHE_SIZE:
                 email_ids.clear()
@@ -695,6 +709,7 @@ def import_activities(
             clean(column("content", cols), n),
         )
         keys = clean(column("idempotency_key", cols), n)
+        fast_times = utc_texts_fast(time_col)
         extras = [(c, cols[c]) for c in extra_columns]
         out: list[ActivityRow] = []
         append = out.append
@@ -710,7 +725,7 @@ def import_activities(
                 type_ = type_cache.get(raw_type) if raw_type.__class__ is str else None
                 if not type_:
                     type_ = activity_type(raw_type)
-                at = occurred(time_col[i])
+                at = fast_times[i] or occurred(time_col[i])
                 source = sources[i]
                 props_json = None
                 if extras:

@@ -560,10 +560,14 @@ def test_exports_write_every_row_in_each_format(capsys, db_url, leads_file, tmp_
 
 
 def test_a_shared_phone_never_joins_two_people_with_different_emails(capsys, db_url, tmp_path):
-    leads = write_csv(tmp_path / "l.csv", ["email", "phone"], [
-        ["amy@acme.io", "+1 415 555 0100"],
-        ["ben@acme.io", "+1 415 555 0100"],  # the switchboard
-        ["", "+1 (415) 555-0100"],  # no email: recognised by the phone
-    ])
+    leads = write_csv(
+        tmp_path / "l.csv",
+        ["email", "phone"],
+        [
+            ["amy@acme.io", "+1 415 555 0100"],
+            ["ben@acme.io", "+1 415 555 0100"],  # the switchboard
+            ["", "+1 (415) 555-0100"],  # no email: recognised by the phone
+        ],
+    )
     report = run(capsys, db_url, "import", "leads", str(leads), "--json").json()
     assert (report["created"], report["updated"] + report["unchanged"]) == (2, 1)

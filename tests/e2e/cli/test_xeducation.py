@@ -25,5 +25,7 @@ def test_all_9240_rows_load_with_every_column_and_show_by_prospect_id(capsys, db
                 continue
             value = properties[column]
             assert (value is None and text == "") or str(value) == text or float(value) == float(text), column
-    again = run(capsys, db_url, "import", "leads", str(xeducation), "--id-column", "Prospect ID", "--json").json()
+    again = run(
+        capsys, db_url, "import", "leads", str(xeducation), "--id-column", "Prospect ID", "--json"
+    ).json()
     assert (again["created"], again["unchanged"]) == (0, 9240)

@@ -35,6 +35,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.execute("PRAGMA temp_store=MEMORY")
+    # bulk imports commit every batch; checkpointing every 4 MB (the default) rewrote the same pages often
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 
