@@ -130,7 +130,18 @@ leads = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False, default=1),
+    # scores of the active scoring model; engagement_score is as of scored_at (decay is applied on read)
+    Column("fit_score", Float),
+    Column("fit_grade", String(1)),
+    Column("engagement_score", Float),
+    Column("engagement_level", Integer),
+    Column("priority", String(4)),
+    Column("excluded_by", String(120)),
+    Column("scored_at", UTCDateTime),
+    Column("score_model_id", Id),
     Index("ix_leads_stage_status", "stage", "status"),
+    Index("ix_leads_priority", "priority"),
+    Index("ix_leads_fit_grade_level", "fit_grade", "engagement_level"),
     Index("ix_leads_owner_stage", "owner_id", "stage"),
     Index("ix_leads_created_at", "created_at"),
 )
@@ -224,4 +235,57 @@ property_definitions = Table(
     Column("type", String(20), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("entity", "name", name="uq_property_definitions_entity_name"),
+)
+
+scoring_models = Table(
+    "scoring_models",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("active", Boolean, nullable=False, default=False),
+    Column("created_by", String(120), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("activated_at", UTCDateTime),
+    UniqueConstraint("version", name="uq_scoring_models_version"),
+)
+
+lead_rule_states = Table(
+    "lead_rule_states",
+    metadata,
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), primary_key=True),
+    Column("rule", String(120), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("anchor_at", UTCDateTime, nullable=False),
+    Column("hits", Integer, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+)
+
+score_history = Table(
+    "score_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("model_id", Id, nullable=False),
+    Column("fit_score", Float),
+    Column("fit_grade", String(1)),
+    Column("engagement_score", Float),
+    Column("engagement_level", Integer),
+    Column("priority", String(4)),
+    Index("ix_score_history_lead_at", "lead_id", "at"),
+)
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("filter", Text, nullable=False),
+    Column("description", Text),
+    Column("created_by", String(120), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
