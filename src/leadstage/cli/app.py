@@ -38,6 +38,7 @@ from leadstage.adapters.db.engine import (
     upgrade,
 )
 from leadstage.adapters.files import CsvRejectSink, FileProblem, RecordWriter, load_mapping, open_source
+from leadstage.adapters.scoring_yaml import load_yaml
 from leadstage.adapters.security import hash_password
 from leadstage.bootstrap import Container, build
 from leadstage.config import Settings
@@ -137,18 +138,40 @@ def init(as_json: JsonOpt = False) -> None:
     """Create or upgrade the database schema."""
     c = STATE.get(require_schema=False)
     before, after = upgrade(c.engine)
+    installed = install_default_model(c)
     result = {
         "database": c.settings.database_url,
         "schema_before": before,
         "schema": after,
         "created": before is None,
         "upgraded": before is not None and before != after,
+        "default_scoring_model": installed,
     }
     if as_json:
         emit_json(result)
     else:
         what = "created" if before is None else ("upgraded" if before != after else "already up to date")
         err.print(f"database {c.settings.database_url}: schema {after} ({what})")
+
+
+def install_default_model(c: Container) -> bool:
+    """Install and activate the default scoring model when no model is active yet."""
+    from leadstage.adapters.scoring_yaml import default_model_source
+    from leadstage.services import scoring
+
+    with c.uow() as uow:
+        if uow.scoring.active_model() is not None:
+            return False
+        scoring.activate_model(
+            uow,
+            default_model_source(),
+            name="default scoring model",
+            load=lambda text, name: load_yaml(text, source=name),
+            actor=lead_service.BUILTIN_ADMIN,
+            at=c.clock.now(),
+        )
+        uow.commit()
+    return True
 
 
 # ---- imports -------------------------------------------------------------------------------------------
@@ -200,6 +223,7 @@ def _import(kind: str, file: Path, map_file: Path | None, id_column: str | None,
                 auto_create_accounts=c.settings.auto_create_accounts,
                 batch_rows=c.settings.import_batch_rows,
                 progress=bar,
+                scoring_loader=lambda text, name: load_yaml(text, source=name),
             )
             report: ImportReport
             if kind == "leads":

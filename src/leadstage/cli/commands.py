@@ -57,7 +57,17 @@ def demo(
         report = demo_service.generate_demo(
             uow_factory=c.uow, normalizer=c.identity, leads=leads, seed=seed, now=c.clock.now(), progress=bar
         )
+    # The demo's story already made its promotions; scoring it now must not add a burst of new ones.
+    from leadstage.cli.scoring import yaml_loader
+    from leadstage.services.scoring import score_all
+
+    with progress_bar("scoring", leads) as bar:
+        scored = score_all(c.uow, load=yaml_loader, at=c.clock.now(), progress=bar, promote=False)
+    report["scored"] = scored.leads
     if as_json:
         emit_json(report)
     else:
         err.print("demo company: " + ", ".join(f"{v} {k}" for k, v in report.items() if isinstance(v, int)))
+
+
+from leadstage.cli import scoring as _scoring  # noqa: E402,F401  (registers `leadstage score ...`)

@@ -114,5 +114,10 @@ def utc_texts_fast(values: list[Any]) -> list[str | None]:
     return out
 
 
+def utc_text_ts(text: str) -> float:
+    """Unix seconds of a canonical UTC text."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
 def from_utc_text(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)

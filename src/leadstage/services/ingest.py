@@ -33,12 +33,14 @@ from leadstage.domain.leads import (
     merge_properties,
     type_of,
 )
+from leadstage.domain.scoring import ActivityFacts
 from leadstage.domain.times import (
     TimestampError,
     parse_timestamp,
     to_utc,
     utc_text,
     utc_text_fast,
+    utc_text_ts,
     utc_texts_fast,
 )
 from leadstage.services.leads import LeadIndex, LeadInput, account_domain, identity_of, upsert_lead
@@ -56,6 +58,7 @@ from leadstage.services.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from leadstage.services.scoring import Loader, load_active, score_leads
 
 # ---- mappings ----------------------------------------------------------------------------------------
 
@@ -308,6 +311,8 @@ class ImportContext:
     batch_rows: int = 50_000
     progress: Progress = field(default_factory=NullProgress)
     actor: str = "import"
+    #: reads scoring models; when set and a model is active, imported leads and activities are scored as they land
+    scoring_loader: Loader | None = None
 
 
 class _TypeTracker:
@@ -467,6 +472,7 @@ def import_leads(
             fingerprints={inc.fingerprint for _i, _r, inc, _id in prepared if inc.fingerprint},
             domains={d for _i, _r, inc, (ident, _w) in prepared if (d := account_domain(inc, ident))},
         )
+        touched: list[int] = []
         for i, row, incoming, identity in prepared:
             try:
                 _lead, outcome, warnings = upsert_lead(
@@ -485,6 +491,10 @@ def import_leads(
             if warnings and len(report.warnings) < 20:
                 report.warnings.extend(f"row {batch.first_row_number + i}: {w}" for w in warnings)
             setattr(report, outcome, getattr(report, outcome) + 1)
+            if outcome != "unchanged" and _lead.id is not None:
+                touched.append(_lead.id)
+        if ctx.scoring_loader is not None and touched:
+            score_leads(uow, sorted(set(touched)), load=ctx.scoring_loader, at=now)
 
     _run_batches(source, ctx, rejects, report, handle, "lead")
     return _finish(report, source, rejects, started)
@@ -647,6 +657,39 @@ def import_activities(
             None if v is None or not (s := v.strip() if v.__class__ is str else str(v)) else s for v in values
         ]
 
+    scoring = None
+    if ctx.scoring_loader is not None:
+        with ctx.uow_factory() as uow:
+            scoring = load_active(uow, ctx.scoring_loader)
+    scored_types = {r.activity_type for r in scoring[1].engagement_rules} if scoring else set()
+
+    def score_new(uow: UnitOfWork, fresh: list[ActivityRow]) -> None:
+        """Fold the activities that were new into their leads' scores (incremental scoring)."""
+        assert scoring is not None
+        assert ctx.scoring_loader is not None
+        by_lead: dict[int, list[ActivityFacts]] = {}
+        for lead_id, type_, at_text, _key, source, campaign, content, props in fresh:
+            if type_ in scored_types:
+                by_lead.setdefault(lead_id, []).append(
+                    ActivityFacts(
+                        type_,
+                        utc_text_ts(at_text),
+                        source,
+                        campaign,
+                        content,
+                        json.loads(props) if props else {},
+                    )
+                )
+        if by_lead:
+            score_leads(
+                uow,
+                sorted(by_lead),
+                load=ctx.scoring_loader,
+                at=ctx.clock.now(),
+                new_activities=by_lead,
+                model=scoring,
+            )
+
     # canonical form of each raw email seen, and lead ids of canonical emails seen (both bounded)
     canonical_cache: dict[Any, str] = {}
     email_ids: dict[str, int] = {}
@@ -757,7 +800,12 @@ def import_activities(
                     touch[0], touch[1] = at, source
                 if at > touch[2]:
                     touch[2], touch[3] = at, source
-        inserted = uow.bulk.insert_activities(out)
+        if scoring is None:
+            inserted = uow.bulk.insert_activities(out)
+        else:
+            fresh = uow.bulk.insert_new_activities(out)
+            inserted = len(fresh)
+            score_new(uow, fresh)
         report.created += inserted
         report.unchanged += len(out) - inserted
         if len(touches) >= TOUCH_FLUSH_LEADS:

@@ -192,6 +192,10 @@ class BulkWriter(Protocol):
         """Insert, skipping known idempotency keys; return how many were new."""
         ...
 
+    def insert_new_activities(self, rows: Sequence[ActivityRow]) -> list[ActivityRow]:
+        """Insert, skipping known keys; return the rows that were new."""
+        ...
+
     def touch_leads(self, touches: Mapping[int, tuple[str, str | None, str, str | None]]) -> None:
         """Widen each lead's first/last touch with (first_at, first_source, last_at, last_source) (UTC text)."""
         ...
@@ -231,6 +235,9 @@ class UnitOfWork(Protocol):
 
     @property
     def exports(self) -> ExportQueries: ...
+
+    @property
+    def scoring(self) -> ScoringRepository: ...
 
     def __enter__(self) -> Self: ...
 
@@ -315,3 +322,90 @@ class ImportReport:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+# ---- scoring -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    id: int
+    version: int
+    name: str
+    source: str
+    active: bool
+    created_by: str
+    created_at: datetime
+    activated_at: datetime | None
+
+
+@dataclass
+class LeadScoreRow:
+    """A lead as scoring reads it: the facts fit rules test, its state, and its current scores."""
+
+    lead_id: int
+    facts: dict[str, Any]
+    stage: str
+    status: str
+    cycle: int
+    fit_grade: str | None
+    engagement_level: int | None
+    priority: str | None
+    engagement_state: dict[str, list[Any]] | None
+    score_model_id: int | None
+
+
+@dataclass(frozen=True)
+class ScoreWrite:
+    lead_id: int
+    fit_score: float
+    fit_grade: str
+    engagement_score: float
+    engagement_level: int
+    priority: str
+    excluded_by: str | None
+    engagement_state: dict[str, list[Any]]
+    changed: bool  # grade or level changed: a score history row is written
+
+
+class ScoringRepository(Protocol):
+    def active_model(self) -> StoredModel | None: ...
+
+    def models(self) -> list[StoredModel]: ...
+
+    def add_model(
+        self,
+        *,
+        name: str,
+        source: str,
+        summary: Mapping[str, Any],
+        created_by: str,
+        at: datetime,
+        activate: bool,
+    ) -> StoredModel: ...
+
+    def lead_id_ranges(self, chunk: int) -> Iterator[tuple[int, int]]: ...
+
+    def lead_rows(
+        self, *, ids: Sequence[int] | None = None, id_range: tuple[int, int] | None = None
+    ) -> list[LeadScoreRow]: ...
+
+    def activities_of(
+        self,
+        *,
+        id_range: tuple[int, int] | None = None,
+        ids: Sequence[int] | None = None,
+        types: Sequence[str],
+        with_properties: bool,
+        until: datetime | None = None,
+    ) -> Iterator[tuple[int, str, float, str | None, str | None, str | None, str | None]]:
+        """(lead_id, type, unix seconds, source, campaign, content, properties JSON), by lead then time."""
+        ...
+
+    def write_scores(self, rows: Sequence[ScoreWrite], *, model_id: int, at: datetime) -> None: ...
+
+    def score_history(self, lead_id: int) -> list[dict[str, Any]]: ...
+
+    def entered_nurture_at(self, lead_id: int, cycle: int) -> datetime | None: ...
+
+    def promoted_in_cycle(self, lead_id: int, cycle: int) -> bool: ...

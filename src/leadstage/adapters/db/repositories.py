@@ -687,6 +687,22 @@ class SqlBulkWriter:
         result = self.conn.exec_driver_sql(sql, list(rows))
         return max(0, int(result.rowcount))
 
+    def insert_new_activities(self, rows: Sequence[ActivityRow]) -> list[ActivityRow]:
+        """Insert like :meth:`insert_activities` and return the rows that were new (for incremental scoring)."""
+        if not rows:
+            return []
+        before = int(self.conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM activities").scalar_one())
+        if not self.insert_activities(rows):
+            return []
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        fresh = {
+            r[0]
+            for r in self.conn.exec_driver_sql(
+                f"SELECT idempotency_key FROM activities WHERE id > {mark}", (before,)
+            )
+        }
+        return [r for r in rows if r[3] in fresh]
+
     def _total_changes(self) -> int:
         return int(self.conn.exec_driver_sql("SELECT total_changes()").scalar_one())
 

@@ -138,6 +138,7 @@ leads = Table(
     Column("priority", String(4)),
     Column("excluded_by", String(120)),
     Column("scored_at", UTCDateTime),
+    Column("engagement_state", JSON),  # per engagement rule: what reading the score as of any time needs
     Column("score_model_id", Id),
     Index("ix_leads_stage_status", "stage", "status"),
     Index("ix_leads_priority", "priority"),
@@ -250,17 +251,6 @@ scoring_models = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("activated_at", UTCDateTime),
     UniqueConstraint("version", name="uq_scoring_models_version"),
-)
-
-lead_rule_states = Table(
-    "lead_rule_states",
-    metadata,
-    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), primary_key=True),
-    Column("rule", String(120), primary_key=True),
-    Column("value", Float, nullable=False),
-    Column("anchor_at", UTCDateTime, nullable=False),
-    Column("hits", Integer, nullable=False),
-    Column("last_at", UTCDateTime, nullable=False),
 )
 
 score_history = Table(

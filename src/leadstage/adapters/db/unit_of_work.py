@@ -17,6 +17,7 @@ from leadstage.adapters.db.repositories import (
     SqlQualificationRepository,
     SqlUserRepository,
 )
+from leadstage.adapters.db.scoring import SqlScoringRepository
 
 
 class SqlUnitOfWork:
@@ -28,6 +29,7 @@ class SqlUnitOfWork:
     qualifications: SqlQualificationRepository
     bulk: SqlBulkWriter
     exports: SqlExportQueries
+    scoring: SqlScoringRepository
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -45,6 +47,7 @@ class SqlUnitOfWork:
         self.qualifications = SqlQualificationRepository(conn)
         self.bulk = SqlBulkWriter(conn)
         self.exports = SqlExportQueries(conn)
+        self.scoring = SqlScoringRepository(conn)
         return self
 
     def __exit__(

@@ -51,19 +51,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_segments_name")),
     )
     op.create_table(
-        "lead_rule_states",
-        sa.Column("lead_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("rule", sa.String(length=120), nullable=False),
-        sa.Column("value", sa.Float(), nullable=False),
-        sa.Column("anchor_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("hits", sa.Integer(), nullable=False),
-        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["lead_id"], ["leads.id"], name=op.f("fk_lead_rule_states_lead_id_leads"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("lead_id", "rule", name=op.f("pk_lead_rule_states")),
-    )
-    op.create_table(
         "score_history",
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
@@ -92,6 +79,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("priority", sa.String(length=4), nullable=True))
         batch_op.add_column(sa.Column("excluded_by", sa.String(length=120), nullable=True))
         batch_op.add_column(sa.Column("scored_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("engagement_state", sa.JSON(), nullable=True))
         batch_op.add_column(
             sa.Column("score_model_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True)
         )
@@ -107,6 +95,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_leads_priority")
         batch_op.drop_index("ix_leads_fit_grade_level")
         batch_op.drop_column("score_model_id")
+        batch_op.drop_column("engagement_state")
         batch_op.drop_column("scored_at")
         batch_op.drop_column("excluded_by")
         batch_op.drop_column("priority")
@@ -119,7 +108,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_score_history_lead_at")
 
     op.drop_table("score_history")
-    op.drop_table("lead_rule_states")
     op.drop_table("segments")
     op.drop_table("scoring_models")
     # ### end Alembic commands ###

@@ -1,0 +1,274 @@
+"""SQL side of scoring: models and their versions, set-based reads of facts and activities, score writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from leadstage.adapters.db import tables as t
+from leadstage.adapters.db.tables import bulk_datetime
+from leadstage.services.ports import LeadScoreRow, ScoreWrite, StoredModel
+
+_FACT_COLUMNS = (
+    "l.id, l.email_normalized, l.first_name, l.last_name, l.job_title, l.company, l.phone, l.first_source, "
+    "l.latest_source, l.properties, l.stage, l.status, l.cycle, l.fit_grade, l.engagement_level, l.priority, "
+    "l.engagement_state, l.score_model_id, a.name, a.domain, a.industry, a.country, a.employees, a.annual_revenue"
+)
+
+
+def _json(value: Any) -> Any:
+    if value is None or isinstance(value, dict | list):
+        return value
+    return json.loads(value)
+
+
+class SqlScoringRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect.name
+        self.mark = "?" if self.dialect == "sqlite" else "%s"
+
+    @staticmethod
+    def _model(r: Any) -> StoredModel:
+        return StoredModel(
+            id=r.id,
+            version=r.version,
+            name=r.name,
+            source=r.source,
+            active=r.active,
+            created_by=r.created_by,
+            created_at=r.created_at,
+            activated_at=r.activated_at,
+        )
+
+    def active_model(self) -> StoredModel | None:
+        r = self.conn.execute(select(t.scoring_models).where(t.scoring_models.c.active.is_(True))).first()
+        return None if r is None else self._model(r)
+
+    def models(self) -> list[StoredModel]:
+        rows = self.conn.execute(select(t.scoring_models).order_by(t.scoring_models.c.version))
+        return [self._model(r) for r in rows]
+
+    def add_model(
+        self,
+        *,
+        name: str,
+        source: str,
+        summary: Mapping[str, Any],
+        created_by: str,
+        at: datetime,
+        activate: bool,
+    ) -> StoredModel:
+        version = int(
+            self.conn.execute(select(func.coalesce(func.max(t.scoring_models.c.version), 0))).scalar_one()
+        )
+        if activate:
+            self.conn.execute(
+                update(t.scoring_models).where(t.scoring_models.c.active.is_(True)).values(active=False)
+            )
+        new_id = self.conn.execute(
+            insert(t.scoring_models)
+            .values(
+                name=name,
+                version=version + 1,
+                source=source,
+                definition=dict(summary),
+                active=activate,
+                created_by=created_by,
+                created_at=at,
+                activated_at=at if activate else None,
+            )
+            .returning(t.scoring_models.c.id)
+        ).scalar_one()
+        r = self.conn.execute(select(t.scoring_models).where(t.scoring_models.c.id == new_id)).one()
+        return self._model(r)
+
+    def lead_id_ranges(self, chunk: int) -> Iterator[tuple[int, int]]:
+        last = 0
+        while True:
+            ids = [
+                r[0]
+                for r in self.conn.execute(
+                    select(t.leads.c.id).where(t.leads.c.id > last).order_by(t.leads.c.id).limit(chunk)
+                )
+            ]
+            if not ids:
+                return
+            yield ids[0], ids[-1]
+            last = ids[-1]
+
+    def lead_rows(
+        self, *, ids: Sequence[int] | None = None, id_range: tuple[int, int] | None = None
+    ) -> list[LeadScoreRow]:
+        m = self.mark
+        sql = f"SELECT {_FACT_COLUMNS} FROM leads l LEFT JOIN accounts a ON a.id = l.account_id WHERE "
+        rows: list[Any] = []
+        if id_range is not None:
+            rows = list(self.conn.exec_driver_sql(sql + f"l.id BETWEEN {m} AND {m} ORDER BY l.id", id_range))
+        elif ids:
+            for i in range(0, len(ids), 900):
+                chunk = tuple(ids[i : i + 900])
+                marks = ", ".join([m] * len(chunk))
+                rows.extend(self.conn.exec_driver_sql(sql + f"l.id IN ({marks}) ORDER BY l.id", chunk).all())
+        out = []
+        for r in rows:
+            email = r[1]
+            facts = {
+                "email": email,
+                "email_domain": email.rpartition("@")[2] if email else None,
+                "first_name": r[2],
+                "last_name": r[3],
+                "job_title": r[4],
+                "company": r[5],
+                "phone": r[6],
+                "first_source": r[7],
+                "latest_source": r[8],
+                "properties": _json(r[9]) or {},
+                "account.name": r[18],
+                "account.domain": r[19],
+                "account.industry": r[20],
+                "account.country": r[21],
+                "account.employees": r[22],
+                "account.annual_revenue": r[23],
+            }
+            out.append(
+                LeadScoreRow(
+                    lead_id=int(r[0]),
+                    facts=facts,
+                    stage=r[10],
+                    status=r[11],
+                    cycle=int(r[12]),
+                    fit_grade=r[13],
+                    engagement_level=r[14],
+                    priority=r[15],
+                    engagement_state=_json(r[16]),
+                    score_model_id=r[17],
+                )
+            )
+        return out
+
+    def activities_of(
+        self,
+        *,
+        id_range: tuple[int, int] | None = None,
+        ids: Sequence[int] | None = None,
+        types: Sequence[str],
+        with_properties: bool,
+        until: datetime | None = None,
+    ) -> Iterator[tuple[int, str, float, str | None, str | None, str | None, str | None]]:
+        if not types:
+            return
+        m = self.mark
+        epoch = (
+            "(julianday(occurred_at) - 2440587.5) * 86400.0"
+            if self.dialect == "sqlite"
+            else "extract(epoch from occurred_at)::float8"
+        )
+        props = "properties" if with_properties else "NULL"
+        type_marks = ", ".join([m] * len(types))
+        base = (
+            f"SELECT lead_id, type, {epoch}, source, campaign, content, {props} FROM activities "
+            f"WHERE type IN ({type_marks}) "
+        )
+        params: list[Any] = list(types)
+        if until is not None:
+            base += f"AND occurred_at <= {m} "
+            params.append(bulk_datetime(until, self.dialect))
+        if id_range is not None:
+            query = base + f"AND lead_id BETWEEN {m} AND {m} ORDER BY lead_id, occurred_at"
+            yield from self.conn.exec_driver_sql(query, (*params, *id_range))
+            return
+        for i in range(0, len(ids or ()), 500):
+            chunk = tuple((ids or ())[i : i + 500])
+            marks = ", ".join([m] * len(chunk))
+            query = base + f"AND lead_id IN ({marks}) ORDER BY lead_id, occurred_at"
+            yield from self.conn.exec_driver_sql(query, (*params, *chunk))
+
+    def write_scores(self, rows: Sequence[ScoreWrite], *, model_id: int, at: datetime) -> None:
+        if not rows:
+            return
+        m = self.mark
+        when = bulk_datetime(at, self.dialect)
+        state_cast = "" if self.dialect == "sqlite" else "::json"
+        self.conn.exec_driver_sql(
+            f"UPDATE leads SET fit_score = {m}, fit_grade = {m}, engagement_score = {m}, engagement_level = {m}, "
+            f"priority = {m}, excluded_by = {m}, engagement_state = {m}{state_cast}, scored_at = {m}, "
+            f"score_model_id = {m} WHERE id = {m}",
+            [
+                (
+                    w.fit_score,
+                    w.fit_grade,
+                    w.engagement_score,
+                    w.engagement_level,
+                    w.priority,
+                    w.excluded_by,
+                    json.dumps(w.engagement_state, separators=(",", ":")),
+                    when,
+                    model_id,
+                    w.lead_id,
+                )
+                for w in rows
+            ],
+        )
+        history = [
+            (
+                w.lead_id,
+                when,
+                model_id,
+                w.fit_score,
+                w.fit_grade,
+                w.engagement_score,
+                w.engagement_level,
+                w.priority,
+            )
+            for w in rows
+            if w.changed
+        ]
+        if history:
+            self.conn.exec_driver_sql(
+                "INSERT INTO score_history (lead_id, at, model_id, fit_score, fit_grade, engagement_score, "
+                f"engagement_level, priority) VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m})",
+                history,
+            )
+
+    def score_history(self, lead_id: int) -> list[dict[str, Any]]:
+        q = (
+            select(t.score_history)
+            .where(t.score_history.c.lead_id == lead_id)
+            .order_by(t.score_history.c.at, t.score_history.c.id)
+        )
+        return [
+            {
+                "at": r.at.isoformat(),
+                "model_id": r.model_id,
+                "fit_score": r.fit_score,
+                "fit_grade": r.fit_grade,
+                "engagement_score": r.engagement_score,
+                "engagement_level": r.engagement_level,
+                "priority": r.priority,
+            }
+            for r in self.conn.execute(q)
+        ]
+
+    def entered_nurture_at(self, lead_id: int, cycle: int) -> datetime | None:
+        q = select(func.max(t.lead_history.c.at)).where(
+            t.lead_history.c.lead_id == lead_id, t.lead_history.c.to_status == "nurture"
+        )
+        value = self.conn.execute(q).scalar_one_or_none()
+        return value if isinstance(value, datetime) else None
+
+    def promoted_in_cycle(self, lead_id: int, cycle: int) -> bool:
+        q = (
+            select(func.count())
+            .select_from(t.lead_history)
+            .where(
+                t.lead_history.c.lead_id == lead_id,
+                t.lead_history.c.cycle == cycle,
+                t.lead_history.c.action == "promote_mql",
+            )
+        )
+        return bool(self.conn.execute(q).scalar_one())

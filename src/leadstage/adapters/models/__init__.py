@@ -1,0 +1,1 @@
+"""Data files shipped with leadstage (the default scoring model)."""

@@ -1,0 +1,829 @@
+"""The scoring model (DOMAIN.md R5, R7, R15, R22): fit against the ICP, engagement with decay, grades.
+
+A model is data (YAML, validated here, stored with its versions). Two explainable dimensions:
+
+* **fit**: rules on lead fields, account fields and custom properties give points, capped per group;
+  hard exclusions (a competitor, students, a country not served) force the lowest grade and flag the lead
+  for disqualification. Bands turn the fit score into a grade ``A`` (best) .. ``D``.
+* **engagement**: points per activity (type, optionally filtered by source, campaign, content or an
+  activity property), once-only or repeatable, capped per group, each rule decaying either exponentially
+  (a half-life, default 30 days) or by a window (only the last N days count). Bands turn the score into
+  a level ``1`` (most engaged) .. ``4``.
+
+The priority combines both, ``A1`` being the best. MQL criteria are pairs of minimum grade and level
+("at least B and at least 2" means grade A or B and level 1 or 2), plus activity rules that qualify on
+their own (a demo request).
+
+Decay is evaluated *as of* a time. Each repeatable exponential rule keeps, per lead, its value at an
+anchor time; a new activity folds in exactly (``v * 2**(-dt/h) + p``), and reading as of a later time
+multiplies by ``2**(-dt/h)``. Window rules keep the hit times still inside their window. So a score shown
+now is current without a nightly job, and folding activities one by one (incremental) or all at once
+(batch) gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from leadstage.domain.activities import BUILTIN_ACTIVITY_TYPES
+from leadstage.domain.errors import ValidationError
+
+FIT_GRADES = ("A", "B", "C", "D")
+ENGAGEMENT_LEVELS = (1, 2, 3, 4)
+DEFAULT_HALF_LIFE_DAYS = 30.0
+SECONDS_PER_DAY = 86_400.0
+
+#: Lead fields a fit rule may name with ``field:`` (custom properties use ``property:``).
+LEAD_FIELDS = {
+    "email": "text",
+    "email_domain": "text",
+    "first_name": "text",
+    "last_name": "text",
+    "job_title": "text",
+    "company": "text",
+    "phone": "text",
+    "first_source": "text",
+    "latest_source": "text",
+    "account.name": "text",
+    "account.domain": "text",
+    "account.industry": "text",
+    "account.country": "text",
+    "account.employees": "number",
+    "account.annual_revenue": "number",
+}
+FIT_OPERATORS = ("equals", "in", "range", "regex", "exists", "missing")
+WHERE_OPERATORS = ("equals", "in", "contains", "starts_with", "regex")
+ACTIVITY_FIELDS = ("source", "campaign", "content")
+
+
+# ---- the model ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A test on one value: ``op`` with ``value`` (``range`` uses ``minimum``/``maximum``, min inclusive)."""
+
+    op: str
+    value: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    pattern: re.Pattern[str] | None = None
+
+    def test(self, actual: Any) -> bool:
+        present = actual is not None and actual != ""
+        if self.op == "exists":
+            return present
+        if self.op == "missing":
+            return not present
+        if not present:
+            return False
+        if self.op == "equals":
+            return _same(actual, self.value)
+        if self.op == "in":
+            return any(_same(actual, v) for v in self.value)
+        if self.op == "range":
+            number = _number(actual)
+            if number is None:
+                return False
+            return (self.minimum is None or number >= self.minimum) and (
+                self.maximum is None or number < self.maximum
+            )
+        if self.op == "contains":
+            return str(self.value).lower() in str(actual).lower()
+        if self.op == "starts_with":
+            return str(actual).lower().startswith(str(self.value).lower())
+        if self.op == "regex":
+            assert self.pattern is not None
+            return self.pattern.search(str(actual)) is not None
+        raise AssertionError(self.op)
+
+    def describe(self) -> str:
+        if self.op in ("exists", "missing"):
+            return self.op
+        if self.op == "range":
+            low = "" if self.minimum is None else f"{self.minimum:g} <= "
+            high = "" if self.maximum is None else f" < {self.maximum:g}"
+            return f"{low}value{high}"
+        return f"{self.op} {self.value!r}"
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return str(actual).lower() == str(expected).lower()
+    if isinstance(expected, int | float):
+        number = _number(actual)
+        return number is not None and number == float(expected)
+    return str(actual).strip().lower() == str(expected).strip().lower()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        number = float(str(value).replace(",", ""))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+@dataclass(frozen=True)
+class FitRule:
+    name: str
+    subject: str  # a lead field, or "property:NAME"
+    condition: Condition
+    points: float
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    name: str
+    subject: str
+    condition: Condition
+    reason: str  # the disqualification reason code it suggests
+
+
+@dataclass(frozen=True)
+class Decay:
+    kind: str  # "half_life", "window" or "none"
+    days: float = 0.0
+
+    def factor(self, elapsed_seconds: float) -> float:
+        if self.kind != "half_life":
+            return 1.0
+        return float(2.0 ** (-max(0.0, elapsed_seconds) / (self.days * SECONDS_PER_DAY)))
+
+    def describe(self) -> str:
+        if self.kind == "half_life":
+            return f"half-life {self.days:g} days"
+        if self.kind == "window":
+            return f"last {self.days:g} days"
+        return "no decay"
+
+
+@dataclass(frozen=True)
+class EngagementRule:
+    name: str
+    activity_type: str
+    where: tuple[tuple[str, Condition], ...]
+    points: float
+    repeat: bool
+    decay: Decay
+    group: str | None = None
+
+    def matches(self, activity: ActivityFacts) -> bool:
+        if activity.type != self.activity_type:
+            return False
+        for key, condition in self.where:
+            value = getattr(activity, key) if key in ACTIVITY_FIELDS else activity.properties.get(key)
+            if not condition.test(value):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Band:
+    label: str
+    minimum: float | None  # inclusive
+    maximum: float | None  # exclusive
+
+    def holds(self, score: float) -> bool:
+        return (self.minimum is None or score >= self.minimum) and (
+            self.maximum is None or score < self.maximum
+        )
+
+
+@dataclass(frozen=True)
+class MqlCriterion:
+    min_grade: str
+    min_level: int
+
+    @property
+    def name(self) -> str:
+        return f"fit at least {self.min_grade} and engagement at least {self.min_level}"
+
+    def met(self, grade: str, level: int) -> bool:
+        return FIT_GRADES.index(grade) <= FIT_GRADES.index(self.min_grade) and level <= self.min_level
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    name: str
+    icp_name: str
+    icp_version: str
+    fit_rules: tuple[FitRule, ...]
+    exclusions: tuple[Exclusion, ...]
+    fit_caps: Mapping[str, float]
+    engagement_rules: tuple[EngagementRule, ...]
+    engagement_caps: Mapping[str, float]
+    fit_bands: tuple[Band, ...]
+    engagement_bands: tuple[Band, ...]
+    mql_criteria: tuple[MqlCriterion, ...]
+    qualifying_rules: tuple[str, ...]  # engagement rule names that qualify a lead on their own
+    warnings: tuple[str, ...] = ()
+
+    def rules_for(self, activity_type: str) -> list[EngagementRule]:
+        return [r for r in self.engagement_rules if r.activity_type == activity_type]
+
+    @property
+    def property_names(self) -> set[str]:
+        subjects = [r.subject for r in self.fit_rules] + [e.subject for e in self.exclusions]
+        return {s.split(":", 1)[1] for s in subjects if s.startswith("property:")}
+
+
+# ---- validation ---------------------------------------------------------------------------------------
+
+Locate = Callable[[tuple[str | int, ...]], int | None]
+
+
+class _Checker:
+    def __init__(self, locate: Locate, known_properties: Mapping[str, str] | None) -> None:
+        self.locate = locate
+        self.known_properties = known_properties
+        self.warnings: list[str] = []
+
+    def fail(self, path: tuple[str | int, ...], message: str) -> ValidationError:
+        line = self.locate(path)
+        where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+        prefix = f"line {line}: " if line else ""
+        return ValidationError(f"{prefix}{where or 'model'}: {message}", field=where or None)
+
+    def mapping(
+        self, value: Any, path: tuple[str | int, ...], allowed: Iterable[Any], required: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(path, f"expected a mapping, got {type(value).__name__}")
+        allowed_set = set(allowed)
+        for key in value:
+            if key not in allowed_set:
+                raise self.fail(
+                    (*path, str(key)), f"unknown key {key!r}; allowed: {', '.join(sorted(allowed_set))}"
+                )
+        for key in required:
+            if key not in value:
+                raise self.fail(path, f"missing required key {key!r}")
+        return dict(value)
+
+    def number(self, value: Any, path: tuple[str | int, ...], *, positive: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise self.fail(path, f"expected a number, got {value!r}")
+        if positive and value <= 0:
+            raise self.fail(path, f"must be greater than zero, got {value!r}")
+        return float(value)
+
+    def name(self, value: Any, path: tuple[str | int, ...]) -> str:
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_ .:-]{0,119}", value):
+            raise self.fail(path, f"a rule name is 1-120 letters, digits, spaces or _ . : -, got {value!r}")
+        return value
+
+    def condition(
+        self, raw: Mapping[str, Any], path: tuple[str | int, ...], subject_type: str | None
+    ) -> Condition:
+        op = raw.get("op")
+        if op not in FIT_OPERATORS:
+            raise self.fail((*path, "op"), f"unknown operator {op!r}; known: {', '.join(FIT_OPERATORS)}")
+        value = raw.get("value")
+        if op in ("exists", "missing"):
+            if "value" in raw:
+                raise self.fail((*path, "value"), f"{op} takes no value")
+            return Condition(op)
+        if op == "range":
+            if "value" in raw:
+                raise self.fail((*path, "value"), "range takes min and/or max, not value")
+            if "min" not in raw and "max" not in raw:
+                raise self.fail(path, "range needs min and/or max")
+            if subject_type == "text":
+                raise self.fail((*path, "op"), "range compares numbers, but this field holds text")
+            low = self.number(raw["min"], (*path, "min")) if "min" in raw else None
+            high = self.number(raw["max"], (*path, "max")) if "max" in raw else None
+            if low is not None and high is not None and low >= high:
+                raise self.fail((*path, "max"), f"max ({high:g}) must be greater than min ({low:g})")
+            return Condition(op, minimum=low, maximum=high)
+        if "min" in raw or "max" in raw:
+            raise self.fail(path, f"{op} takes value, not min/max")
+        if value is None:
+            raise self.fail(path, f"{op} needs a value")
+        if op == "in":
+            if not isinstance(value, list) or not value or any(isinstance(v, dict | list) for v in value):
+                raise self.fail((*path, "value"), "in needs a non-empty list of values")
+            if subject_type == "number" and any(_number(v) is None for v in value):
+                raise self.fail((*path, "value"), "this field holds numbers, but the list has text")
+            return Condition(op, value=tuple(value))
+        if isinstance(value, dict | list):
+            raise self.fail((*path, "value"), f"{op} needs a single value, got {type(value).__name__}")
+        if op == "regex":
+            if not isinstance(value, str):
+                raise self.fail((*path, "value"), "regex needs a text pattern")
+            try:
+                pattern = re.compile(value)
+            except re.error as exc:
+                raise self.fail((*path, "value"), f"invalid regular expression: {exc}") from None
+            return Condition(op, value=value, pattern=pattern)
+        if subject_type == "number" and _number(value) is None:
+            raise self.fail((*path, "value"), f"this field holds numbers, but the value is {value!r}")
+        return Condition(op, value=value)
+
+    def subject(self, raw: Mapping[str, Any], path: tuple[str | int, ...]) -> tuple[str, str | None]:
+        if ("field" in raw) == ("property" in raw):
+            raise self.fail(
+                path, "name exactly one of field (a lead or account field) or property (a custom property)"
+            )
+        if "field" in raw:
+            name = raw["field"]
+            if name not in LEAD_FIELDS:
+                raise self.fail((*path, "field"), f"unknown field {name!r}; known: {', '.join(LEAD_FIELDS)}")
+            return str(name), LEAD_FIELDS[name]
+        name = raw["property"]
+        if not isinstance(name, str) or not name:
+            raise self.fail((*path, "property"), "a property name is needed")
+        kind = None
+        if self.known_properties is not None:
+            if name not in self.known_properties:
+                self.warnings.append(f"property {name!r} ({'.'.join(map(str, path))}) is held by no lead yet")
+            else:
+                kind = (
+                    "text"
+                    if self.known_properties[name] == "string"
+                    else "number"
+                    if self.known_properties[name] in ("integer", "number")
+                    else None
+                )
+        return f"property:{name}", kind
+
+    def caps(self, raw: Any, path: tuple[str | int, ...]) -> dict[str, float]:
+        if raw is None:
+            return {}
+        groups = self.mapping(raw, path, raw.keys() if isinstance(raw, Mapping) else ())
+        caps: dict[str, float] = {}
+        for name, spec in groups.items():
+            spec_map = self.mapping(spec, (*path, name), ("cap",), ("cap",))
+            caps[str(name)] = self.number(spec_map["cap"], (*path, name, "cap"), positive=True)
+        return caps
+
+    def bands(self, raw: Any, path: tuple[str | int, ...], labels: Sequence[str | int]) -> tuple[Band, ...]:
+        table = self.mapping(raw, path, [str(x) for x in labels] + [x for x in labels if isinstance(x, int)])
+        found = {str(k): v for k, v in table.items()}
+        missing = [str(x) for x in labels if str(x) not in found]
+        if missing:
+            raise self.fail(
+                path,
+                f"missing band(s) {', '.join(missing)}: every one of {', '.join(map(str, labels))} "
+                "needs a band",
+            )
+        bands = []
+        for label in labels:
+            key: str | int = label if label in table else str(label)
+            spec = self.mapping(found[str(label)], (*path, key), ("min", "max"))
+            low = self.number(spec["min"], (*path, key, "min")) if "min" in spec else None
+            high = self.number(spec["max"], (*path, key, "max")) if "max" in spec else None
+            if low is not None and high is not None and low >= high:
+                raise self.fail((*path, key), f"band {label}: max must be greater than min")
+            bands.append(Band(str(label), low, high))
+        ordered = sorted(bands, key=lambda b: -math.inf if b.minimum is None else b.minimum)
+        if ordered[0].minimum is not None:
+            raise self.fail(
+                path,
+                f"band {ordered[0].label} must have no min (scores below "
+                f"{ordered[0].minimum:g} would have no band)",
+            )
+        if ordered[-1].maximum is not None:
+            raise self.fail(
+                path,
+                f"band {ordered[-1].label} must have no max (scores from "
+                f"{ordered[-1].maximum:g} up would have no band)",
+            )
+        for below, above in itertools.pairwise(ordered):
+            if below.maximum is None or above.minimum is None or below.maximum != above.minimum:
+                problem = (
+                    "overlap"
+                    if (
+                        below.maximum is None or (above.minimum is not None and below.maximum > above.minimum)
+                    )
+                    else "leave a gap"
+                )
+                raise self.fail(
+                    path,
+                    f"bands {below.label} and {above.label} {problem}: {below.label} ends at "
+                    f"{_fmt(below.maximum)}, {above.label} starts at {_fmt(above.minimum)}",
+                )
+        return tuple(bands)
+
+
+def _fmt(value: float | None) -> str:
+    return "infinity" if value is None else f"{value:g}"
+
+
+TOP_KEYS = ("name", "fit", "engagement", "grades", "mql")
+
+
+def parse_model(
+    data: Any,
+    *,
+    locate: Locate | None = None,
+    known_properties: Mapping[str, str] | None = None,
+    activity_types: Iterable[str] = BUILTIN_ACTIVITY_TYPES,
+) -> ScoringModel:
+    """Validate a parsed YAML document into a model; errors name the line and key path."""
+    check = _Checker(locate or (lambda _path: None), known_properties)
+    if data is None or (isinstance(data, Mapping) and not data):
+        raise check.fail(
+            (), "the model is empty: it needs fit and/or engagement rules, grades and mql criteria"
+        )
+    top = check.mapping(data, (), TOP_KEYS, ("grades", "mql"))
+    names: dict[str, tuple[str | int, ...]] = {}
+
+    def claim(name: str, path: tuple[str | int, ...]) -> str:
+        if name in names:
+            first = names[name]
+            raise check.fail(path, f"duplicate rule name {name!r} (first used at line {check.locate(first)})")
+        names[name] = path
+        return name
+
+    fit_raw = check.mapping(top.get("fit") or {}, ("fit",), ("icp", "groups", "rules", "exclusions"))
+    icp = check.mapping(
+        fit_raw.get("icp") or {"name": "ICP", "version": "1"},
+        ("fit", "icp"),
+        ("name", "version", "description"),
+    )
+    fit_caps = check.caps(fit_raw.get("groups"), ("fit", "groups"))
+    fit_rules: list[FitRule] = []
+    for i, raw in enumerate(_list(check, fit_raw.get("rules"), ("fit", "rules"))):
+        path = ("fit", "rules", i)
+        spec = check.mapping(
+            raw,
+            path,
+            ("name", "field", "property", "op", "value", "min", "max", "points", "group"),
+            ("name", "op", "points"),
+        )
+        name = claim(check.name(spec["name"], (*path, "name")), (*path, "name"))
+        subject, kind = check.subject(spec, path)
+        group = _group(check, spec.get("group"), fit_caps, (*path, "group"))
+        fit_rules.append(
+            FitRule(
+                name,
+                subject,
+                check.condition(spec, path, kind),
+                check.number(spec["points"], (*path, "points")),
+                group,
+            )
+        )
+    exclusions: list[Exclusion] = []
+    for i, raw in enumerate(_list(check, fit_raw.get("exclusions"), ("fit", "exclusions"))):
+        path = ("fit", "exclusions", i)
+        spec = check.mapping(
+            raw, path, ("name", "field", "property", "op", "value", "min", "max", "reason"), ("name", "op")
+        )
+        name = claim(check.name(spec["name"], (*path, "name")), (*path, "name"))
+        subject, kind = check.subject(spec, path)
+        reason = str(spec.get("reason") or "not_icp")
+        exclusions.append(Exclusion(name, subject, check.condition(spec, path, kind), reason))
+
+    eng_raw = check.mapping(top.get("engagement") or {}, ("engagement",), ("groups", "rules"))
+    eng_caps = check.caps(eng_raw.get("groups"), ("engagement", "groups"))
+    known_types = set(activity_types)
+    engagement_rules: list[EngagementRule] = []
+    qualifying: list[str] = []
+    for i, raw in enumerate(_list(check, eng_raw.get("rules"), ("engagement", "rules"))):
+        path = ("engagement", "rules", i)
+        spec = check.mapping(
+            raw,
+            path,
+            ("name", "activity", "where", "points", "repeat", "decay", "group", "qualifies"),
+            ("name", "activity", "points"),
+        )
+        name = claim(check.name(spec["name"], (*path, "name")), (*path, "name"))
+        activity = spec["activity"]
+        if activity not in known_types:
+            raise check.fail((*path, "activity"), f"unknown activity type {activity!r}")
+        where: list[tuple[str, Condition]] = []
+        if spec.get("where") is not None:
+            where_map = check.mapping(
+                spec["where"],
+                (*path, "where"),
+                spec["where"].keys() if isinstance(spec["where"], Mapping) else (),
+            )
+            for key, test in where_map.items():
+                wpath = (*path, "where", str(key))
+                if isinstance(test, Mapping):
+                    tmap = check.mapping(test, wpath, WHERE_OPERATORS)
+                    if len(tmap) != 1:
+                        raise check.fail(
+                            wpath, f"one operator per field, one of {', '.join(WHERE_OPERATORS)}"
+                        )
+                    op, value = next(iter(tmap.items()))
+                    where.append((str(key), _where_condition(check, op, value, (*wpath, op))))
+                else:
+                    where.append((str(key), _where_condition(check, "equals", test, wpath)))
+        repeat = spec.get("repeat", True)
+        if not isinstance(repeat, bool):
+            raise check.fail((*path, "repeat"), f"repeat is true or false, got {repeat!r}")
+        decay = _decay(check, spec.get("decay"), (*path, "decay"))
+        group = _group(check, spec.get("group"), eng_caps, (*path, "group"))
+        qualifies = spec.get("qualifies", False)
+        if not isinstance(qualifies, bool):
+            raise check.fail((*path, "qualifies"), f"qualifies is true or false, got {qualifies!r}")
+        if qualifies:
+            qualifying.append(name)
+        engagement_rules.append(
+            EngagementRule(
+                name,
+                str(activity),
+                tuple(where),
+                check.number(spec["points"], (*path, "points")),
+                repeat,
+                decay,
+                group,
+            )
+        )
+    if not fit_rules and not engagement_rules:
+        raise check.fail((), "the model has no fit rules and no engagement rules")
+
+    grades = check.mapping(top["grades"], ("grades",), ("fit", "engagement"), ("fit", "engagement"))
+    fit_bands = check.bands(grades["fit"], ("grades", "fit"), FIT_GRADES)
+    engagement_bands = check.bands(grades["engagement"], ("grades", "engagement"), ENGAGEMENT_LEVELS)
+
+    mql = check.mapping(top["mql"], ("mql",), ("when",), ("when",))
+    criteria = []
+    for i, raw in enumerate(_list(check, mql["when"], ("mql", "when"))):
+        path = ("mql", "when", i)
+        spec = check.mapping(raw, path, ("fit", "engagement"), ("fit", "engagement"))
+        grade = str(spec["fit"])
+        if grade not in FIT_GRADES:
+            raise check.fail((*path, "fit"), f"fit is a grade {', '.join(FIT_GRADES)}, got {spec['fit']!r}")
+        level = spec["engagement"]
+        if isinstance(level, bool) or level not in ENGAGEMENT_LEVELS:
+            raise check.fail((*path, "engagement"), f"engagement is a level 1-4, got {level!r}")
+        criteria.append(MqlCriterion(grade, int(level)))
+    if not criteria and not qualifying:
+        raise check.fail(
+            ("mql", "when"), "name at least one criterion (or an engagement rule with qualifies: true)"
+        )
+    return ScoringModel(
+        name=str(top.get("name") or "scoring model"),
+        icp_name=str(icp.get("name") or "ICP"),
+        icp_version=str(icp.get("version") or "1"),
+        fit_rules=tuple(fit_rules),
+        exclusions=tuple(exclusions),
+        fit_caps=fit_caps,
+        engagement_rules=tuple(engagement_rules),
+        engagement_caps=eng_caps,
+        fit_bands=fit_bands,
+        engagement_bands=engagement_bands,
+        mql_criteria=tuple(criteria),
+        qualifying_rules=tuple(qualifying),
+        warnings=tuple(check.warnings),
+    )
+
+
+def _list(check: _Checker, value: Any, path: tuple[str | int, ...]) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise check.fail(path, f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _group(check: _Checker, value: Any, caps: Mapping[str, float], path: tuple[str | int, ...]) -> str | None:
+    if value is None:
+        return None
+    if value not in caps:
+        raise check.fail(
+            path,
+            f"unknown group {value!r}; define it under groups with a cap "
+            f"(known: {', '.join(caps) or 'none'})",
+        )
+    return str(value)
+
+
+def _where_condition(check: _Checker, op: str, value: Any, path: tuple[str | int, ...]) -> Condition:
+    if op == "in":
+        if not isinstance(value, list) or not value:
+            raise check.fail(path, "in needs a non-empty list")
+        return Condition("in", value=tuple(value))
+    if isinstance(value, dict | list) or value is None:
+        raise check.fail(path, f"{op} needs a single value")
+    if op == "regex":
+        try:
+            return Condition("regex", value=value, pattern=re.compile(str(value)))
+        except re.error as exc:
+            raise check.fail(path, f"invalid regular expression: {exc}") from None
+    return Condition(op, value=value)
+
+
+def _decay(check: _Checker, raw: Any, path: tuple[str | int, ...]) -> Decay:
+    if raw is None:
+        return Decay("half_life", DEFAULT_HALF_LIFE_DAYS)
+    if raw == "none":
+        return Decay("none")
+    spec = check.mapping(raw, path, ("half_life_days", "window_days"))
+    if len(spec) != 1:
+        raise check.fail(path, "decay is one of: half_life_days: N, window_days: N, or none")
+    kind, value = next(iter(spec.items()))
+    days = check.number(value, (*path, kind), positive=True)
+    return Decay("half_life" if kind == "half_life_days" else "window", days)
+
+
+# ---- evaluation ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActivityFacts:
+    """An activity as scoring sees it; ``ts`` is its time in seconds since the Unix epoch (UTC)."""
+
+    type: str
+    ts: float
+    source: str | None = None
+    campaign: str | None = None
+    content: str | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Contribution:
+    rule: str
+    points: float
+    decayed_points: float | None = None
+
+
+@dataclass(frozen=True)
+class FitResult:
+    score: float
+    grade: str
+    contributions: tuple[Contribution, ...]
+    excluded_by: str | None = None
+    exclusion_reason: str | None = None
+
+
+def _subject_value(subject: str, facts: Mapping[str, Any]) -> Any:
+    if subject.startswith("property:"):
+        return facts.get("properties", {}).get(subject[9:])
+    return facts.get(subject)
+
+
+def _capped(
+    contributions: list[Contribution],
+    groups: Mapping[str, str | None],
+    caps: Mapping[str, float],
+    *,
+    decayed: bool,
+) -> list[Contribution]:
+    """Append one negative line per group whose total exceeds its cap, so lines add up to the score."""
+    totals: dict[str, float] = {}
+    for c in contributions:
+        group = groups.get(c.rule)
+        if group is not None:
+            totals[group] = totals.get(group, 0.0) + (
+                c.decayed_points if decayed and c.decayed_points is not None else c.points
+            )
+    out = list(contributions)
+    for group, total in totals.items():
+        cap = caps[group]
+        if total > cap:
+            excess = cap - total
+            out.append(Contribution(f"cap {group} ({cap:g})", excess, excess if decayed else None))
+    return out
+
+
+def evaluate_fit(model: ScoringModel, facts: Mapping[str, Any]) -> FitResult:
+    """Fit score, grade and the rule lines that make it up (they add up exactly to the score)."""
+    lines = [
+        Contribution(r.name, r.points)
+        for r in model.fit_rules
+        if r.condition.test(_subject_value(r.subject, facts))
+    ]
+    lines = _capped(lines, {r.name: r.group for r in model.fit_rules}, model.fit_caps, decayed=False)
+    score = sum(c.points for c in lines)
+    for exclusion in model.exclusions:
+        if exclusion.condition.test(_subject_value(exclusion.subject, facts)):
+            return FitResult(score, FIT_GRADES[-1], tuple(lines), exclusion.name, exclusion.reason)
+    return FitResult(score, band_of(model.fit_bands, score), tuple(lines))
+
+
+def band_of(bands: Sequence[Band], score: float) -> str:
+    for band in bands:
+        if band.holds(score):
+            return band.label
+    raise AssertionError(f"bands do not cover {score}")
+
+
+@dataclass(frozen=True)
+class RuleState:
+    """What a lead's engagement rule needs to be read as of any later time (times: Unix seconds, UTC)."""
+
+    value: float  # repeatable exponential rules: the decayed value at ``anchor``; no decay: points so far
+    anchor: float
+    hits: int
+    last: float
+    times: tuple[float, ...] = ()  # window rules: hit times still inside the window
+
+    def to_json(self) -> list[Any]:
+        return [self.value, self.anchor, self.hits, self.last, list(self.times)]
+
+    @staticmethod
+    def from_json(raw: Sequence[Any]) -> RuleState:
+        return RuleState(float(raw[0]), float(raw[1]), int(raw[2]), float(raw[3]), tuple(raw[4]))
+
+
+def fold(rule: EngagementRule, state: RuleState | None, ts: float) -> RuleState:
+    """The rule's state after one more matching activity at ``ts`` (in any order of arrival)."""
+    p = rule.points
+    decay = rule.decay
+    if state is None:
+        first: tuple[float, ...] = (ts,) if decay.kind == "window" else ()
+        return RuleState(p if rule.repeat else 0.0, ts, 1, ts, first)
+    hits, last = state.hits + 1, max(state.last, ts)
+    if decay.kind == "window":
+        horizon = last - decay.days * SECONDS_PER_DAY
+        times = tuple(sorted(t for t in (*state.times, ts) if t > horizon))
+        return RuleState(0.0, last, hits, last, times)
+    if not rule.repeat:
+        return RuleState(0.0, last, hits, last)
+    if decay.kind == "none":
+        return RuleState(state.value + p, last, hits, last)
+    if ts >= state.anchor:
+        return RuleState(state.value * decay.factor(ts - state.anchor) + p, ts, hits, last)
+    return RuleState(state.value + p * decay.factor(state.anchor - ts), state.anchor, hits, last)
+
+
+def rule_value(rule: EngagementRule, state: RuleState, as_of: float) -> float:
+    """The points a rule gives as of ``as_of`` (Unix seconds; decay applied). Never reads a clock."""
+    decay = rule.decay
+    if decay.kind == "window":
+        horizon = as_of - decay.days * SECONDS_PER_DAY
+        inside = sum(1 for t in state.times if horizon < t <= as_of)
+        return rule.points * (inside if rule.repeat else min(1, inside))
+    if not rule.repeat:
+        return rule.points * decay.factor(as_of - state.last)
+    if decay.kind == "none":
+        return state.value
+    return state.value * decay.factor(as_of - state.anchor)
+
+
+@dataclass(frozen=True)
+class EngagementResult:
+    score: float
+    level: int
+    contributions: tuple[Contribution, ...]
+    qualified_by: tuple[str, ...] = ()
+
+
+def evaluate_engagement(
+    model: ScoringModel, states: Mapping[str, RuleState], as_of: datetime | float
+) -> EngagementResult:
+    """Engagement score as of a time, from the per-rule states; lines add up exactly to the score."""
+    at = as_of.timestamp() if isinstance(as_of, datetime) else as_of
+    lines = []
+    for rule in model.engagement_rules:
+        state = states.get(rule.name)
+        if state is None:
+            continue
+        undecayed = rule.points * (state.hits if rule.repeat else 1)
+        if rule.decay.kind == "window":
+            undecayed = rule.points * (len(state.times) if rule.repeat else 1)
+        lines.append(Contribution(rule.name, undecayed, rule_value(rule, state, at)))
+    lines = _capped(
+        lines, {r.name: r.group for r in model.engagement_rules}, model.engagement_caps, decayed=True
+    )
+    score = sum(c.decayed_points or 0.0 for c in lines)
+    qualified = tuple(name for name in model.qualifying_rules if name in states)
+    return EngagementResult(score, int(band_of(model.engagement_bands, score)), tuple(lines), qualified)
+
+
+def fold_all(
+    model: ScoringModel, activities: Iterable[ActivityFacts], states: Mapping[str, RuleState] | None = None
+) -> dict[str, RuleState]:
+    """Fold activities into the per-rule states (batch: all of a lead's activities; incremental: new ones)."""
+    out = dict(states or {})
+    by_type: dict[str, list[EngagementRule]] = {}
+    for rule in model.engagement_rules:
+        by_type.setdefault(rule.activity_type, []).append(rule)
+    for activity in activities:
+        for rule in by_type.get(activity.type, ()):
+            if rule.matches(activity):
+                out[rule.name] = fold(rule, out.get(rule.name), activity.ts)
+    return out
+
+
+def priority(grade: str, level: int) -> str:
+    return f"{grade}{level}"
+
+
+def mql_reasons(model: ScoringModel, fit: FitResult, engagement: EngagementResult) -> list[str]:
+    """The MQL criteria a lead meets (empty: not an MQL). Excluded leads never qualify."""
+    if fit.excluded_by is not None:
+        return []
+    met = [c.name for c in model.mql_criteria if c.met(fit.grade, engagement.level)]
+    met.extend(f"qualifying activity: {name}" for name in engagement.qualified_by)
+    return met
+
+
+def with_warnings(model: ScoringModel, warnings: Sequence[str]) -> ScoringModel:
+    return replace(model, warnings=(*model.warnings, *warnings))

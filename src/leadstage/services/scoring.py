@@ -1,0 +1,325 @@
+"""Scoring use cases: activate a model, score in batch or incrementally, explain, promote MQLs.
+
+Batch (``score_all``) and incremental (``score_new_activities``) both fold activities into the same
+per-rule states with the same pure functions (``domain.scoring.fold``), so they agree; engagement decay is
+evaluated as of the time a score is read, so ``explain`` is always current.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from leadstage.domain.errors import NotFound, PermissionDenied
+from leadstage.domain.scoring import (
+    ActivityFacts,
+    EngagementResult,
+    FitResult,
+    RuleState,
+    ScoringModel,
+    evaluate_engagement,
+    evaluate_fit,
+    fold_all,
+    mql_reasons,
+    parse_model,
+    priority,
+)
+from leadstage.domain.stages import Actor, Role, TransitionRequest
+from leadstage.services.leads import resolve_lead, transition_lead
+from leadstage.services.ports import (
+    LeadScoreRow,
+    NullProgress,
+    Progress,
+    ScoreWrite,
+    StoredModel,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+
+SYSTEM = Actor.system()
+Loader = Callable[[str, str], tuple[Any, Callable[[tuple[Any, ...]], int | None]]]
+
+
+@dataclass
+class ScoreRunReport:
+    leads: int = 0
+    changed: int = 0
+    promoted: int = 0
+    activities: int = 0
+    seconds: float = 0.0
+    model_version: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def compile_model(
+    source: str,
+    *,
+    name: str,
+    load: Loader,
+    known_properties: Mapping[str, str] | None = None,
+    activity_types: Iterable[str] | None = None,
+) -> ScoringModel:
+    """Parse and validate YAML text into a model (errors name the line and key)."""
+    data, locate = load(source, name)
+    if activity_types is None:
+        return parse_model(data, locate=locate, known_properties=known_properties)
+    return parse_model(data, locate=locate, known_properties=known_properties, activity_types=activity_types)
+
+
+def summary(model: ScoringModel) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "icp": {"name": model.icp_name, "version": model.icp_version},
+        "fit_rules": [r.name for r in model.fit_rules],
+        "exclusions": [e.name for e in model.exclusions],
+        "engagement_rules": [r.name for r in model.engagement_rules],
+        "mql": [c.name for c in model.mql_criteria] + [f"qualifying: {q}" for q in model.qualifying_rules],
+    }
+
+
+def load_active(uow: UnitOfWork, load: Loader) -> tuple[StoredModel, ScoringModel] | None:
+    stored = uow.scoring.active_model()
+    if stored is None:
+        return None
+    return stored, compile_model(stored.source, name=f"scoring model v{stored.version}", load=load)
+
+
+def activate_model(
+    uow: UnitOfWork, source: str, *, name: str, load: Loader, actor: Actor, at: datetime
+) -> tuple[StoredModel, ScoringModel]:
+    """Validate and store a new version and make it the active one. An invalid model changes nothing."""
+    if actor.role not in (Role.ADMIN, Role.MARKETING):
+        raise PermissionDenied(f"role {actor.role.value} may not activate scoring models")
+    known = {k: v.value for k, v in uow.properties.definitions("lead").items()}
+    types = uow.activities.known_types()
+    model = compile_model(source, name=name, load=load, known_properties=known, activity_types=types)
+    stored = uow.scoring.add_model(
+        name=model.name, source=source, summary=summary(model), created_by=actor.name, at=at, activate=True
+    )
+    return stored, model
+
+
+def _states(raw: Mapping[str, Sequence[Any]] | None) -> dict[str, RuleState]:
+    return {name: RuleState.from_json(v) for name, v in (raw or {}).items()}
+
+
+def _facts(
+    rows: Iterable[tuple[int, str, float, str | None, str | None, str | None, str | None]],
+) -> dict[int, list[ActivityFacts]]:
+    out: dict[int, list[ActivityFacts]] = {}
+    for lead_id, type_, ts, source, campaign, content, props in rows:
+        properties = json.loads(props) if isinstance(props, str) else (props or {})
+        out.setdefault(lead_id, []).append(
+            ActivityFacts(type_, float(ts), source, campaign, content, properties)
+        )
+    return out
+
+
+def _needs_properties(model: ScoringModel) -> bool:
+    return any(
+        key not in ("source", "campaign", "content") for r in model.engagement_rules for key, _c in r.where
+    )
+
+
+@dataclass
+class _Scored:
+    row: LeadScoreRow
+    fit: FitResult
+    engagement: EngagementResult
+    states: dict[str, RuleState]
+
+
+def _write(uow: UnitOfWork, scored: Sequence[_Scored], *, model_id: int, at: datetime) -> int:
+    writes = []
+    changed = 0
+    for s in scored:
+        grade, level = s.fit.grade, s.engagement.level
+        is_change = (grade, level) != (
+            s.row.fit_grade,
+            s.row.engagement_level,
+        ) or s.row.score_model_id != model_id
+        changed += is_change
+        writes.append(
+            ScoreWrite(
+                lead_id=s.row.lead_id,
+                fit_score=s.fit.score,
+                fit_grade=grade,
+                engagement_score=s.engagement.score,
+                engagement_level=level,
+                priority=priority(grade, level),
+                excluded_by=s.fit.excluded_by,
+                engagement_state={k: v.to_json() for k, v in s.states.items()},
+                changed=is_change,
+            )
+        )
+    uow.scoring.write_scores(writes, model_id=model_id, at=at)
+    return changed
+
+
+def _promote(uow: UnitOfWork, model: ScoringModel, scored: Sequence[_Scored], *, at: datetime) -> int:
+    """Promote every lead that meets the MQL criteria, once per cycle, through the transition table."""
+    promoted = 0
+    for s in scored:
+        row = s.row
+        if row.stage != "lead" or row.status not in ("open", "nurture"):
+            continue
+        reasons = mql_reasons(model, s.fit, s.engagement)
+        if not reasons:
+            continue
+        if row.status == "open" and uow.scoring.promoted_in_cycle(row.lead_id, row.cycle):
+            continue
+        if row.status == "nurture":
+            # back from nurture only on new engagement since the lead was handed back
+            since = uow.scoring.entered_nurture_at(row.lead_id, row.cycle)
+            latest = max((st.last for st in s.states.values()), default=0.0)
+            if since is not None and latest <= since.timestamp():
+                continue
+        transition_lead(
+            uow, row.lead_id, TransitionRequest("promote_mql", criteria=reasons), actor=SYSTEM, at=at
+        )
+        promoted += 1
+    return promoted
+
+
+def score_all(
+    uow_factory: UnitOfWorkFactory,
+    *,
+    load: Loader,
+    at: datetime,
+    chunk: int = 5_000,
+    progress: Progress | None = None,
+    promote: bool = True,
+) -> ScoreRunReport:
+    """Recompute every lead's scores from its facts and all its activities (set-based, chunk by chunk)."""
+    import time
+
+    started = time.perf_counter()
+    progress = progress or NullProgress()
+    report = ScoreRunReport()
+    with uow_factory() as uow:
+        active = load_active(uow, load)
+        if active is None:
+            raise NotFound("no active scoring model: run `leadstage init` or `leadstage score activate FILE`")
+        stored, model = active
+        report.model_version = stored.version
+        types = sorted({r.activity_type for r in model.engagement_rules})
+        with_props = _needs_properties(model)
+        for id_range in list(uow.scoring.lead_id_ranges(chunk)):
+            rows = uow.scoring.lead_rows(id_range=id_range)
+            acts = _facts(
+                uow.scoring.activities_of(id_range=id_range, types=types, with_properties=with_props)
+            )
+            scored = []
+            for row in rows:
+                lead_acts = acts.get(row.lead_id, [])
+                report.activities += len(lead_acts)
+                states = fold_all(model, lead_acts)
+                scored.append(
+                    _Scored(
+                        row, evaluate_fit(model, row.facts), evaluate_engagement(model, states, at), states
+                    )
+                )
+            report.changed += _write(uow, scored, model_id=stored.id, at=at)
+            if promote:
+                report.promoted += _promote(uow, model, scored, at=at)
+            uow.commit()
+            report.leads += len(rows)
+            progress.advance(rows=len(rows), bytes_read=report.leads)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def score_leads(
+    uow: UnitOfWork,
+    lead_ids: Sequence[int],
+    *,
+    load: Loader,
+    at: datetime,
+    new_activities: Mapping[int, Sequence[ActivityFacts]] | None = None,
+    promote: bool = True,
+    model: tuple[StoredModel, ScoringModel] | None = None,
+) -> tuple[int, int]:
+    """Incremental: fold only the new activities into the stored states (a full fold when the model changed).
+
+    Returns (leads whose grade or level changed, leads promoted). The caller commits.
+    """
+    active = model or load_active(uow, load)
+    if active is None or not lead_ids:
+        return 0, 0
+    stored, scoring_model = active
+    rows = uow.scoring.lead_rows(ids=lead_ids)
+    stale = [r.lead_id for r in rows if r.score_model_id != stored.id]
+    full: dict[int, list[ActivityFacts]] = {}
+    if stale:
+        types = sorted({r.activity_type for r in scoring_model.engagement_rules})
+        full = _facts(
+            uow.scoring.activities_of(
+                ids=stale, types=types, with_properties=_needs_properties(scoring_model)
+            )
+        )
+    scored = []
+    for row in rows:
+        if row.score_model_id != stored.id:
+            states = fold_all(scoring_model, full.get(row.lead_id, []))
+        else:
+            states = fold_all(
+                scoring_model, (new_activities or {}).get(row.lead_id, []), _states(row.engagement_state)
+            )
+        scored.append(
+            _Scored(
+                row,
+                evaluate_fit(scoring_model, row.facts),
+                evaluate_engagement(scoring_model, states, at),
+                states,
+            )
+        )
+    changed = _write(uow, scored, model_id=stored.id, at=at)
+    promoted = _promote(uow, scoring_model, scored, at=at) if promote else 0
+    return changed, promoted
+
+
+def explain(uow: UnitOfWork, ref: str | int, *, load: Loader, as_of: datetime) -> dict[str, Any]:
+    """Where a lead's scores come from, as of a time: every rule line, adding up exactly to the scores."""
+    lead = resolve_lead(uow, ref)
+    assert lead.id is not None
+    active = load_active(uow, load)
+    if active is None:
+        raise NotFound("no active scoring model: run `leadstage init` or `leadstage score activate FILE`")
+    stored, model = active
+    row = uow.scoring.lead_rows(ids=[lead.id])[0]
+    if row.score_model_id == stored.id and row.engagement_state is not None:
+        states = _states(row.engagement_state)
+    else:
+        types = sorted({r.activity_type for r in model.engagement_rules})
+        acts = _facts(
+            uow.scoring.activities_of(ids=[lead.id], types=types, with_properties=_needs_properties(model))
+        )
+        states = fold_all(model, acts.get(lead.id, []))
+    fit = evaluate_fit(model, row.facts)
+    engagement = evaluate_engagement(model, states, as_of)
+    return {
+        "lead_id": lead.id,
+        "as_of": as_of.isoformat(),
+        "model": {"id": stored.id, "version": stored.version, "name": model.name},
+        "fit": {
+            "score": fit.score,
+            "grade": fit.grade,
+            "excluded_by": fit.excluded_by,
+            "exclusion_reason": fit.exclusion_reason,
+            "contributions": [{"rule": c.rule, "points": c.points} for c in fit.contributions],
+        },
+        "engagement": {
+            "score": engagement.score,
+            "level": engagement.level,
+            "contributions": [
+                {"rule": c.rule, "points": c.points, "decayed_points": c.decayed_points}
+                for c in engagement.contributions
+            ],
+        },
+        "priority": priority(fit.grade, engagement.level),
+        "mql_criteria_met": mql_reasons(model, fit, engagement),
+        "history": uow.scoring.score_history(lead.id),
+    }
