@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     import_batch_rows: int = Field(
         default=50_000, ge=100, le=1_000_000, description="Rows per committed batch on the bulk import path."
     )
+    incremental_scoring: bool = Field(
+        default=True, description="Score leads and activities as they are imported (when a model is active)."
+    )
     host: str = Field(default="127.0.0.1", description="Address `leadstage serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `leadstage serve` listens on.")
 

@@ -43,10 +43,12 @@ from leadstage.adapters.security import hash_password
 from leadstage.bootstrap import Container, build
 from leadstage.config import Settings
 from leadstage.domain.errors import ConcurrencyConflict, NotFound, RuleViolation, ValidationError
+from leadstage.domain.segments import FilterSyntaxError
 from leadstage.domain.stages import Stage, Status, TransitionRequest
 from leadstage.services import exports as export_service
 from leadstage.services import ingest
 from leadstage.services import leads as lead_service
+from leadstage.services import segments as segment_service
 from leadstage.services import users as user_service
 from leadstage.services.ports import ImportReport, LeadFilter
 
@@ -106,6 +108,8 @@ app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(leads_app, name="leads")
 app.add_typer(users_app, name="users")
+segments_app = typer.Typer(help="Segments: named, saved filters over leads.", no_args_is_help=True)
+app.add_typer(segments_app, name="segments")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 AsOpt = Annotated[
@@ -223,7 +227,9 @@ def _import(kind: str, file: Path, map_file: Path | None, id_column: str | None,
                 auto_create_accounts=c.settings.auto_create_accounts,
                 batch_rows=c.settings.import_batch_rows,
                 progress=bar,
-                scoring_loader=lambda text, name: load_yaml(text, source=name),
+                scoring_loader=(lambda text, name: load_yaml(text, source=name))
+                if c.settings.incremental_scoring
+                else None,
             )
             report: ImportReport
             if kind == "leads":
@@ -337,10 +343,6 @@ def leads_list(
 ) -> None:
     """List leads (no filter: every lead, whatever its status)."""
     c = STATE.get()
-    if segment is not None:
-        raise ValidationError(
-            f"--segment: no segment {segment!r} (segments are not defined yet)", field="segment"
-        )
     flt = LeadFilter(
         stage=_choice(stage, Stage, "stage"), status=_choice(status, Status, "status"), limit=limit
     )
@@ -353,7 +355,10 @@ def leads_list(
                 if user is None:
                     raise ValidationError(f"--owner: no user {owner!r}", field="owner")
                 flt.owner_id = user.id
-        total, items = lead_service.list_leads(uow, flt)
+        if segment is not None:
+            total, items = segment_service.list_leads_in_segment(uow, segment, flt, as_of=c.clock.now())
+        else:
+            total, items = lead_service.list_leads(uow, flt)
     if as_json:
         emit_json({"total": total, "items": items})
         return
@@ -559,6 +564,108 @@ def users_list(as_json: JsonOpt = False) -> None:
             str(r["username"]), str(r["role"]), str(r["team"] or ""), "yes" if r["active"] else "no"
         )
     Console().print(table)
+
+
+# ---- segments ------------------------------------------------------------------------------------------
+
+SegmentArg = Annotated[str, typer.Argument(metavar="NAME", help="The segment's name.")]
+
+
+@segments_app.command("create")
+def segments_create(
+    name: SegmentArg,
+    filter_text: Annotated[
+        str,
+        typer.Option(
+            "--filter",
+            help="The filter, e.g. 'stage = mql and fit_grade >= B and activity(webinar_attended, within 30d)'.",
+        ),
+    ],
+    description: Annotated[str | None, typer.Option(help="What the segment is for.")] = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Save a segment; the filter is checked first (an invalid one exits 2 and stores nothing)."""
+    c = STATE.get()
+    now = c.clock.now()
+    with c.uow() as uow:
+        actor = lead_service.resolve_actor(uow, as_user)
+        try:
+            info = segment_service.create_segment(
+                uow, name, filter_text, actor_name=actor.name, at=now, description=description
+            )
+        except FilterSyntaxError as exc:
+            caret = " " * (exc.position - 1) + "^"
+            raise ValidationError(f"--filter: {exc}\n  {filter_text}\n  {caret}", field="filter") from None
+        info["count"] = uow.segments.count(segment_service.segment_filter(uow, info["name"]), as_of=now)
+        uow.commit()
+    if as_json:
+        emit_json(info)
+    else:
+        err.print(f"segment {info['name']!r} saved: {info['count']} leads match now")
+
+
+@segments_app.command("list")
+def segments_list(as_json: JsonOpt = False) -> None:
+    """List segments with how many leads each holds now."""
+    c = STATE.get()
+    with c.uow() as uow:
+        items = segment_service.list_segments(uow, as_of=c.clock.now())
+    if as_json:
+        emit_json({"total": len(items), "items": items})
+        return
+    table = Table(title=f"{len(items)} segments")
+    for col_name in ("name", "leads", "filter", "created by"):
+        table.add_column(col_name)
+    for it in items:
+        table.add_row(it["name"], str(it["count"]), it["filter"], it["created_by"])
+    Console().print(table)
+
+
+@segments_app.command("show")
+def segments_show(
+    name: SegmentArg,
+    limit: Annotated[int, typer.Option(min=0, help="Show at most this many members.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a segment: its filter, how many leads it holds now, and the first of them."""
+    c = STATE.get()
+    with c.uow() as uow:
+        info = segment_service.show_segment(uow, name, as_of=c.clock.now(), limit=limit)
+    if as_json:
+        emit_json(info)
+        return
+    out = Console()
+    out.print(f"[bold]Segment {info['name']}[/]: {info['count']} leads")
+    out.print(Text(f"filter: {info['filter']}"))
+    if info["description"]:
+        out.print(Text(info["description"]))
+    table = Table(title=f"first {len(info['members'])} of {info['count']}")
+    for col_name in ("id", "email", "name", "company", "stage", "status"):
+        table.add_column(col_name)
+    for it in info["members"]:
+        table.add_row(
+            str(it["id"]),
+            it["email"] or "",
+            " ".join(p for p in (it["first_name"], it["last_name"]) if p),
+            it["company"] or "",
+            it["stage"],
+            it["status"],
+        )
+    out.print(table)
+
+
+@segments_app.command("delete")
+def segments_delete(name: SegmentArg, as_json: JsonOpt = False) -> None:
+    """Delete a segment (its leads are not touched)."""
+    c = STATE.get()
+    with c.uow() as uow:
+        segment_service.delete_segment(uow, name)
+        uow.commit()
+    if as_json:
+        emit_json({"deleted": name})
+    else:
+        err.print(f"segment {name!r} deleted")
 
 
 # ---- errors and entry point ----------------------------------------------------------------------------

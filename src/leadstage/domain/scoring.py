@@ -28,6 +28,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import datetime
 from typing import Any
 
@@ -74,19 +75,39 @@ class Condition:
     minimum: float | None = None
     maximum: float | None = None
     pattern: re.Pattern[str] | None = None
+    texts: frozenset[str] = frozenset()  # equals/in: the accepted values, folded (case and space)
+    numbers: frozenset[float] = frozenset()  # equals/in: the accepted numeric values
+
+    @staticmethod
+    def of(op: str, value: Any = None, **kw: Any) -> Condition:
+        """A condition with its accepted values folded once, so testing is a set lookup."""
+        values = value if op == "in" else (value,) if op == "equals" else ()
+        texts = frozenset(
+            str(v).strip().lower() for v in values if not isinstance(v, int | float) or isinstance(v, bool)
+        )
+        numbers = frozenset(
+            float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)
+        )
+        return Condition(op, value, texts=texts, numbers=numbers, **kw)
 
     def test(self, actual: Any) -> bool:
-        present = actual is not None and actual != ""
-        if self.op == "exists":
-            return present
-        if self.op == "missing":
-            return not present
-        if not present:
+        if actual is None or actual == "":
+            return self.op == "missing"
+        op = self.op
+        if op == "exists":
+            return True
+        if op == "missing":
             return False
-        if self.op == "equals":
-            return _same(actual, self.value)
-        if self.op == "in":
-            return any(_same(actual, v) for v in self.value)
+        if op in ("equals", "in"):
+            if actual.__class__ is str:
+                if actual.strip().lower() in self.texts:
+                    return True
+                return bool(self.numbers) and _number(actual) in self.numbers
+            if isinstance(actual, bool):
+                return str(actual).lower() in self.texts
+            if isinstance(actual, int | float):
+                return float(actual) in self.numbers or str(actual).lower() in self.texts
+            return str(actual).strip().lower() in self.texts
         if self.op == "range":
             number = _number(actual)
             if number is None:
@@ -111,15 +132,6 @@ class Condition:
             high = "" if self.maximum is None else f" < {self.maximum:g}"
             return f"{low}value{high}"
         return f"{self.op} {self.value!r}"
-
-
-def _same(actual: Any, expected: Any) -> bool:
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return str(actual).lower() == str(expected).lower()
-    if isinstance(expected, int | float):
-        number = _number(actual)
-        return number is not None and number == float(expected)
-    return str(actual).strip().lower() == str(expected).strip().lower()
 
 
 def _number(value: Any) -> float | None:
@@ -230,6 +242,21 @@ class ScoringModel:
     qualifying_rules: tuple[str, ...]  # engagement rule names that qualify a lead on their own
     warnings: tuple[str, ...] = ()
 
+    @cached_property
+    def fit_groups(self) -> dict[str, str | None]:
+        return {r.name: r.group for r in self.fit_rules}
+
+    @cached_property
+    def engagement_groups(self) -> dict[str, str | None]:
+        return {r.name: r.group for r in self.engagement_rules}
+
+    @cached_property
+    def fit_subjects(self) -> tuple[str, ...]:
+        """Every fact a fit rule or exclusion looks at: equal subjects give equal fit results."""
+        return tuple(
+            dict.fromkeys([r.subject for r in self.fit_rules] + [e.subject for e in self.exclusions])
+        )
+
     def rules_for(self, activity_type: str) -> list[EngagementRule]:
         return [r for r in self.engagement_rules if r.activity_type == activity_type]
 
@@ -316,7 +343,7 @@ class _Checker:
                 raise self.fail((*path, "value"), "in needs a non-empty list of values")
             if subject_type == "number" and any(_number(v) is None for v in value):
                 raise self.fail((*path, "value"), "this field holds numbers, but the list has text")
-            return Condition(op, value=tuple(value))
+            return Condition.of(op, value=tuple(value))
         if isinstance(value, dict | list):
             raise self.fail((*path, "value"), f"{op} needs a single value, got {type(value).__name__}")
         if op == "regex":
@@ -329,7 +356,7 @@ class _Checker:
             return Condition(op, value=value, pattern=pattern)
         if subject_type == "number" and _number(value) is None:
             raise self.fail((*path, "value"), f"this field holds numbers, but the value is {value!r}")
-        return Condition(op, value=value)
+        return Condition.of(op, value=value)
 
     def subject(self, raw: Mapping[str, Any], path: tuple[str | int, ...]) -> tuple[str, str | None]:
         if ("field" in raw) == ("property" in raw):
@@ -607,7 +634,7 @@ def _where_condition(check: _Checker, op: str, value: Any, path: tuple[str | int
     if op == "in":
         if not isinstance(value, list) or not value:
             raise check.fail(path, "in needs a non-empty list")
-        return Condition("in", value=tuple(value))
+        return Condition.of("in", value=tuple(value))
     if isinstance(value, dict | list) or value is None:
         raise check.fail(path, f"{op} needs a single value")
     if op == "regex":
@@ -615,7 +642,7 @@ def _where_condition(check: _Checker, op: str, value: Any, path: tuple[str | int
             return Condition("regex", value=value, pattern=re.compile(str(value)))
         except re.error as exc:
             raise check.fail(path, f"invalid regular expression: {exc}") from None
-    return Condition(op, value=value)
+    return Condition.of(op, value=value)
 
 
 def _decay(check: _Checker, raw: Any, path: tuple[str | int, ...]) -> Decay:
@@ -699,12 +726,33 @@ def evaluate_fit(model: ScoringModel, facts: Mapping[str, Any]) -> FitResult:
         for r in model.fit_rules
         if r.condition.test(_subject_value(r.subject, facts))
     ]
-    lines = _capped(lines, {r.name: r.group for r in model.fit_rules}, model.fit_caps, decayed=False)
+    lines = _capped(lines, model.fit_groups, model.fit_caps, decayed=False)
     score = sum(c.points for c in lines)
     for exclusion in model.exclusions:
         if exclusion.condition.test(_subject_value(exclusion.subject, facts)):
             return FitResult(score, FIT_GRADES[-1], tuple(lines), exclusion.name, exclusion.reason)
     return FitResult(score, band_of(model.fit_bands, score), tuple(lines))
+
+
+class FitEvaluator:
+    """``evaluate_fit`` with results remembered by the values the rules look at (leads share them a lot)."""
+
+    def __init__(self, model: ScoringModel, max_entries: int = 200_000) -> None:
+        self.model = model
+        self.max_entries = max_entries
+        self._cache: dict[tuple[Any, ...], FitResult] = {}
+
+    def __call__(self, facts: Mapping[str, Any]) -> FitResult:
+        key = tuple(_subject_value(s, facts) for s in self.model.fit_subjects)
+        try:
+            found = self._cache.get(key)
+        except TypeError:  # an unhashable value (a list in a property): evaluate without remembering
+            return evaluate_fit(self.model, facts)
+        if found is None:
+            if len(self._cache) >= self.max_entries:
+                self._cache.clear()
+            found = self._cache[key] = evaluate_fit(self.model, facts)
+        return found
 
 
 def band_of(bands: Sequence[Band], score: float) -> str:
@@ -782,16 +830,14 @@ def evaluate_engagement(
     at = as_of.timestamp() if isinstance(as_of, datetime) else as_of
     lines = []
     for rule in model.engagement_rules:
-        state = states.get(rule.name)
-        if state is None:
+        if rule.name not in states:
             continue
+        state = states[rule.name]
         undecayed = rule.points * (state.hits if rule.repeat else 1)
         if rule.decay.kind == "window":
             undecayed = rule.points * (len(state.times) if rule.repeat else 1)
         lines.append(Contribution(rule.name, undecayed, rule_value(rule, state, at)))
-    lines = _capped(
-        lines, {r.name: r.group for r in model.engagement_rules}, model.engagement_caps, decayed=True
-    )
+    lines = _capped(lines, model.engagement_groups, model.engagement_caps, decayed=True)
     score = sum(c.decayed_points or 0.0 for c in lines)
     qualified = tuple(name for name in model.qualifying_rules if name in states)
     return EngagementResult(score, int(band_of(model.engagement_bands, score)), tuple(lines), qualified)

@@ -58,7 +58,7 @@ from leadstage.services.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from leadstage.services.scoring import Loader, load_active, score_leads
+from leadstage.services.scoring import Loader, load_active, score_leads, score_new_activities
 
 # ---- mappings ----------------------------------------------------------------------------------------
 
@@ -681,14 +681,7 @@ def import_activities(
                     )
                 )
         if by_lead:
-            score_leads(
-                uow,
-                sorted(by_lead),
-                load=ctx.scoring_loader,
-                at=ctx.clock.now(),
-                new_activities=by_lead,
-                model=scoring,
-            )
+            score_new_activities(uow, by_lead, load=ctx.scoring_loader, at=ctx.clock.now(), model=scoring)
 
     # canonical form of each raw email seen, and lead ids of canonical emails seen (both bounded)
     canonical_cache: dict[Any, str] = {}

@@ -14,6 +14,7 @@ from typing import Any, Protocol, Self
 
 from leadstage.domain.activities import Activity
 from leadstage.domain.leads import Account, Lead, PropertyType
+from leadstage.domain.segments import Filter, Segment
 from leadstage.domain.stages import HistoryEntry
 
 
@@ -239,6 +240,9 @@ class UnitOfWork(Protocol):
     @property
     def scoring(self) -> ScoringRepository: ...
 
+    @property
+    def segments(self) -> SegmentRepository: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -368,6 +372,34 @@ class ScoreWrite:
     changed: bool  # grade or level changed: a score history row is written
 
 
+@dataclass(frozen=True)
+class EngagementRow:
+    """What incremental scoring reads: state and stored scores, no facts."""
+
+    lead_id: int
+    stage: str
+    status: str
+    cycle: int
+    fit_score: float | None
+    fit_grade: str | None
+    excluded_by: str | None
+    engagement_level: int | None
+    engagement_state: dict[str, list[Any]] | None
+    score_model_id: int | None
+
+
+@dataclass(frozen=True)
+class EngagementWrite:
+    lead_id: int
+    engagement_score: float
+    engagement_level: int
+    priority: str
+    engagement_state: dict[str, list[Any]]
+    changed: bool
+    fit_score: float | None
+    fit_grade: str
+
+
 class ScoringRepository(Protocol):
     def active_model(self) -> StoredModel | None: ...
 
@@ -404,8 +436,39 @@ class ScoringRepository(Protocol):
 
     def write_scores(self, rows: Sequence[ScoreWrite], *, model_id: int, at: datetime) -> None: ...
 
+    def engagement_rows(self, ids: Sequence[int]) -> list[EngagementRow]: ...
+
+    def write_engagement(self, rows: Sequence[EngagementWrite], *, model_id: int, at: datetime) -> None: ...
+
     def score_history(self, lead_id: int) -> list[dict[str, Any]]: ...
 
     def entered_nurture_at(self, lead_id: int, cycle: int) -> datetime | None: ...
 
     def promoted_in_cycle(self, lead_id: int, cycle: int) -> bool: ...
+
+
+# ---- segments ----------------------------------------------------------------------------------------
+
+
+class SegmentRepository(Protocol):
+    """Saved segments, and membership computed by storage (never a loop over leads)."""
+
+    def add(self, segment: Segment) -> Segment:
+        """Store a new segment; a duplicate name raises ``ValidationError``."""
+        ...
+
+    def get(self, name: str) -> Segment | None: ...
+
+    def all(self) -> list[Segment]: ...
+
+    def delete(self, name: str) -> bool: ...
+
+    def count(self, flt: Filter, *, as_of: datetime) -> int: ...
+
+    def lead_ids(
+        self, flt: Filter, *, as_of: datetime, limit: int | None = None, offset: int = 0
+    ) -> list[int]: ...
+
+    def search(self, flt: Filter, leads: LeadFilter, *, as_of: datetime) -> tuple[int, list[Lead]]:
+        """Members that also pass ``leads`` (stage, status, owner, page): (total, the page)."""
+        ...

@@ -17,6 +17,7 @@ from leadstage.domain.errors import NotFound, PermissionDenied
 from leadstage.domain.scoring import (
     ActivityFacts,
     EngagementResult,
+    FitEvaluator,
     FitResult,
     RuleState,
     ScoringModel,
@@ -30,6 +31,8 @@ from leadstage.domain.scoring import (
 from leadstage.domain.stages import Actor, Role, TransitionRequest
 from leadstage.services.leads import resolve_lead, transition_lead
 from leadstage.services.ports import (
+    EngagementRow,
+    EngagementWrite,
     LeadScoreRow,
     NullProgress,
     Progress,
@@ -207,6 +210,7 @@ def score_all(
         report.model_version = stored.version
         types = sorted({r.activity_type for r in model.engagement_rules})
         with_props = _needs_properties(model)
+        fit_of = FitEvaluator(model)
         for id_range in list(uow.scoring.lead_id_ranges(chunk)):
             rows = uow.scoring.lead_rows(id_range=id_range)
             acts = _facts(
@@ -217,11 +221,7 @@ def score_all(
                 lead_acts = acts.get(row.lead_id, [])
                 report.activities += len(lead_acts)
                 states = fold_all(model, lead_acts)
-                scored.append(
-                    _Scored(
-                        row, evaluate_fit(model, row.facts), evaluate_engagement(model, states, at), states
-                    )
-                )
+                scored.append(_Scored(row, fit_of(row.facts), evaluate_engagement(model, states, at), states))
             report.changed += _write(uow, scored, model_id=stored.id, at=at)
             if promote:
                 report.promoted += _promote(uow, model, scored, at=at)
@@ -323,3 +323,71 @@ def explain(uow: UnitOfWork, ref: str | int, *, load: Loader, as_of: datetime) -
         "mql_criteria_met": mql_reasons(model, fit, engagement),
         "history": uow.scoring.score_history(lead.id),
     }
+
+
+def score_new_activities(
+    uow: UnitOfWork,
+    new_activities: Mapping[int, Sequence[ActivityFacts]],
+    *,
+    load: Loader,
+    at: datetime,
+    model: tuple[StoredModel, ScoringModel] | None = None,
+    promote: bool = True,
+) -> tuple[int, int]:
+    """Incremental scoring of arriving activities: fold only them into each lead's stored states.
+
+    Fit does not change when an activity arrives, so only engagement, level and priority are rewritten.
+    Leads never scored by the active model get a full score instead. Returns (changed, promoted).
+    """
+    active = model or load_active(uow, load)
+    if active is None or not new_activities:
+        return 0, 0
+    stored, scoring_model = active
+    rows = uow.scoring.engagement_rows(sorted(new_activities))
+    stale = [r.lead_id for r in rows if r.score_model_id != stored.id or r.fit_grade is None]
+    changed = promoted = 0
+    if stale:
+        changed, promoted = score_leads(uow, stale, load=load, at=at, promote=promote, model=active)
+    fresh = [r for r in rows if r.score_model_id == stored.id and r.fit_grade is not None]
+    writes: list[EngagementWrite] = []
+    scored: list[_Scored] = []
+    for row in fresh:
+        states = fold_all(scoring_model, new_activities[row.lead_id], _states(row.engagement_state))
+        engagement = evaluate_engagement(scoring_model, states, at)
+        grade = row.fit_grade or "D"
+        level_changed = engagement.level != row.engagement_level
+        writes.append(
+            EngagementWrite(
+                row.lead_id,
+                engagement.score,
+                engagement.level,
+                priority(grade, engagement.level),
+                {k: v.to_json() for k, v in states.items()},
+                level_changed,
+                row.fit_score,
+                grade,
+            )
+        )
+        changed += level_changed
+        if promote and row.stage == "lead" and row.status in ("open", "nurture"):
+            fit = FitResult(row.fit_score or 0.0, grade, (), row.excluded_by)
+            scored.append(_Scored(_as_score_row(row), fit, engagement, states))
+    uow.scoring.write_engagement(writes, model_id=stored.id, at=at)
+    if scored:
+        promoted += _promote(uow, scoring_model, scored, at=at)
+    return changed, promoted
+
+
+def _as_score_row(row: EngagementRow) -> LeadScoreRow:
+    return LeadScoreRow(
+        lead_id=row.lead_id,
+        facts={},
+        stage=row.stage,
+        status=row.status,
+        cycle=row.cycle,
+        fit_grade=row.fit_grade,
+        engagement_level=row.engagement_level,
+        priority=None,
+        engagement_state=row.engagement_state,
+        score_model_id=row.score_model_id,
+    )

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from leadstage.adapters.db import tables as t
 from leadstage.adapters.db.tables import bulk_datetime
-from leadstage.services.ports import LeadScoreRow, ScoreWrite, StoredModel
+from leadstage.services.ports import EngagementRow, EngagementWrite, LeadScoreRow, ScoreWrite, StoredModel
 
 _FACT_COLUMNS = (
     "l.id, l.email_normalized, l.first_name, l.last_name, l.job_title, l.company, l.phone, l.first_source, "
@@ -108,7 +108,9 @@ class SqlScoringRepository:
         sql = f"SELECT {_FACT_COLUMNS} FROM leads l LEFT JOIN accounts a ON a.id = l.account_id WHERE "
         rows: list[Any] = []
         if id_range is not None:
-            rows = list(self.conn.exec_driver_sql(sql + f"l.id BETWEEN {m} AND {m} ORDER BY l.id", id_range))
+            rows = list(
+                self.conn.exec_driver_sql(sql + f"l.id BETWEEN {m} AND {m} ORDER BY l.id", id_range).all()
+            )
         elif ids:
             for i in range(0, len(ids), 900):
                 chunk = tuple(ids[i : i + 900])
@@ -180,13 +182,13 @@ class SqlScoringRepository:
             params.append(bulk_datetime(until, self.dialect))
         if id_range is not None:
             query = base + f"AND lead_id BETWEEN {m} AND {m} ORDER BY lead_id, occurred_at"
-            yield from self.conn.exec_driver_sql(query, (*params, *id_range))
+            yield from self.conn.exec_driver_sql(query, (*params, *id_range)).all()
             return
         for i in range(0, len(ids or ()), 500):
             chunk = tuple((ids or ())[i : i + 500])
             marks = ", ".join([m] * len(chunk))
             query = base + f"AND lead_id IN ({marks}) ORDER BY lead_id, occurred_at"
-            yield from self.conn.exec_driver_sql(query, (*params, *chunk))
+            yield from self.conn.exec_driver_sql(query, (*params, *chunk)).all()
 
     def write_scores(self, rows: Sequence[ScoreWrite], *, model_id: int, at: datetime) -> None:
         if not rows:
@@ -209,6 +211,65 @@ class SqlScoringRepository:
                     json.dumps(w.engagement_state, separators=(",", ":")),
                     when,
                     model_id,
+                    w.lead_id,
+                )
+                for w in rows
+            ],
+        )
+        history = [
+            (
+                w.lead_id,
+                when,
+                model_id,
+                w.fit_score,
+                w.fit_grade,
+                w.engagement_score,
+                w.engagement_level,
+                w.priority,
+            )
+            for w in rows
+            if w.changed
+        ]
+        if history:
+            self.conn.exec_driver_sql(
+                "INSERT INTO score_history (lead_id, at, model_id, fit_score, fit_grade, engagement_score, "
+                f"engagement_level, priority) VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m})",
+                history,
+            )
+
+    def engagement_rows(self, ids: Sequence[int]) -> list[EngagementRow]:
+        m = self.mark
+        out: list[EngagementRow] = []
+        for i in range(0, len(ids), 900):
+            chunk = tuple(ids[i : i + 900])
+            marks = ", ".join([m] * len(chunk))
+            rows = self.conn.exec_driver_sql(
+                "SELECT id, stage, status, cycle, fit_score, fit_grade, excluded_by, engagement_level, "
+                f"engagement_state, score_model_id FROM leads WHERE id IN ({marks})",
+                chunk,
+            ).all()
+            out.extend(
+                EngagementRow(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7], _json(r[8]), r[9])
+                for r in rows
+            )
+        return out
+
+    def write_engagement(self, rows: Sequence[EngagementWrite], *, model_id: int, at: datetime) -> None:
+        if not rows:
+            return
+        m = self.mark
+        when = bulk_datetime(at, self.dialect)
+        state_cast = "" if self.dialect == "sqlite" else "::json"
+        self.conn.exec_driver_sql(
+            f"UPDATE leads SET engagement_score = {m}, engagement_level = {m}, priority = {m}, "
+            f"engagement_state = {m}{state_cast}, scored_at = {m} WHERE id = {m}",
+            [
+                (
+                    w.engagement_score,
+                    w.engagement_level,
+                    w.priority,
+                    json.dumps(w.engagement_state, separators=(",", ":")),
+                    when,
                     w.lead_id,
                 )
                 for w in rows

@@ -18,6 +18,7 @@ from leadstage.adapters.db.repositories import (
     SqlUserRepository,
 )
 from leadstage.adapters.db.scoring import SqlScoringRepository
+from leadstage.adapters.db.segments import SqlSegmentRepository
 
 
 class SqlUnitOfWork:
@@ -30,6 +31,7 @@ class SqlUnitOfWork:
     bulk: SqlBulkWriter
     exports: SqlExportQueries
     scoring: SqlScoringRepository
+    segments: SqlSegmentRepository
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -48,6 +50,7 @@ class SqlUnitOfWork:
         self.bulk = SqlBulkWriter(conn)
         self.exports = SqlExportQueries(conn)
         self.scoring = SqlScoringRepository(conn)
+        self.segments = SqlSegmentRepository(conn)
         return self
 
     def __exit__(

@@ -1,0 +1,420 @@
+"""Segments in SQL: the filter tree (``domain/segments.py``) compiled to one boolean expression over
+``leads``, and the repository of saved segments.
+
+Membership is computed by the database, never by a loop over leads in Python. The compiled expression
+is the same on SQLite and PostgreSQL in meaning; where the two databases differ (JSON, string
+functions) the compiler takes the dialect name and writes each its own way:
+
+* ``not`` is pushed down to the conditions (De Morgan), and each condition knows its exact opposite,
+  including leads where the field is empty: ``company != "Acme"`` is ``company <> 'Acme' OR company IS
+  NULL``. No ``NOT`` ever sits over a possibly-NULL expression, so SQL's three-valued logic never leaks.
+* Custom properties are read with JSON functions, guarded by the JSON type of the value (a number
+  literal only matches numbers, text only text, on both databases); a number is read inside a
+  ``CASE`` so PostgreSQL never casts text to a number.
+* Owner and account fields are ``IN`` subqueries on ``users`` and ``accounts``.
+* Activity conditions are correlated ``EXISTS`` / ``count(*)`` subqueries on ``activities`` keyed on
+  ``lead_id`` (and ``occurred_at`` for ``within``), which the ``(lead_id, occurred_at)`` index serves;
+  within ``and`` they are evaluated after the conditions on the lead's own columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    case,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.exc import IntegrityError
+
+from leadstage.adapters.db import tables as t
+from leadstage.adapters.db.repositories import SqlLeadRepository
+from leadstage.domain.errors import ValidationError
+from leadstage.domain.leads import Lead
+from leadstage.domain.segments import (
+    NEGATIONS,
+    ORDERING,
+    ActivityCount,
+    Ago,
+    All,
+    AnyOf,
+    Field,
+    Filter,
+    Kind,
+    Node,
+    Not,
+    Op,
+    Segment,
+    Value,
+    ordered_choices,
+)
+from leadstage.services.ports import LeadFilter
+
+Bool = ColumnElement[bool]
+
+_LEAD_COLUMNS: dict[str, str] = {
+    "stage": "stage",
+    "status": "status",
+    "cycle": "cycle",
+    "furthest_stage": "furthest_stage",
+    "email": "email",
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "job_title": "job_title",
+    "company": "company",
+    "first_source": "first_source",
+    "latest_source": "latest_source",
+    "created_at": "created_at",
+    "first_touch_at": "first_touch_at",
+    "last_touch_at": "last_touch_at",
+    "fit_score": "fit_score",
+    "fit_grade": "fit_grade",
+    "engagement_score": "engagement_score",
+    "engagement_level": "engagement_level",
+    "priority": "priority",
+}
+
+
+@dataclass(frozen=True)
+class _Pred:
+    """A condition and its exact opposite (both two-valued where it matters)."""
+
+    pos: Bool
+    neg: Bool
+
+
+def _on_column(operand: ColumnElement[Any], pos: Bool, nullable: bool) -> _Pred:
+    """A condition on a value that is false when the value is NULL; the opposite includes NULL."""
+    neg = not_(pos)
+    return _Pred(pos, or_(neg, operand.is_(None)) if nullable else neg)
+
+
+def _guarded(pos: Bool) -> _Pred:
+    """A condition that may be NULL: its opposite is "not true"."""
+    return _Pred(pos, not_(func.coalesce(pos, false())))
+
+
+def _is_activity(node: Node) -> bool:
+    if isinstance(node, ActivityCount):
+        return True
+    if isinstance(node, All | AnyOf):
+        return any(_is_activity(item) for item in node.items)
+    if isinstance(node, Not):
+        return _is_activity(node.item)
+    return False
+
+
+class FilterCompiler:
+    """Compiles a filter tree to a SQLAlchemy boolean over ``leads`` for one dialect and ``as_of``."""
+
+    def __init__(self, dialect: str, as_of: datetime) -> None:
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be an aware datetime")
+        self.dialect = dialect
+        self.as_of = as_of.astimezone(UTC)
+
+    def compile(self, node: Filter) -> Bool:
+        return self._node(node, negate=False, scope=t.leads)
+
+    # -- boolean structure
+
+    def _node(self, node: Node, *, negate: bool, scope: Table) -> Bool:
+        if isinstance(node, Not):
+            return self._node(node.item, negate=not negate, scope=scope)
+        if isinstance(node, All | AnyOf):
+            # activity subqueries last: the cheap conditions on the lead's row decide first
+            items = sorted(node.items, key=_is_activity)
+            parts = [self._node(item, negate=negate, scope=scope) for item in items]
+            conjunction = isinstance(node, All) != negate
+            return and_(*parts) if conjunction else or_(*parts)
+        if isinstance(node, ActivityCount):
+            return self._activity(node, negate=negate)
+        op = NEGATIONS.get(node.op, node.op)
+        pred = self._compare(node.field, op, node.values, scope)
+        flipped = negate != (op is not node.op)
+        return pred.neg if flipped else pred.pos
+
+    # -- comparisons
+
+    def _compare(self, field: Field, op: Op, values: tuple[Value, ...], scope: Table) -> _Pred:
+        """The positive condition ``field op values`` (op is never a negative operator here)."""
+        if field.kind is Kind.PROPERTY:
+            return self._property(scope.c.properties, field.key or "", op, values)
+        if scope is t.activities:
+            return self._value(
+                scope.c[field.name], field.kind, op, values, nullable=field.name != "occurred_at"
+            )
+        if field.kind is Kind.OWNER:
+            return self._owner(op, values)
+        if field.name.startswith("account."):
+            return self._account(field, op, values)
+        if field.name == "email_domain":
+            return self._value(self._email_domain(), Kind.TEXT, op, values, nullable=True)
+        column = t.leads.c[_LEAD_COLUMNS[field.name]]
+        return self._value(column, field.kind, op, values, nullable=bool(column.nullable))
+
+    def _value(
+        self, x: ColumnElement[Any], kind: Kind, op: Op, values: tuple[Value, ...], *, nullable: bool
+    ) -> _Pred:
+        if op is Op.IS_NULL:
+            return _Pred(x.is_(None), x.is_not(None))
+        if kind is Kind.DATE:
+            return _on_column(x, self._date(x, op, values), nullable)
+        if op in ORDERING and kind in (Kind.STAGE, Kind.GRADE, Kind.LEVEL):
+            return _on_column(x, x.in_(ordered_choices(kind, op, values[0])), nullable)
+        return _on_column(x, _plain(x, op, values), nullable)
+
+    def _date(self, x: ColumnElement[Any], op: Op, values: tuple[Value, ...]) -> Bool:
+        if op is Op.IN:
+            return or_(*(self._date(x, Op.EQ, (v,)) for v in values))
+        value = values[0]
+        if isinstance(value, Ago):
+            instant = value.before(self.as_of)
+            return _plain(x, op, (instant,))
+        assert isinstance(value, date)
+        start = datetime(value.year, value.month, value.day, tzinfo=UTC)
+        end = start + timedelta(days=1)
+        if op is Op.EQ:
+            return and_(x >= start, x < end)
+        if op is Op.LT:
+            return x < start
+        if op is Op.LE:
+            return x < end
+        if op is Op.GT:
+            return x >= end
+        return x >= start  # Op.GE
+
+    def _email_domain(self) -> ColumnElement[Any]:
+        email = t.leads.c.email_normalized
+        at = func.instr(email, "@") if self.dialect == "sqlite" else func.strpos(email, "@")
+        return func.substr(email, at + 1)
+
+    def _owner(self, op: Op, values: tuple[Value, ...]) -> _Pred:
+        owner = t.leads.c.owner_id
+        if op is Op.IS_NULL:
+            return _Pred(owner.is_(None), owner.is_not(None))
+        names = select(t.users.c.id).where(t.users.c.username.in_([str(v) for v in values]))
+        return _Pred(owner.in_(names), or_(owner.is_(None), owner.not_in(names)))
+
+    def _account(self, field: Field, op: Op, values: tuple[Value, ...]) -> _Pred:
+        """A condition on the lead's account; a lead without one has every account field null."""
+        column = t.accounts.c[field.name.removeprefix("account.")]
+        inner = self._value(column, field.kind, op, values, nullable=True).pos
+        account = t.leads.c.account_id
+        ids = select(t.accounts.c.id).where(inner)
+        if op is Op.IS_NULL:
+            return _Pred(
+                or_(account.is_(None), account.in_(ids)), and_(account.is_not(None), account.not_in(ids))
+            )
+        return _Pred(account.in_(ids), or_(account.is_(None), account.not_in(ids)))
+
+    # -- custom properties (JSON)
+
+    def _property(self, column: Column[Any], key: str, op: Op, values: tuple[Value, ...]) -> _Pred:
+        json = _Json(column, key, self.dialect)
+        if op is Op.IS_NULL:
+            return _Pred(json.raw().is_(None), json.raw().is_not(None))
+        if op is Op.IN:
+            return _guarded(or_(*(self._property_eq(json, v) for v in values)))
+        value = values[0]
+        if op is Op.EQ:
+            return _guarded(self._property_eq(json, value))
+        if op in ORDERING:
+            assert isinstance(value, int | float)
+            return _guarded(_plain(json.number(), op, (value,)))
+        # contains / starts_with: text only
+        return _guarded(and_(json.is_text(), _plain(json.text(), op, values)))
+
+    @staticmethod
+    def _property_eq(json: _Json, value: Value) -> Bool:
+        if isinstance(value, bool):
+            return json.is_boolean(value)
+        if isinstance(value, int | float):
+            return json.number() == value
+        return and_(json.is_text(), json.text() == str(value))
+
+    # -- activities
+
+    def _activity(self, node: ActivityCount, *, negate: bool) -> Bool:
+        a = t.activities
+        conditions: list[Bool] = [a.c.lead_id == t.leads.c.id, a.c.type == node.type]
+        if node.within is not None:
+            conditions += [a.c.occurred_at >= node.within.before(self.as_of), a.c.occurred_at <= self.as_of]
+        if node.where is not None:
+            conditions.append(self._node(node.where, negate=False, scope=a))
+        if (node.op is Op.GE and node.count == 1) or (node.op is Op.GT and node.count == 0):
+            found = exists().where(*conditions)
+            return not_(found) if negate else found
+        if (node.op is Op.EQ and node.count == 0) or (node.op is Op.LT and node.count == 1):
+            none = not_(exists().where(*conditions))
+            return exists().where(*conditions) if negate else none
+        counted = select(func.count()).where(*conditions).scalar_subquery()
+        test = _plain(counted, node.op, (node.count,))
+        return not_(test) if negate else test
+
+
+def _plain(x: ColumnElement[Any], op: Op, values: tuple[Any, ...]) -> Bool:
+    value = values[0] if values else None
+    if op is Op.EQ:
+        return x == value
+    if op is Op.IN:
+        return x.in_(list(values))
+    if op is Op.LT:
+        return x < value
+    if op is Op.LE:
+        return x <= value
+    if op is Op.GT:
+        return x > value
+    if op is Op.GE:
+        return x >= value
+    if op is Op.NE:
+        return x != value
+    if op is Op.CONTAINS:
+        return x.icontains(str(value), autoescape=True)
+    if op is Op.STARTS_WITH:
+        return x.istartswith(str(value), autoescape=True)
+    raise ValueError(f"unexpected operator {op}")
+
+
+class _Json:
+    """One key of a JSON column, read the same way on SQLite and PostgreSQL."""
+
+    def __init__(self, column: Column[Any], key: str, dialect: str) -> None:
+        self.column, self.key, self.sqlite = column, key, dialect == "sqlite"
+        self.path = f'$."{key}"'
+
+    def raw(self) -> ColumnElement[Any]:
+        """The value, NULL when the key is missing or holds JSON null."""
+        if self.sqlite:
+            return func.json_extract(self.column, self.path)
+        value: ColumnElement[Any] = self.column[self.key].as_string()
+        return value
+
+    def _type(self) -> ColumnElement[Any]:
+        if self.sqlite:
+            return func.json_type(self.column, self.path)
+        return func.json_typeof(self.column[self.key])
+
+    def is_text(self) -> Bool:
+        return self._type() == ("text" if self.sqlite else "string")
+
+    def text(self) -> ColumnElement[Any]:
+        return self.raw()
+
+    def number(self) -> ColumnElement[Any]:
+        """The value when it is a JSON number, else NULL (text is never cast)."""
+        if self.sqlite:
+            return case((self._type().in_(("integer", "real")), self.raw()), else_=None)
+        number: ColumnElement[Any] = self.column[self.key].as_float()
+        return case((self._type() == "number", number), else_=None)
+
+    def is_boolean(self, value: bool) -> Bool:
+        word = "true" if value else "false"
+        if self.sqlite:
+            return self._type() == word
+        return and_(self._type() == "boolean", self.raw() == word)
+
+
+def compile_filter(node: Filter, *, dialect: str, as_of: datetime) -> Bool:
+    """The filter as a boolean SQL expression over ``leads`` (``as_of`` resolves relative times)."""
+    return FilterCompiler(dialect, as_of).compile(node)
+
+
+# ---- repository ----------------------------------------------------------------------------------------
+
+
+class SqlSegmentRepository:
+    """Saved segments, and lead membership computed in SQL; never commits."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+    def where(self, flt: Filter, *, as_of: datetime) -> Bool:
+        return compile_filter(flt, dialect=self.dialect, as_of=as_of)
+
+    @staticmethod
+    def _to_segment(r: Any) -> Segment:
+        return Segment(
+            id=r.id,
+            name=r.name,
+            filter=r.filter,
+            description=r.description,
+            created_by=r.created_by,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+        )
+
+    def add(self, segment: Segment) -> Segment:
+        values = {
+            "name": segment.name,
+            "filter": segment.filter,
+            "description": segment.description,
+            "created_by": segment.created_by,
+            "created_at": segment.created_at,
+            "updated_at": segment.updated_at,
+        }
+        try:
+            with self.conn.begin_nested():
+                new_id = self.conn.execute(insert(t.segments).values(values).returning(t.segments.c.id))
+                segment_id = int(new_id.scalar_one())
+        except IntegrityError:
+            raise ValidationError(f"a segment named {segment.name!r} already exists", field="name") from None
+        return replace(segment, id=segment_id)
+
+    def get(self, name: str) -> Segment | None:
+        row = self.conn.execute(select(t.segments).where(t.segments.c.name == name)).first()
+        return None if row is None else self._to_segment(row)
+
+    def all(self) -> list[Segment]:
+        rows = self.conn.execute(select(t.segments).order_by(t.segments.c.name))
+        return [self._to_segment(r) for r in rows]
+
+    def delete(self, name: str) -> bool:
+        return bool(self.conn.execute(delete(t.segments).where(t.segments.c.name == name)).rowcount)
+
+    def count(self, flt: Filter, *, as_of: datetime) -> int:
+        q = select(func.count()).select_from(t.leads).where(self.where(flt, as_of=as_of))
+        return int(self.conn.execute(q).scalar_one())
+
+    def lead_ids(
+        self, flt: Filter, *, as_of: datetime, limit: int | None = None, offset: int = 0
+    ) -> list[int]:
+        q = select(t.leads.c.id).where(self.where(flt, as_of=as_of)).order_by(t.leads.c.id).offset(offset)
+        if limit is not None:
+            q = q.limit(limit)
+        return [int(r[0]) for r in self.conn.execute(q)]
+
+    def search(self, flt: Filter, leads: LeadFilter, *, as_of: datetime) -> tuple[int, list[Lead]]:
+        """Members that also pass the listing's filter (stage, status, owner), a page of them, and the total."""
+        conds: list[Bool] = [self.where(flt, as_of=as_of)]
+        if leads.stage:
+            conds.append(t.leads.c.stage == leads.stage)
+        if leads.status:
+            conds.append(t.leads.c.status == leads.status)
+        if leads.owner_id is not None:
+            conds.append(t.leads.c.owner_id == leads.owner_id)
+        if leads.unassigned:
+            conds.append(t.leads.c.owner_id.is_(None))
+        where = and_(true(), *conds)
+        total = int(self.conn.execute(select(func.count()).select_from(t.leads).where(where)).scalar_one())
+        repo = SqlLeadRepository(self.conn)
+        q = repo._select().where(where).order_by(t.leads.c.id).offset(leads.offset)
+        if leads.limit is not None:
+            q = q.limit(leads.limit)
+        return total, repo._rows_to_leads(self.conn.execute(q).all())
