@@ -1,0 +1,300 @@
+"""The scoring model: validation that names the place, fit, engagement with decay, grades, MQL criteria."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leadstage.adapters.scoring_yaml import default_model_source, load_yaml
+from leadstage.domain.errors import ValidationError
+from leadstage.domain.scoring import (
+    SECONDS_PER_DAY,
+    ActivityFacts,
+    FitEvaluator,
+    evaluate_engagement,
+    evaluate_fit,
+    fold_all,
+    mql_reasons,
+    parse_model,
+)
+
+T0 = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
+DAY = SECONDS_PER_DAY
+
+MODEL = """name: test model
+fit:
+  groups:
+    role: {cap: 30}
+  rules:
+    - {name: exec, group: role, property: Seniority, op: in, value: [C-level, VP], points: 25}
+    - {name: finance, group: role, property: Department, op: equals, value: Finance, points: 15}
+    - {name: big, field: account.employees, op: range, min: 200, points: 20}
+    - {name: no phone, field: phone, op: missing, points: -5}
+  exclusions:
+    - {name: students, property: Seniority, op: equals, value: Student, reason: student_or_job_seeker}
+engagement:
+  groups:
+    web: {cap: 20}
+  rules:
+    - {name: pricing, activity: page_view, where: {page: {contains: /pricing}}, points: 8, group: web,
+       decay: {half_life_days: 10}}
+    - {name: webinar, activity: webinar_attended, points: 15, decay: {half_life_days: 30}}
+    - {name: trial, activity: free_trial, points: 20, repeat: false, decay: {half_life_days: 60}}
+    - {name: clicks, activity: email_click, points: 2, decay: none}
+    - {name: demo, activity: demo, points: 30, repeat: false, qualifies: true, decay: {window_days: 30}}
+    - {name: events, activity: event_attended, points: 5, decay: {window_days: 14}}
+grades:
+  fit: {A: {min: 40}, B: {min: 25, max: 40}, C: {min: 10, max: 25}, D: {max: 10}}
+  engagement: {1: {min: 30}, 2: {min: 15, max: 30}, 3: {min: 5, max: 15}, 4: {max: 5}}
+mql:
+  when:
+    - {fit: B, engagement: 2}
+"""
+
+
+def model(text: str = MODEL, **kw):
+    data, locate = load_yaml(text, source="model.yaml")
+    return parse_model(data, locate=locate, **kw)
+
+
+def test_the_default_model_is_valid():
+    m = model(default_model_source())
+    assert m.fit_rules
+    assert m.engagement_rules
+    assert m.qualifying_rules == ("demo request",)
+
+
+def error_of(text: str, **kw) -> str:
+    with pytest.raises(ValidationError) as info:
+        model(text, **kw)
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "op: in, value: [C-level, VP]",
+            "op: like, value: [C-level, VP]",
+            "line 6: fit.rules[0].op: unknown operator 'like'",
+        ),
+        (
+            "op: range, min: 200",
+            "op: range, min: lots",
+            "line 8: fit.rules[2].min: expected a number, got 'lots'",
+        ),
+        (
+            "field: account.employees, op: range, min: 200",
+            "field: job_title, op: range, min: 200",
+            "line 8: fit.rules[2].op: range compares numbers, but this field holds text",
+        ),
+        (
+            "{half_life_days: 10}",
+            "{half_life_days: 0}",
+            "line 17: engagement.rules[0].decay.half_life_days: must be greater than zero",
+        ),
+        (
+            "{half_life_days: 30}",
+            "{half_life_days: -3}",
+            "line 18: engagement.rules[1].decay.half_life_days: must be greater than zero",
+        ),
+        (
+            "{name: webinar,",
+            "{name: pricing,",
+            "line 18: engagement.rules[1].name: duplicate rule name 'pricing'",
+        ),
+        ("B: {min: 25, max: 40}", "B: {min: 25, max: 35}", "grades.fit: bands B and A leave a gap"),
+        ("B: {min: 25, max: 40}", "B: {min: 25, max: 45}", "grades.fit: bands B and A overlap"),
+        ("D: {max: 10}", "D: {max: 5}", "grades.fit: bands D and C leave a gap"),
+        ("D: {max: 10}", "D: {min: 0, max: 10}", "band D must have no min"),
+        ("group: web,", "group: webs,", "line 16: engagement.rules[0].group: unknown group 'webs'"),
+        (
+            "activity: free_trial",
+            "activity: free_trail",
+            "line 19: engagement.rules[2].activity: unknown activity type",
+        ),
+        (
+            "    - {fit: B, engagement: 2}",
+            "    - {fit: E, engagement: 2}",
+            "mql.when[0].fit: fit is a grade A, B, C, D",
+        ),
+        ("  when:", "  wen:", "line 27: mql.wen: unknown key 'wen'"),
+    ],
+)
+def test_invalid_models_are_refused_naming_line_and_key(old, new, expected):
+    assert old in MODEL
+    assert expected in error_of(MODEL.replace(old, new, 1))
+
+
+def test_yaml_syntax_errors_name_line_and_column():
+    message = error_of("name: x\nfit: {rules: [\n")
+    assert message.startswith("model.yaml: line 3, column 1: invalid YAML")
+
+
+def test_an_empty_model_is_refused():
+    assert "the model is empty" in error_of("")
+    assert "no fit rules and no engagement rules" in error_of(
+        "grades: {fit: {A: {min: 1}, B: {min: 0, max: 1}, C: {min: -1, max: 0}, D: {max: -1}},"
+        " engagement: {1: {min: 1}, 2: {min: 0, max: 1}, 3: {min: -1, max: 0}, 4: {max: -1}}}\n"
+        "mql: {when: [{fit: A, engagement: 1}]}\n"
+    )
+
+
+def test_comparisons_of_the_wrong_type_with_known_property_types():
+    text = MODEL.replace(
+        "property: Department, op: equals, value: Finance", "property: Department, op: range, min: 3"
+    )
+    assert "range compares numbers, but this field holds text" in error_of(
+        text, known_properties={"Department": "string"}
+    )
+
+
+def test_rules_on_properties_no_lead_has_warn():
+    m = model(known_properties={"Seniority": "string"})
+    assert any("'Department'" in w for w in m.warnings)
+
+
+def test_fit_lines_add_up_exactly_and_caps_show_as_a_line():
+    m = model()
+    facts = {"properties": {"Seniority": "VP", "Department": "finance"}, "account.employees": 400}
+    fit = evaluate_fit(m, facts)
+    names = [c.rule for c in fit.contributions]
+    assert names == ["exec", "finance", "big", "no phone", "cap role (30)"]
+    assert fit.score == sum(c.points for c in fit.contributions) == 25 + 15 + 20 - 5 - 10
+    assert fit.grade == "A"
+
+
+def test_an_exclusion_forces_the_lowest_grade_and_says_why():
+    fit = evaluate_fit(
+        model(), {"properties": {"Seniority": "Student"}, "account.employees": 5000, "phone": "1"}
+    )
+    assert (fit.grade, fit.excluded_by, fit.exclusion_reason) == ("D", "students", "student_or_job_seeker")
+    assert fit.score == 20
+
+
+def test_the_fit_evaluator_remembers_results_and_agrees_with_evaluation():
+    m = model()
+    evaluator = FitEvaluator(m)
+    for facts in ({"properties": {"Seniority": "VP"}}, {"properties": {"Seniority": "VP"}, "phone": "x"}):
+        assert evaluator(facts) == evaluate_fit(m, facts)
+
+
+def act(type_: str, days_ago: float, **props):
+    return ActivityFacts(type_, T0 - days_ago * DAY, properties=props)
+
+
+def test_exponential_decay_halves_points_every_half_life():
+    m = model()
+    states = fold_all(m, [act("webinar_attended", 30)])
+    result = evaluate_engagement(m, states, T0)
+    assert result.contributions[0].points == 15
+    assert math.isclose(result.contributions[0].decayed_points, 7.5, rel_tol=1e-12)
+
+
+def test_window_rules_count_only_the_last_n_days():
+    m = model()
+    states = fold_all(m, [act("event_attended", 20), act("event_attended", 10), act("event_attended", 3)])
+    result = evaluate_engagement(m, states, T0)
+    assert [c.decayed_points for c in result.contributions] == [10]
+    later = evaluate_engagement(m, states, T0 + 12 * DAY)
+    assert later.score == 0
+
+
+def test_once_only_rules_count_once_and_decay_from_the_latest_hit():
+    m = model()
+    states = fold_all(m, [act("free_trial", 120), act("free_trial", 60)])
+    line = evaluate_engagement(m, states, T0).contributions[0]
+    assert line.points == 20
+    assert math.isclose(line.decayed_points, 10, rel_tol=1e-12)
+
+
+def test_activity_filters_and_group_caps():
+    m = model()
+    acts = [act("page_view", 0, page="/pricing")] * 4 + [act("page_view", 0, page="/blog")]
+    result = evaluate_engagement(m, fold_all(m, acts), T0)
+    assert [(c.rule, c.decayed_points) for c in result.contributions] == [
+        ("pricing", 32),
+        ("cap web (20)", -12),
+    ]
+    assert result.score == 20
+    assert result.level == 2
+
+
+def test_engagement_lines_add_up_exactly_to_the_score():
+    m = model()
+    rng = random.Random(5)
+    types = ["page_view", "webinar_attended", "free_trial", "email_click", "demo", "event_attended"]
+    acts = [
+        act(rng.choice(types), rng.uniform(0, 200), page=rng.choice(["/pricing", "/"])) for _ in range(300)
+    ]
+    result = evaluate_engagement(m, fold_all(m, acts), T0)
+    assert result.score == sum(c.decayed_points for c in result.contributions)
+
+
+def test_mql_criteria_are_at_least_semantics_and_qualifying_rules_stand_alone():
+    m = model()
+    fit_b = evaluate_fit(m, {"properties": {"Seniority": "VP"}, "phone": "1"})
+    assert fit_b.grade == "B"
+    engaged = evaluate_engagement(m, fold_all(m, [act("webinar_attended", 0)]), T0)
+    assert engaged.level == 2
+    assert mql_reasons(m, fit_b, engaged) == ["fit at least B and engagement at least 2"]
+    cold = evaluate_engagement(m, {}, T0)
+    assert mql_reasons(m, fit_b, cold) == []
+    fit_d = evaluate_fit(m, {"properties": {}})
+    demo = evaluate_engagement(m, fold_all(m, [act("demo", 1)]), T0)
+    assert mql_reasons(m, fit_d, demo) == ["qualifying activity: demo"]
+    excluded = evaluate_fit(m, {"properties": {"Seniority": "Student"}})
+    assert mql_reasons(m, excluded, demo) == []
+
+
+events = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["page_view", "webinar_attended", "free_trial", "email_click", "demo", "event_attended", "chat"]
+        ),
+        st.floats(min_value=0, max_value=400, allow_nan=False),
+        st.booleans(),
+    ),
+    min_size=0,
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=events,
+    split=st.integers(min_value=0, max_value=60),
+    seed=st.integers(0, 10_000),
+    read_after=st.floats(min_value=0, max_value=100, allow_nan=False),
+)
+def test_incremental_and_batch_scoring_agree(events, split, seed, read_after):
+    """Folding activities as they arrive (any order, in several steps) equals folding them all at once."""
+    m = model()
+    acts = [act(t, days, page="/pricing" if pricing else "/") for t, days, pricing in events]
+    arrival = list(acts)
+    random.Random(seed).shuffle(arrival)
+    incremental = fold_all(m, arrival[:split])
+    incremental = fold_all(m, arrival[split:], incremental)
+    batch = fold_all(m, sorted(acts, key=lambda a: a.ts))
+    as_of = T0 + read_after * DAY
+    a, b = evaluate_engagement(m, incremental, as_of), evaluate_engagement(m, batch, as_of)
+    assert abs(a.score - b.score) <= 1e-9
+    assert a.level == b.level
+    for x, y in zip(a.contributions, b.contributions, strict=True):
+        assert x.rule == y.rule
+        assert abs((x.decayed_points or 0) - (y.decayed_points or 0)) <= 1e-9
+
+
+def test_states_survive_a_round_trip_through_json():
+    m = model()
+    from leadstage.domain.scoring import RuleState
+
+    states = fold_all(m, [act("event_attended", 3), act("webinar_attended", 5), act("free_trial", 9)])
+    again = {k: RuleState.from_json(v.to_json()) for k, v in states.items()}
+    assert evaluate_engagement(m, again, T0) == evaluate_engagement(m, states, T0)
+    assert datetime.fromtimestamp(T0, UTC) - timedelta(days=0) == datetime(2026, 6, 1, tzinfo=UTC)
