@@ -257,6 +257,13 @@ class ScoringModel:
             dict.fromkeys([r.subject for r in self.fit_rules] + [e.subject for e in self.exclusions])
         )
 
+    @cached_property
+    def rules_by_type(self) -> dict[str, tuple[EngagementRule, ...]]:
+        by_type: dict[str, list[EngagementRule]] = {}
+        for rule in self.engagement_rules:
+            by_type.setdefault(rule.activity_type, []).append(rule)
+        return {k: tuple(v) for k, v in by_type.items()}
+
     def rules_for(self, activity_type: str) -> list[EngagementRule]:
         return [r for r in self.engagement_rules if r.activity_type == activity_type]
 
@@ -848,9 +855,7 @@ def fold_all(
 ) -> dict[str, RuleState]:
     """Fold activities into the per-rule states (batch: all of a lead's activities; incremental: new ones)."""
     out = dict(states or {})
-    by_type: dict[str, list[EngagementRule]] = {}
-    for rule in model.engagement_rules:
-        by_type.setdefault(rule.activity_type, []).append(rule)
+    by_type = model.rules_by_type
     for activity in activities:
         for rule in by_type.get(activity.type, ()):
             if rule.matches(activity):

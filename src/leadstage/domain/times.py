@@ -116,7 +116,7 @@ def utc_texts_fast(values: list[Any]) -> list[str | None]:
 
 def utc_text_ts(text: str) -> float:
     """Unix seconds of a canonical UTC text."""
-    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+    return datetime.fromisoformat(text + "+00:00").timestamp()
 
 
 def from_utc_text(text: str) -> datetime:

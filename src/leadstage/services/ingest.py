@@ -58,7 +58,13 @@ from leadstage.services.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from leadstage.services.scoring import Loader, load_active, score_leads, score_new_activities
+from leadstage.services.scoring import (
+    Loader,
+    load_active,
+    property_filtered_types,
+    score_leads,
+    score_new_activities,
+)
 
 # ---- mappings ----------------------------------------------------------------------------------------
 
@@ -662,6 +668,7 @@ def import_activities(
         with ctx.uow_factory() as uow:
             scoring = load_active(uow, ctx.scoring_loader)
     scored_types = {r.activity_type for r in scoring[1].engagement_rules} if scoring else set()
+    property_types = property_filtered_types(scoring[1]) if scoring else set()
 
     def score_new(uow: UnitOfWork, fresh: list[ActivityRow]) -> None:
         """Fold the activities that were new into their leads' scores (incremental scoring)."""
@@ -677,7 +684,7 @@ def import_activities(
                         source,
                         campaign,
                         content,
-                        json.loads(props) if props else {},
+                        json.loads(props) if props and type_ in property_types else {},
                     )
                 )
         if by_lead:

@@ -15,7 +15,7 @@ from typing import Any, Protocol, Self
 from leadstage.domain.activities import Activity
 from leadstage.domain.leads import Account, Lead, PropertyType
 from leadstage.domain.segments import Filter, Segment
-from leadstage.domain.stages import HistoryEntry
+from leadstage.domain.stages import HistoryEntry, TransitionOutcome
 
 
 class Clock(Protocol):
@@ -400,6 +400,20 @@ class EngagementWrite:
     fit_grade: str
 
 
+@dataclass(frozen=True)
+class PromotionFacts:
+    """What automatic promotion needs to know about a lead, read in one query for many leads."""
+
+    stage: str
+    status: str
+    cycle: int
+    furthest_stage: str
+    owner_id: int | None
+    version: int
+    promoted_this_cycle: bool
+    nurture_since: datetime | None
+
+
 class ScoringRepository(Protocol):
     def active_model(self) -> StoredModel | None: ...
 
@@ -445,6 +459,26 @@ class ScoringRepository(Protocol):
     def entered_nurture_at(self, lead_id: int, cycle: int) -> datetime | None: ...
 
     def promoted_in_cycle(self, lead_id: int, cycle: int) -> bool: ...
+
+    def history_span(self) -> tuple[datetime, datetime] | None:
+        """The first and last lead creation or activity time, or ``None`` when there is neither."""
+        ...
+
+    def created_times(self, *, id_range: tuple[int, int]) -> dict[int, float]:
+        """Each lead's creation time in Unix seconds (UTC)."""
+        ...
+
+    def stage_entries(
+        self, *, id_range: tuple[int, int], stages: Sequence[str]
+    ) -> list[tuple[int, str, float]]:
+        """(lead_id, to_stage, Unix seconds) of every history transition into one of ``stages``."""
+        ...
+
+    def promotion_facts(self, lead_ids: Sequence[int]) -> dict[int, PromotionFacts]: ...
+
+    def apply_transitions(self, plans: Sequence[tuple[int, int, TransitionOutcome]], *, at: datetime) -> None:
+        """Write planned transitions (lead id, version read, outcome); a stale version is a conflict."""
+        ...
 
 
 # ---- segments ----------------------------------------------------------------------------------------

@@ -28,8 +28,8 @@ from leadstage.domain.scoring import (
     parse_model,
     priority,
 )
-from leadstage.domain.stages import Actor, Role, TransitionRequest
-from leadstage.services.leads import resolve_lead, transition_lead
+from leadstage.domain.stages import Actor, LeadState, Role, Stage, Status, TransitionRequest, plan_transition
+from leadstage.services.leads import resolve_lead
 from leadstage.services.ports import (
     EngagementRow,
     EngagementWrite,
@@ -121,10 +121,17 @@ def _facts(
     return out
 
 
+def property_filtered_types(model: ScoringModel) -> set[str]:
+    """Activity types whose rules filter on activity properties (only those need the properties read)."""
+    return {
+        r.activity_type
+        for r in model.engagement_rules
+        if any(key not in ("source", "campaign", "content") for key, _c in r.where)
+    }
+
+
 def _needs_properties(model: ScoringModel) -> bool:
-    return any(
-        key not in ("source", "campaign", "content") for r in model.engagement_rules for key, _c in r.where
-    )
+    return bool(property_filtered_types(model))
 
 
 @dataclass
@@ -163,28 +170,47 @@ def _write(uow: UnitOfWork, scored: Sequence[_Scored], *, model_id: int, at: dat
 
 
 def _promote(uow: UnitOfWork, model: ScoringModel, scored: Sequence[_Scored], *, at: datetime) -> int:
-    """Promote every lead that meets the MQL criteria, once per cycle, through the transition table."""
-    promoted = 0
+    """Promote every lead that meets the MQL criteria, once per cycle, through the transition table.
+
+    Set-based: one query for what the rules need (version, furthest stage, earlier promotions, when the
+    lead entered nurture), the pure table decides each promotion, one statement writes them all.
+    """
+    candidates = []
     for s in scored:
         row = s.row
         if row.stage != "lead" or row.status not in ("open", "nurture"):
             continue
         reasons = mql_reasons(model, s.fit, s.engagement)
-        if not reasons:
+        if reasons:
+            candidates.append((s, reasons))
+    if not candidates:
+        return 0
+    facts = uow.scoring.promotion_facts([s.row.lead_id for s, _r in candidates])
+    plans = []
+    for s, reasons in candidates:
+        row, known = s.row, facts.get(s.row.lead_id)
+        if known is None or known.stage != "lead" or known.status not in ("open", "nurture"):
             continue
-        if row.status == "open" and uow.scoring.promoted_in_cycle(row.lead_id, row.cycle):
+        if known.status == "open" and known.promoted_this_cycle:
             continue
-        if row.status == "nurture":
+        if known.status == "nurture" and known.nurture_since is not None:
             # back from nurture only on new engagement since the lead was handed back
-            since = uow.scoring.entered_nurture_at(row.lead_id, row.cycle)
             latest = max((st.last for st in s.states.values()), default=0.0)
-            if since is not None and latest <= since.timestamp():
+            if latest <= known.nurture_since.timestamp():
                 continue
-        transition_lead(
-            uow, row.lead_id, TransitionRequest("promote_mql", criteria=reasons), actor=SYSTEM, at=at
+        state = LeadState(
+            stage=Stage(known.stage),
+            status=Status(known.status),
+            cycle=known.cycle,
+            furthest_stage=Stage(known.furthest_stage),
+            owner_id=known.owner_id,
         )
-        promoted += 1
-    return promoted
+        outcome = plan_transition(
+            state, TransitionRequest("promote_mql", criteria=reasons), actor=SYSTEM, at=at
+        )
+        plans.append((row.lead_id, known.version, outcome))
+    uow.scoring.apply_transitions(plans, at=at)
+    return len(plans)
 
 
 def score_all(

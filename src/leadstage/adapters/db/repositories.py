@@ -699,7 +699,7 @@ class SqlBulkWriter:
             r[0]
             for r in self.conn.exec_driver_sql(
                 f"SELECT idempotency_key FROM activities WHERE id > {mark}", (before,)
-            )
+            ).all()
         }
         return [r for r in rows if r[3] in fresh]
 

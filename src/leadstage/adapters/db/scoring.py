@@ -4,20 +4,39 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
 from leadstage.adapters.db import tables as t
+from leadstage.adapters.db.repositories import history_values
 from leadstage.adapters.db.tables import bulk_datetime
-from leadstage.services.ports import EngagementRow, EngagementWrite, LeadScoreRow, ScoreWrite, StoredModel
+from leadstage.domain.errors import ConcurrencyConflict
+from leadstage.domain.stages import TransitionOutcome
+from leadstage.services.ports import (
+    EngagementRow,
+    EngagementWrite,
+    LeadScoreRow,
+    PromotionFacts,
+    ScoreWrite,
+    StoredModel,
+)
 
 _FACT_COLUMNS = (
     "l.id, l.email_normalized, l.first_name, l.last_name, l.job_title, l.company, l.phone, l.first_source, "
     "l.latest_source, l.properties, l.stage, l.status, l.cycle, l.fit_grade, l.engagement_level, l.priority, "
     "l.engagement_state, l.score_model_id, a.name, a.domain, a.industry, a.country, a.employees, a.annual_revenue"
 )
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """A MAX() over a time column: text on SQLite, a datetime on PostgreSQL; always aware UTC here."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
 
 
 def _json(value: Any) -> Any:
@@ -333,3 +352,92 @@ class SqlScoringRepository:
             )
         )
         return bool(self.conn.execute(q).scalar_one())
+
+    def promotion_facts(self, lead_ids: Sequence[int]) -> dict[int, PromotionFacts]:
+        m = self.mark
+        out: dict[int, PromotionFacts] = {}
+        for i in range(0, len(lead_ids), 900):
+            chunk = tuple(lead_ids[i : i + 900])
+            marks = ", ".join([m] * len(chunk))
+            rows = self.conn.exec_driver_sql(
+                "SELECT l.id, l.stage, l.status, l.cycle, l.furthest_stage, l.owner_id, l.version, "
+                "EXISTS (SELECT 1 FROM lead_history h WHERE h.lead_id = l.id AND h.cycle = l.cycle "
+                "AND h.action = 'promote_mql'), "
+                "(SELECT MAX(h.at) FROM lead_history h WHERE h.lead_id = l.id AND h.to_status = 'nurture') "
+                f"FROM leads l WHERE l.id IN ({marks})",
+                chunk,
+            ).all()
+            for r in rows:
+                out[int(r[0])] = PromotionFacts(
+                    r[1], r[2], int(r[3]), r[4], r[5], int(r[6]), bool(r[7]), _as_datetime(r[8])
+                )
+        return out
+
+    def apply_transitions(self, plans: Sequence[tuple[int, int, TransitionOutcome]], *, at: datetime) -> None:
+        if not plans:
+            return
+        m = self.mark
+        when = bulk_datetime(at, self.dialect)
+        result = self.conn.exec_driver_sql(
+            f"UPDATE leads SET stage = {m}, status = {m}, cycle = {m}, furthest_stage = {m}, updated_at = {m}, "
+            f"version = version + 1 WHERE id = {m} AND version = {m}",
+            [
+                (
+                    o.state.stage.value,
+                    o.state.status.value,
+                    o.state.cycle,
+                    o.state.furthest_stage.value,
+                    when,
+                    lead_id,
+                    version,
+                )
+                for lead_id, version, o in plans
+            ],
+        )
+        if result.rowcount != len(plans):
+            raise ConcurrencyConflict(
+                "a lead changed while it was being promoted; nothing was written, try again"
+            )
+        self.conn.execute(
+            insert(t.lead_history), [history_values(lead_id, o.entry) for lead_id, _v, o in plans]
+        )
+
+    # ---- backtests: set-based reads of what replaying history needs --------------------------------------
+
+    def _epoch(self, column: str) -> str:
+        if self.dialect == "sqlite":
+            return f"(julianday({column}) - 2440587.5) * 86400.0"
+        return f"extract(epoch from {column})::float8"
+
+    def history_span(self) -> tuple[datetime, datetime] | None:
+        """The first and last lead creation or activity time, or ``None`` when there is neither."""
+        bounds: list[datetime] = []
+        for table, column in ((t.leads, t.leads.c.created_at), (t.activities, t.activities.c.occurred_at)):
+            low, high = self.conn.execute(select(func.min(column), func.max(column)).select_from(table)).one()
+            bounds.extend(v for v in (low, high) if isinstance(v, datetime))
+        return (min(bounds), max(bounds)) if bounds else None
+
+    def created_times(self, *, id_range: tuple[int, int]) -> dict[int, float]:
+        """Each lead's creation time in Unix seconds (UTC), like ``activities_of`` gives activity times."""
+        m = self.mark
+        rows = self.conn.exec_driver_sql(
+            f"SELECT id, {self._epoch('created_at')} FROM leads WHERE id BETWEEN {m} AND {m}", id_range
+        ).all()
+        return {int(r[0]): float(r[1]) for r in rows}
+
+    def stage_entries(
+        self, *, id_range: tuple[int, int], stages: Sequence[str]
+    ) -> list[tuple[int, str, float]]:
+        """(lead_id, to_stage, Unix seconds) of every history transition into one of ``stages``."""
+        if not stages:
+            return []
+        m = self.mark
+        marks = ", ".join([m] * len(stages))
+        return [
+            (int(r[0]), str(r[1]), float(r[2]))
+            for r in self.conn.exec_driver_sql(
+                f"SELECT lead_id, to_stage, {self._epoch('at')} FROM lead_history "
+                f"WHERE lead_id BETWEEN {m} AND {m} AND to_stage IN ({marks})",
+                (*id_range, *stages),
+            ).all()
+        ]
