@@ -85,10 +85,8 @@ def main() -> None:
             Path(f"{tmp}{suffix}").unlink(missing_ok=True)
         run([leadstage_bin(), "--db", str(tmp), "init"])
         started = time.perf_counter()
-        run(
-            [leadstage_bin(), "--db", str(tmp), "import", "leads", paths["leads"]],
-            env={"LEADSTAGE_INCREMENTAL_SCORING": "false"},
-        )
+        # leads are scored as they arrive, as in real use (the default scoring model is active)
+        run([leadstage_bin(), "--db", str(tmp), "import", "leads", paths["leads"]])
         print(f"leads imported in {time.perf_counter() - started:.1f} s")
         con = sqlite3.connect(tmp)
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
