@@ -75,6 +75,9 @@ def main() -> None:
         started = time.perf_counter()
         seed(db, args.leads)
         print(f"seeded {args.leads} leads in {time.perf_counter() - started:.0f} s")
+    engine = make_engine(str(db))
+    upgrade(engine)  # a database seeded by an earlier version is brought to the current schema
+    engine.dispose()
     rng = random.Random(3)
     picks = [rng.randrange(args.leads) for _ in range(args.lookups)]
     emails = [f"person{n}@company{n % 50_000}.example" for n in picks]

@@ -88,7 +88,8 @@ _UPDATE_LEAD = (
 )
 
 
-_LEAD_SELECT = select(t.leads, t.users.c.team.label("owner_team")).select_from(
+_LEAD_COLUMNS = [t.leads.c[name] for name in ("id", *_IDENTITY_COLUMNS, *_STATE_COLUMNS)]
+_LEAD_SELECT = select(*_LEAD_COLUMNS, t.users.c.team.label("owner_team")).select_from(
     t.leads.outerjoin(t.users, t.users.c.id == t.leads.c.owner_id)
 )
 _BY_ID = _LEAD_SELECT.where(t.leads.c.id == bindparam("v"))
