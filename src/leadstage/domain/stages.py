@@ -326,6 +326,23 @@ class HistoryEntry:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+def entry_fields(entry: HistoryEntry) -> dict[str, Any]:
+    """A history entry as plain values (stages and statuses as their names; ``at`` stays a datetime)."""
+    return {
+        "action": entry.action,
+        "from_stage": entry.from_stage.value if entry.from_stage else None,
+        "from_status": entry.from_status.value if entry.from_status else None,
+        "to_stage": entry.to_stage.value,
+        "to_status": entry.to_status.value,
+        "actor": entry.actor,
+        "reason": entry.reason,
+        "note": entry.note,
+        "at": entry.at,
+        "cycle": entry.cycle,
+        "data": dict(entry.data),
+    }
+
+
 @dataclass(frozen=True)
 class TransitionOutcome:
     state: LeadState

@@ -28,6 +28,7 @@ from leadstage.domain.stages import (
     TransitionRequest,
     allowed_actions,
     creation_entry,
+    entry_fields,
     initial_state,
     parse_action,
     plan_transition,
@@ -529,19 +530,8 @@ def list_leads(uow: UnitOfWork, flt: LeadFilter) -> tuple[int, list[dict[str, An
 
 
 def history_json(entry: HistoryEntry) -> dict[str, Any]:
-    return {
-        "action": entry.action,
-        "from_stage": entry.from_stage.value if entry.from_stage else None,
-        "from_status": entry.from_status.value if entry.from_status else None,
-        "to_stage": entry.to_stage.value,
-        "to_status": entry.to_status.value,
-        "actor": entry.actor,
-        "reason": entry.reason,
-        "note": entry.note,
-        "at": entry.at.isoformat(),
-        "cycle": entry.cycle,
-        "data": dict(entry.data),
-    }
+    fields = entry_fields(entry)
+    return {**fields, "at": entry.at.isoformat()}
 
 
 def lead_details(

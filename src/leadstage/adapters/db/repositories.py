@@ -17,7 +17,7 @@ from leadstage.domain.activities import Activity
 from leadstage.domain.errors import ConcurrencyConflict
 from leadstage.domain.identity import normalize_company_name
 from leadstage.domain.leads import Account, ExternalId, Identity, Lead, PropertyType
-from leadstage.domain.stages import HistoryEntry, LeadState, Stage, Status
+from leadstage.domain.stages import HistoryEntry, LeadState, Stage, Status, entry_fields
 from leadstage.domain.times import from_utc_text
 from leadstage.services.ports import ActivityRow, LeadFilter, UserRecord
 
@@ -364,20 +364,8 @@ class SqlLeadRepository:
 
 
 def history_values(lead_id: int, entry: HistoryEntry) -> dict[str, Any]:
-    return {
-        "lead_id": lead_id,
-        "cycle": entry.cycle,
-        "action": entry.action,
-        "from_stage": entry.from_stage.value if entry.from_stage else None,
-        "from_status": entry.from_status.value if entry.from_status else None,
-        "to_stage": entry.to_stage.value,
-        "to_status": entry.to_status.value,
-        "actor": entry.actor,
-        "reason": entry.reason,
-        "note": entry.note,
-        "at": entry.at,
-        "data": dict(entry.data) or None,
-    }
+    fields = entry_fields(entry)
+    return {**fields, "lead_id": lead_id, "data": fields["data"] or None}
 
 
 class SqlAccountRepository:

@@ -235,26 +235,7 @@ class SqlScoringRepository:
                 for w in rows
             ],
         )
-        history = [
-            (
-                w.lead_id,
-                when,
-                model_id,
-                w.fit_score,
-                w.fit_grade,
-                w.engagement_score,
-                w.engagement_level,
-                w.priority,
-            )
-            for w in rows
-            if w.changed
-        ]
-        if history:
-            self.conn.exec_driver_sql(
-                "INSERT INTO score_history (lead_id, at, model_id, fit_score, fit_grade, engagement_score, "
-                f"engagement_level, priority) VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m})",
-                history,
-            )
+        self._record_history([w for w in rows if w.changed], model_id=model_id, when=when)
 
     def engagement_rows(self, ids: Sequence[int]) -> list[EngagementRow]:
         m = self.mark
@@ -294,26 +275,7 @@ class SqlScoringRepository:
                 for w in rows
             ],
         )
-        history = [
-            (
-                w.lead_id,
-                when,
-                model_id,
-                w.fit_score,
-                w.fit_grade,
-                w.engagement_score,
-                w.engagement_level,
-                w.priority,
-            )
-            for w in rows
-            if w.changed
-        ]
-        if history:
-            self.conn.exec_driver_sql(
-                "INSERT INTO score_history (lead_id, at, model_id, fit_score, fit_grade, engagement_score, "
-                f"engagement_level, priority) VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m})",
-                history,
-            )
+        self._record_history([w for w in rows if w.changed], model_id=model_id, when=when)
 
     def score_history(self, lead_id: int) -> list[dict[str, Any]]:
         q = (
@@ -441,3 +403,28 @@ class SqlScoringRepository:
                 (*id_range, *stages),
             ).all()
         ]
+
+    def _record_history(
+        self, rows: Sequence[ScoreWrite | EngagementWrite], *, model_id: int, when: Any
+    ) -> None:
+        """One score history row per lead whose grade or level changed."""
+        if not rows:
+            return
+        m = self.mark
+        self.conn.exec_driver_sql(
+            "INSERT INTO score_history (lead_id, at, model_id, fit_score, fit_grade, engagement_score, "
+            f"engagement_level, priority) VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m})",
+            [
+                (
+                    w.lead_id,
+                    when,
+                    model_id,
+                    w.fit_score,
+                    w.fit_grade,
+                    w.engagement_score,
+                    w.engagement_level,
+                    w.priority,
+                )
+                for w in rows
+            ],
+        )
