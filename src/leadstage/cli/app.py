@@ -7,6 +7,7 @@ transition, qualification policy, a concurrent change that won); 1 anything else
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Iterator
@@ -679,6 +680,25 @@ def exit_code_for(exc: BaseException) -> int:
     return 1
 
 
+def _click_kinds(name: str) -> tuple[type[BaseException], ...]:
+    """Typer ships its own copy of click (``typer._click``, with Exit and Abort in ``typer.exceptions``)
+    beside click itself: catch whichever is raised."""
+    kinds: list[type[BaseException]] = [getattr(click.exceptions, name)]
+    for module in ("typer.exceptions", "typer._click.exceptions"):
+        try:
+            found = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if isinstance(found, type) and issubclass(found, BaseException) and found not in kinds:
+            kinds.append(found)
+    return tuple(kinds)
+
+
+_CLICK_EXIT: Any = _click_kinds("Exit")
+_CLICK_ABORT: Any = _click_kinds("Abort")
+_CLICK_ERROR: Any = _click_kinds("ClickException")
+
+
 def _error(exc: BaseException) -> None:
     err.print(Text("error: ", style="bold red") + Text(str(exc)))
 
@@ -688,12 +708,12 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except _CLICK_EXIT as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except _CLICK_ABORT:
         err.print("aborted")
         sys.exit(1)
-    except click.ClickException as exc:
+    except _CLICK_ERROR as exc:
         exc.show()
         sys.exit(2)
     except (NotInitialised, DatabaseTooNew) as exc:

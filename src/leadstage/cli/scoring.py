@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from leadstage.adapters.scoring_yaml import load_yaml
+from leadstage.bootstrap import Container, build
 from leadstage.cli.app import STATE, AsOpt, JsonOpt, app, emit_json, err, progress_bar
+from leadstage.config import Settings
 from leadstage.domain.errors import ValidationError
 from leadstage.services import leads as lead_service
 from leadstage.services import scoring
@@ -22,6 +30,44 @@ app.add_typer(score_app, name="score")
 
 def yaml_loader(text: str, name: str) -> tuple[Any, Any]:
     return load_yaml(text, source=name)
+
+
+# ---- scoring ranges of leads in several processes ------------------------------------------------------
+
+_WORKER: Container | None = None
+
+
+def _worker_init(settings: Settings) -> None:
+    global _WORKER
+    _WORKER = build(settings)
+
+
+def _worker_score(task: tuple[tuple[int, int], datetime, bool]) -> scoring.ScoreRunReport:
+    id_range, at, promote = task
+    assert _WORKER is not None
+    return scoring.score_range(_WORKER.uow, id_range, load=yaml_loader, at=at, promote=promote)
+
+
+def process_runner(c: Container, *, workers: int, at: datetime, promote: bool) -> scoring.RangeRunner:
+    """Score ranges in ``workers`` processes (each its own connection; SQLite serialises their commits)."""
+
+    def run(ranges: Sequence[tuple[int, int]]) -> Iterator[scoring.ScoreRunReport]:
+        if workers <= 1 or len(ranges) < 2:
+            for id_range in ranges:
+                yield scoring.score_range(c.uow, id_range, load=yaml_loader, at=at, promote=promote)
+            return
+        c.engine.dispose()  # no pooled connection may cross the fork
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(c.settings,)
+        ) as pool:
+            yield from pool.map(_worker_score, [(r, at, promote) for r in ranges])
+
+    return run
+
+
+def default_workers(leads: int) -> int:
+    return 1 if leads < 20_000 else max(1, min(4, os.cpu_count() or 1))
 
 
 def read_model_file(path: Path) -> str:
@@ -73,13 +119,20 @@ def score_activate(
 
 
 @score_app.command("run")
-def score_run(as_json: JsonOpt = False) -> None:
+def score_run(
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=32, help="Processes (default: the cores, for large databases).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Recompute every lead's fit and engagement with the active model (and promote MQLs)."""
     c = STATE.get()
     with c.uow() as uow:
         total = uow.leads.search(LeadFilter(limit=1))[0]
+    at = c.clock.now()
+    runner = process_runner(c, workers=workers or default_workers(total), at=at, promote=True)
     with progress_bar("scoring", max(1, total)) as bar:
-        report = scoring.score_all(c.uow, load=yaml_loader, at=c.clock.now(), progress=bar)
+        report = scoring.score_all(c.uow, load=yaml_loader, at=at, progress=bar, runner=runner)
     result = {
         "leads": report.leads,
         "activities": report.activities,
@@ -133,3 +186,128 @@ def score_explain(ref: Annotated[str, typer.Argument(metavar="ID")], as_json: Js
     out.print(table)
     met = doc["mql_criteria_met"]
     out.print("MQL criteria met: " + ("; ".join(met) if met else "none"))
+
+
+@score_app.command("backtest")
+def score_backtest(
+    file: Annotated[Path, typer.Argument(help="Candidate scoring model YAML (validated, never stored).")],
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="First day, ISO date (default: the start of the history).")
+    ] = None,
+    date_to: Annotated[
+        str | None, typer.Option("--to", help="Last day, ISO date (default: the end of the history).")
+    ] = None,
+    capacity: Annotated[
+        int | None,
+        typer.Option("--capacity", help="Leads a week sales can work: propose a minimum engagement score."),
+    ] = None,
+    png: Annotated[Path | None, typer.Option("--png", help="Also write a chart to this PNG file.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay history with a candidate model beside the active one: weekly MQLs, precision, recall."""
+    from leadstage.domain.backtest import parse_day
+    from leadstage.services.backtest import backtest
+
+    start, end = parse_day(date_from, "--from"), parse_day(date_to, "--to")
+    source = read_model_file(file)
+    c = STATE.get()
+    with c.uow() as uow:
+        total = uow.leads.search(LeadFilter(limit=1))[0]
+    with progress_bar("backtest", max(1, total)) as bar:
+        doc = backtest(
+            c.uow,
+            source,
+            name=str(file),
+            load=yaml_loader,
+            start=start,
+            end=end,
+            capacity=capacity,
+            progress=bar,
+        )
+    if png is not None:
+        from leadstage.adapters.charts import write_backtest_chart
+
+        write_backtest_chart(doc, png)
+    for warning in doc["models"]["candidate"]["warnings"]:
+        err.print(f"[yellow]warning[/]: {warning}")
+    if doc["models"]["active"] is None:
+        err.print("no active scoring model: only the candidate is shown (the active side is null)")
+    if png is not None:
+        err.print(f"chart written to {png}")
+    if as_json:
+        emit_json(doc)
+        return
+    _print_backtest(doc)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def _print_backtest(doc: dict[str, Any]) -> None:
+    out = Console()
+    models = doc["models"]
+    active = models["active"]
+    capacity = doc["capacity"]
+    shows_cap = capacity is not None and capacity["threshold"] is not None
+    title = f"Backtest {doc['from']} .. {doc['to']}: candidate {models['candidate']['name']!r}"
+    title += f" vs active {active['name']!r} (v{active['version']})" if active else " (no active model)"
+    sides = ("candidate", "active") if active else ("candidate",)
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("ISO week", no_wrap=True)
+    for side in sides:
+        table.add_column(f"{side}\nMQLs", justify="right")
+        table.add_column("\n->SQL", justify="right")
+        table.add_column("\n->cust", justify="right")
+    if shows_cap:
+        table.add_column(f"cap.\n>={capacity['threshold']:g}", justify="right")
+    for i, week in enumerate(doc["weeks"]):
+        cells = [week["week"]]
+        for side in sides:
+            fig = week[side]
+            cells += [str(fig["mqls"]), _pct(fig["precision_sql"]), _pct(fig["precision_customer"])]
+        if shows_cap:
+            cells.append(str(capacity["weeks"][i]["mqls"]))
+        table.add_row(*cells)
+    out.print(table)
+    totals = Table(
+        title=f"Totals over {len(doc['weeks'])} weeks ({doc['leads']} leads)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for name in ("model", "MQLs", "per week", "-> SQL", "-> customer", "customers caught"):
+        totals.add_column(name, justify="left" if name == "model" else "right")
+    rows = [("candidate", doc["totals"]["candidate"])]
+    if active:
+        rows.append(("active", doc["totals"]["active"]))
+    for label, t in rows:
+        totals.add_row(
+            label,
+            str(t["mqls"]),
+            f"{t['mean_weekly_mqls']:g}",
+            _pct(t["precision_sql"]),
+            _pct(t["precision_customer"]),
+            f"{t['customers_caught']} of {t['customers_won']} ({_pct(t['recall_customer'])})",
+        )
+    out.print(totals)
+    t = doc["totals"]["candidate"]
+    out.print(
+        f"The candidate would have sent sales {t['mean_weekly_mqls']:g} MQLs a week; "
+        f"{_pct(t['precision_sql'])} of them became SQLs, {_pct(t['precision_customer'])} customers; "
+        f"it would have caught {_pct(t['recall_customer'])} of the customers won in the range before they won."
+    )
+    if capacity is None:
+        return
+    if capacity["threshold"] is None:
+        out.print(
+            f"Capacity {capacity['per_week']} lead(s) a week: the candidate already fits "
+            f"({t['mean_weekly_mqls']:g} a week on average); no extra engagement threshold is needed."
+        )
+        return
+    out.print(
+        f"Capacity {capacity['per_week']} lead(s) a week: add a minimum engagement score of "
+        f"[bold]{capacity['threshold']:g}[/] to the MQL criteria -> {capacity['mean_weekly_mqls']:g} MQLs "
+        f"a week, {_pct(capacity['precision_sql'])} to SQL, {_pct(capacity['precision_customer'])} to "
+        f"customer, recall {_pct(capacity['recall_customer'])}. (Raise the lower bound of the engagement "
+        "level the criteria use to this score to apply it.)"
+    )

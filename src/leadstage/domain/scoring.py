@@ -28,8 +28,8 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from leadstage.domain.activities import BUILTIN_ACTIVITY_TYPES

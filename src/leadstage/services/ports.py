@@ -357,6 +357,7 @@ class LeadScoreRow:
     priority: str | None
     engagement_state: dict[str, list[Any]] | None
     score_model_id: int | None
+    stamp: Any = None  # scored_at as read: a write only lands over the score it was computed from
 
 
 @dataclass(frozen=True)
@@ -370,6 +371,7 @@ class ScoreWrite:
     excluded_by: str | None
     engagement_state: dict[str, list[Any]]
     changed: bool  # grade or level changed: a score history row is written
+    stamp: Any = None  # the lead's scored_at when it was read
 
 
 @dataclass(frozen=True)

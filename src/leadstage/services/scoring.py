@@ -163,6 +163,7 @@ def _write(uow: UnitOfWork, scored: Sequence[_Scored], *, model_id: int, at: dat
                 excluded_by=s.fit.excluded_by,
                 engagement_state={k: v.to_json() for k, v in s.states.items()},
                 changed=is_change,
+                stamp=s.row.stamp,
             )
         )
     uow.scoring.write_scores(writes, model_id=model_id, at=at)
@@ -213,20 +214,19 @@ def _promote(uow: UnitOfWork, model: ScoringModel, scored: Sequence[_Scored], *,
     return len(plans)
 
 
-def score_all(
+RangeRunner = Callable[[Sequence[tuple[int, int]]], Iterable[ScoreRunReport]]
+"""Runs :func:`score_range` over id ranges (in this process, or in several) and yields each one's report."""
+
+
+def score_range(
     uow_factory: UnitOfWorkFactory,
+    id_range: tuple[int, int],
     *,
     load: Loader,
     at: datetime,
-    chunk: int = 5_000,
-    progress: Progress | None = None,
     promote: bool = True,
 ) -> ScoreRunReport:
-    """Recompute every lead's scores from its facts and all its activities (set-based, chunk by chunk)."""
-    import time
-
-    started = time.perf_counter()
-    progress = progress or NullProgress()
+    """Score the leads whose ids fall in a range, from their facts and all their activities; commits."""
     report = ScoreRunReport()
     with uow_factory() as uow:
         active = load_active(uow, load)
@@ -235,25 +235,74 @@ def score_all(
         stored, model = active
         report.model_version = stored.version
         types = sorted({r.activity_type for r in model.engagement_rules})
-        with_props = _needs_properties(model)
-        fit_of = FitEvaluator(model)
-        for id_range in list(uow.scoring.lead_id_ranges(chunk)):
-            rows = uow.scoring.lead_rows(id_range=id_range)
-            acts = _facts(
-                uow.scoring.activities_of(id_range=id_range, types=types, with_properties=with_props)
+        rows = uow.scoring.lead_rows(id_range=id_range)
+        acts = _facts(
+            uow.scoring.activities_of(
+                id_range=id_range, types=types, with_properties=_needs_properties(model)
             )
-            scored = []
-            for row in rows:
-                lead_acts = acts.get(row.lead_id, [])
-                report.activities += len(lead_acts)
-                states = fold_all(model, lead_acts)
-                scored.append(_Scored(row, fit_of(row.facts), evaluate_engagement(model, states, at), states))
-            report.changed += _write(uow, scored, model_id=stored.id, at=at)
-            if promote:
-                report.promoted += _promote(uow, model, scored, at=at)
-            uow.commit()
-            report.leads += len(rows)
-            progress.advance(rows=len(rows), bytes_read=report.leads)
+        )
+        fit_of = _fit_evaluator(stored.id, model)
+        scored = []
+        for row in rows:
+            lead_acts = acts.get(row.lead_id, [])
+            report.activities += len(lead_acts)
+            states = fold_all(model, lead_acts)
+            scored.append(_Scored(row, fit_of(row.facts), evaluate_engagement(model, states, at), states))
+        # Computing only read; writing starts a fresh transaction, so parallel workers queue for the
+        # write lock instead of failing on a stale read snapshot.
+        uow.commit()
+        report.changed += _write(uow, scored, model_id=stored.id, at=at)
+        if promote:
+            report.promoted += _promote(uow, model, scored, at=at)
+        uow.commit()
+        report.leads += len(rows)
+    return report
+
+
+_FIT_EVALUATORS: dict[int, FitEvaluator] = {}
+
+
+def _fit_evaluator(model_id: int, model: ScoringModel) -> FitEvaluator:
+    """One remembering fit evaluator per stored model and process, so chunks share what they learnt."""
+    evaluator = _FIT_EVALUATORS.get(model_id)
+    if evaluator is None:
+        _FIT_EVALUATORS.clear()
+        evaluator = _FIT_EVALUATORS[model_id] = FitEvaluator(model)
+    return evaluator
+
+
+def score_all(
+    uow_factory: UnitOfWorkFactory,
+    *,
+    load: Loader,
+    at: datetime,
+    chunk: int = 5_000,
+    progress: Progress | None = None,
+    promote: bool = True,
+    runner: RangeRunner | None = None,
+) -> ScoreRunReport:
+    """Recompute every lead's scores, range by range (``runner`` may spread the ranges over processes)."""
+    import time
+
+    started = time.perf_counter()
+    progress = progress or NullProgress()
+    with uow_factory() as uow:
+        if uow.scoring.active_model() is None:
+            raise NotFound("no active scoring model: run `leadstage init` or `leadstage score activate FILE`")
+        ranges = list(uow.scoring.lead_id_ranges(chunk))
+
+    def in_process(todo: Sequence[tuple[int, int]]) -> Iterable[ScoreRunReport]:
+        for id_range in todo:
+            yield score_range(uow_factory, id_range, load=load, at=at, promote=promote)
+
+    report = ScoreRunReport()
+    for part in (runner or in_process)(ranges):
+        report.leads += part.leads
+        report.activities += part.activities
+        report.changed += part.changed
+        report.promoted += part.promoted
+        report.model_version = part.model_version
+        progress.advance(rows=part.leads, bytes_read=report.leads)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

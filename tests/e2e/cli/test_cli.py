@@ -571,3 +571,18 @@ def test_a_shared_phone_never_joins_two_people_with_different_emails(capsys, db_
     )
     report = run(capsys, db_url, "import", "leads", str(leads), "--json").json()
     assert (report["created"], report["updated"] + report["unchanged"]) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["leads", "list", "--limit", "0"],
+        ["leads", "list", "--bogus"],
+        ["leads", "transition"],
+        ["import", "leads"],
+    ],
+)
+def test_usage_errors_exit_2(capsys, sqlite_url, args):
+    result = run(capsys, sqlite_url, *args)
+    assert result.code == 2
+    assert "Traceback" not in result.err

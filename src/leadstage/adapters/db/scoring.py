@@ -26,7 +26,8 @@ from leadstage.services.ports import (
 _FACT_COLUMNS = (
     "l.id, l.email_normalized, l.first_name, l.last_name, l.job_title, l.company, l.phone, l.first_source, "
     "l.latest_source, l.properties, l.stage, l.status, l.cycle, l.fit_grade, l.engagement_level, l.priority, "
-    "l.engagement_state, l.score_model_id, a.name, a.domain, a.industry, a.country, a.employees, a.annual_revenue"
+    "l.engagement_state, l.score_model_id, a.name, a.domain, a.industry, a.country, a.employees, a.annual_revenue, "
+    "l.scored_at"
 )
 
 
@@ -168,6 +169,7 @@ class SqlScoringRepository:
                     priority=r[15],
                     engagement_state=_json(r[16]),
                     score_model_id=r[17],
+                    stamp=r[24],
                 )
             )
         return out
@@ -218,7 +220,7 @@ class SqlScoringRepository:
         self.conn.exec_driver_sql(
             f"UPDATE leads SET fit_score = {m}, fit_grade = {m}, engagement_score = {m}, engagement_level = {m}, "
             f"priority = {m}, excluded_by = {m}, engagement_state = {m}{state_cast}, scored_at = {m}, "
-            f"score_model_id = {m} WHERE id = {m}",
+            f"score_model_id = {m} WHERE id = {m} AND {self._same_stamp}",
             [
                 (
                     w.fit_score,
@@ -231,11 +233,17 @@ class SqlScoringRepository:
                     when,
                     model_id,
                     w.lead_id,
+                    w.stamp,
                 )
                 for w in rows
             ],
         )
         self._record_history([w for w in rows if w.changed], model_id=model_id, when=when)
+
+    @property
+    def _same_stamp(self) -> str:
+        """Write a score only over the one it was computed from (a concurrent incremental score wins)."""
+        return "scored_at IS ?" if self.dialect == "sqlite" else "scored_at IS NOT DISTINCT FROM %s"
 
     def engagement_rows(self, ids: Sequence[int]) -> list[EngagementRow]:
         m = self.mark

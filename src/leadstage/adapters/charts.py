@@ -1,0 +1,167 @@
+"""Charts as image files (matplotlib, Agg backend: no display is ever opened).
+
+:func:`write_backtest_chart` draws the document of ``leadstage score backtest --json``: weekly MQL
+volume of the candidate and the active model (and the capacity line and the thresholded candidate when
+a capacity was given) above the weekly precision to SQL and to customer of both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+CANDIDATE, ACTIVE, CAPPED = "#1f77b4", "#ff7f0e", "#2ca02c"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
+def _series(rows: Sequence[Mapping[str, Any] | None], key: str) -> list[float]:
+    """One figure per week; weeks without MQLs have no precision (a gap, not a zero)."""
+    out: list[float] = []
+    for row in rows:
+        value = None if row is None else row.get(key)
+        out.append(float("nan") if value is None else float(value))
+    return out
+
+
+def write_backtest_chart(doc: Mapping[str, Any], path: Path) -> None:
+    """Write the backtest as a PNG (two panels: weekly MQL volume, weekly precision)."""
+    weeks = doc["weeks"]
+    days = [date.fromisoformat(w["start"]) for w in weeks]
+    mid = [d + timedelta(days=3.5) for d in days]  # plot each week at its middle
+    cand_rows = [w["candidate"] for w in weeks]
+    act_rows = [w["active"] for w in weeks]
+    has_active = doc["totals"]["active"] is not None
+    capacity = doc.get("capacity")
+    models = doc.get("models") or {}
+    cand_info = models.get("candidate") or {}
+    cand_label = repr(cand_info.get("name", "candidate"))
+    if cand_info.get("file"):
+        cand_label += f" ({Path(cand_info['file']).name})"
+    act_info = models.get("active")
+    act_name = f"{act_info['name']!r} (v{act_info['version']})" if act_info else "active model"
+
+    fig = Figure(figsize=(14, 8.5), dpi=110, layout="constrained")  # drawn by Agg: never a display
+    volume, precision = fig.subplots(2, 1, sharex=True, height_ratios=(1.1, 1))
+    title = f"Backtest of {cand_label}"
+    title += f" vs the active model {act_name}" if has_active else " (no active model to compare)"
+    fig.suptitle(f"{title}\nISO weeks {doc['from']} to {doc['to']} (UTC), {doc.get('leads', '?')} leads")
+
+    width = timedelta(days=3.0) if has_active else timedelta(days=5.5)
+    cand_totals = doc["totals"]["candidate"]
+    offset = timedelta(days=1.6) if has_active else timedelta(0)
+    volume.bar(
+        [m - offset for m in mid],
+        [r["mqls"] for r in cand_rows],
+        width=width,
+        color=CANDIDATE,
+        label=f"candidate: {cand_totals['mean_weekly_mqls']:g} MQLs/week on average",
+    )
+    if has_active:
+        act_totals = doc["totals"]["active"]
+        volume.bar(
+            [m + offset for m in mid],
+            [r["mqls"] if r else 0 for r in act_rows],
+            width=width,
+            color=ACTIVE,
+            label=f"active: {act_totals['mean_weekly_mqls']:g} MQLs/week on average",
+        )
+    if capacity is not None:
+        volume.axhline(
+            capacity["per_week"],
+            color="#d62728",
+            linestyle="--",
+            linewidth=1.5,
+            label=f"sales capacity: {capacity['per_week']} lead(s)/week",
+        )
+        if capacity["threshold"] is not None:
+            volume.step(
+                [*days, days[-1] + timedelta(days=7)],
+                [*(w["mqls"] for w in capacity["weeks"]), capacity["weeks"][-1]["mqls"]],
+                where="post",
+                color=CAPPED,
+                linewidth=2,
+                label=(
+                    f"candidate with engagement >= {capacity['threshold']:g}: "
+                    f"{capacity['mean_weekly_mqls']:g} MQLs/week"
+                ),
+            )
+    volume.set_ylabel("MQLs per week (leads)")
+    volume.set_title("Weekly MQL volume: leads that would first have become MQL that week", loc="left")
+    volume.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    volume.grid(axis="y", alpha=0.3)
+    volume.set_ylim(bottom=0)
+
+    precision.plot(
+        mid,
+        _series(cand_rows, "precision_sql"),
+        color=CANDIDATE,
+        linewidth=3.5,
+        alpha=0.55,
+        marker="o",
+        markersize=5,
+        label=f"candidate -> SQL ({_pct(cand_totals['precision_sql'])} overall)",
+    )
+    precision.plot(
+        mid,
+        _series(cand_rows, "precision_customer"),
+        color=CANDIDATE,
+        linewidth=3.5,
+        alpha=0.55,
+        linestyle="--",
+        marker="s",
+        markersize=5,
+        label=f"candidate -> customer ({_pct(cand_totals['precision_customer'])} overall)",
+    )
+    if has_active:
+        precision.plot(
+            mid,
+            _series(act_rows, "precision_sql"),
+            color=ACTIVE,
+            marker="o",
+            markersize=3,
+            label=f"active -> SQL ({_pct(act_totals['precision_sql'])} overall)",
+        )
+        precision.plot(
+            mid,
+            _series(act_rows, "precision_customer"),
+            color=ACTIVE,
+            linestyle="--",
+            marker="s",
+            markersize=3,
+            label=f"active -> customer ({_pct(act_totals['precision_customer'])} overall)",
+        )
+    if capacity is not None and capacity["threshold"] is not None:
+        precision.plot(
+            mid,
+            _series(capacity["weeks"], "precision_sql"),
+            color=CAPPED,
+            marker="^",
+            markersize=3,
+            label=f"candidate at capacity -> SQL ({_pct(capacity['precision_sql'])} overall)",
+        )
+    precision.set_ylabel("precision (% of the week's MQLs)")
+    precision.set_xlabel("week (Monday start, UTC)")
+    precision.set_title(
+        "Weekly precision: share of the week's MQLs that later reached SQL / customer", loc="left"
+    )
+    precision.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    precision.set_ylim(-0.02, 1.02)
+    precision.grid(alpha=0.3)
+    precision.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    step = max(1, math.ceil(len(days) / 9))
+    ticks = days[::step]
+    precision.set_xticks(
+        ticks, [f"{w['week']}\n{d:%d %b}" for w, d in zip(weeks[::step], ticks, strict=True)]
+    )
+    FigureCanvasAgg(fig)  # attaches the Agg canvas to the figure
+    fig.savefig(path, format="png")
