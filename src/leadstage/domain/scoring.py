@@ -27,10 +27,11 @@ import itertools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from leadstage.domain.activities import BUILTIN_ACTIVITY_TYPES
 from leadstage.domain.errors import ValidationError
@@ -668,16 +669,21 @@ def _decay(check: _Checker, raw: Any, path: tuple[str | int, ...]) -> Decay:
 # ---- evaluation ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ActivityFacts:
-    """An activity as scoring sees it; ``ts`` is its time in seconds since the Unix epoch (UTC)."""
+_NO_PROPERTIES: Mapping[str, Any] = MappingProxyType({})
+
+
+class ActivityFacts(NamedTuple):
+    """An activity as scoring sees it; ``ts`` is its time in seconds since the Unix epoch (UTC).
+
+    A named tuple: millions are built on batch paths, and a tuple is several times cheaper than a class.
+    """
 
     type: str
     ts: float
     source: str | None = None
     campaign: str | None = None
     content: str | None = None
-    properties: Mapping[str, Any] = field(default_factory=dict)
+    properties: Mapping[str, Any] = _NO_PROPERTIES
 
 
 @dataclass(frozen=True)

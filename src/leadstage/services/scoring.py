@@ -83,11 +83,22 @@ def summary(model: ScoringModel) -> dict[str, Any]:
     }
 
 
+_COMPILED: dict[str, ScoringModel] = {}
+
+
 def load_active(uow: UnitOfWork, load: Loader) -> tuple[StoredModel, ScoringModel] | None:
+    """The active model, compiled once per process and source text."""
     stored = uow.scoring.active_model()
     if stored is None:
         return None
-    return stored, compile_model(stored.source, name=f"scoring model v{stored.version}", load=load)
+    key = stored.source
+    model = _COMPILED.get(key)
+    if model is None:
+        _COMPILED.clear()
+        model = _COMPILED[key] = compile_model(
+            stored.source, name=f"scoring model v{stored.version}", load=load
+        )
+    return stored, model
 
 
 def activate_model(

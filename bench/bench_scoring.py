@@ -1,0 +1,117 @@
+"""Scoring speed: `score run` over many leads and activities, and `score explain` through the service layer.
+
+    .venv/bin/python bench/bench_scoring.py [--leads 1000000] [--activities 10000000] [--workers 2]
+
+Data: the demo generator's files (bench/make_data.py): leads and their activities, imported with
+`leadstage import` (incremental scoring off, so `score run` does all the scoring). Measured:
+
+* `leadstage score run` (whole command) with the default model: every lead's fit from its facts and
+  engagement from all its activities, grades, levels, history rows and automatic promotions;
+* `services.scoring.explain` for random leads in an open unit of work (median and p95), against a raw
+  `sqlite3` read of the same lead's activities as the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sqlite3
+import time
+from pathlib import Path
+
+from common import NOW, OUT, leadstage_bin, machine, median, run, write_section
+from leadstage.adapters.demo_files import write_benchmark_files
+from leadstage.bootstrap import build
+from leadstage.cli.scoring import yaml_loader
+from leadstage.config import Settings
+from leadstage.services import scoring
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--leads", type=int, default=1_000_000)
+    parser.add_argument("--activities", type=int, default=10_000_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--explains", type=int, default=500)
+    args = parser.parse_args()
+    work = OUT / f"scoring-{args.leads}-{args.activities}"
+    work.mkdir(parents=True, exist_ok=True)
+    files = work / "files.json"
+    if not files.exists():
+        started = time.perf_counter()
+        files.write_text(
+            json.dumps(
+                write_benchmark_files(work, leads=args.leads, activities=args.activities, seed=4, now=NOW)
+            )
+        )
+        print(f"files written in {time.perf_counter() - started:.0f} s")
+    paths = json.loads(files.read_text())
+    db = work / "scoring.db"
+    off = {"LEADSTAGE_INCREMENTAL_SCORING": "false"}
+    if not db.exists():
+        tmp = work / "scoring-tmp.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+        run([leadstage_bin(), "--db", str(tmp), "init"])
+        for kind in ("leads", "activities"):
+            started = time.perf_counter()
+            run([leadstage_bin(), "--db", str(tmp), "import", kind, paths[kind]], env=off)
+            print(f"{kind} imported in {time.perf_counter() - started:.0f} s")
+        con = sqlite3.connect(tmp)
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.close()
+        tmp.rename(db)
+    started = time.perf_counter()
+    result = run([leadstage_bin(), "--db", str(db), "score", "run", "--workers", str(args.workers), "--json"])
+    run_seconds = time.perf_counter() - started
+    report = json.loads(result.stdout)
+
+    container = build(Settings(database_url=str(db)))
+    con = sqlite3.connect(db)
+    max_id = con.execute("SELECT max(id) FROM leads").fetchone()[0]
+    rng = random.Random(9)
+    ids = [rng.randint(1, max_id) for _ in range(args.explains)]
+    explain_times, raw_times = [], []
+    with container.uow() as uow:
+        at = container.clock.now()
+        for lead_id in ids[:20]:
+            scoring.explain(uow, lead_id, load=yaml_loader, as_of=at)
+        for lead_id in ids:
+            t0 = time.perf_counter()
+            doc = scoring.explain(uow, lead_id, load=yaml_loader, as_of=at)
+            explain_times.append(time.perf_counter() - t0)
+            assert doc["lead_id"] == lead_id
+    for lead_id in ids:
+        t0 = time.perf_counter()
+        con.execute("SELECT * FROM leads WHERE id = ?", (lead_id,)).fetchone()
+        con.execute("SELECT * FROM activities WHERE lead_id = ? ORDER BY occurred_at", (lead_id,)).fetchall()
+        raw_times.append(time.perf_counter() - t0)
+    con.close()
+    container.close()
+
+    def ms(values: list[float]) -> str:
+        ordered = sorted(values)
+        return f"{median(values) * 1000:.2f} ms (p95 {ordered[int(len(ordered) * 0.95)] * 1000:.2f} ms)"
+
+    run_verdict = "meets" if run_seconds <= 60 else "MISSES"
+    explain_verdict = "meets" if median(explain_times) <= 0.05 else "MISSES"
+    body = f"""## Scoring: `score run` and `score explain`
+
+Command: `.venv/bin/python bench/bench_scoring.py --leads {args.leads} --activities {args.activities} --workers {args.workers}`
+({machine()}). Demo-generator data imported with incremental scoring off; default scoring model.
+
+| measure | value |
+|---|---|
+| `leadstage score run --workers {args.workers}` over {report["leads"]:,} leads and {report["activities"]:,} scored activities | **{run_seconds:,.1f} s** ({run_verdict} the goal of at most 60 s) |
+| `services.scoring.explain` per lead, in an open unit of work ({args.explains} random leads) | **{ms(explain_times)}** ({explain_verdict} the goal of at most 50 ms) |
+| baseline: raw `sqlite3` read of the same lead and its activities | {ms(raw_times)} |
+"""
+    write_section("scoring", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
