@@ -96,7 +96,12 @@ def main() -> None:
         ordered = sorted(values)
         return f"{median(values) * 1000:.2f} ms (p95 {ordered[int(len(ordered) * 0.95)] * 1000:.2f} ms)"
 
-    run_verdict = "meets" if run_seconds <= 60 else "MISSES"
+    full_scale = args.leads >= 1_000_000 and args.activities >= 10_000_000
+    run_verdict = (
+        ("meets" if run_seconds <= 60 else "MISSES")
+        if full_scale
+        else ("a smaller run than the goal's 1,000,000 leads and 10,000,000 activities: no verdict")
+    )
     explain_verdict = "meets" if median(explain_times) <= 0.05 else "MISSES"
     body = f"""## Scoring: `score run` and `score explain`
 
@@ -105,7 +110,7 @@ Command: `.venv/bin/python bench/bench_scoring.py --leads {args.leads} --activit
 
 | measure | value |
 |---|---|
-| `leadstage score run --workers {args.workers}` over {report["leads"]:,} leads and {report["activities"]:,} scored activities | **{run_seconds:,.1f} s** ({run_verdict} the goal of at most 60 s) |
+| `leadstage score run --workers {args.workers}` over {report["leads"]:,} leads and {report["activities"]:,} scored activities | **{run_seconds:,.1f} s** ({run_verdict}{" the goal of at most 60 s" if full_scale else ""}) |
 | `services.scoring.explain` per lead, in an open unit of work ({args.explains} random leads) | **{ms(explain_times)}** ({explain_verdict} the goal of at most 50 ms) |
 | baseline: raw `sqlite3` read of the same lead and its activities | {ms(raw_times)} |
 """
