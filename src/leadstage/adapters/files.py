@@ -76,11 +76,11 @@ def check_encoding(path: Path, encoding: str) -> None:
             raise FileProblem(f"{path}: the file ends in the middle of a {encoding} character") from None
 
 
-class CsvSource:
-    """A CSV file streamed with pyarrow; every cell read as text. Rows with the wrong number of cells are
-    set aside as unreadable (with their raw text) while the rest import."""
+class _TextSource:
+    """What the text formats share: the file, its encoding (checked before anything is read) and the
+    rows set aside as unreadable."""
 
-    def __init__(self, path: Path, *, encoding: str = "utf-8", batch_rows: int = 50_000) -> None:
+    def __init__(self, path: Path, *, encoding: str, batch_rows: int) -> None:
         self.path = str(path)
         self._path = path
         self.encoding = encoding
@@ -88,6 +88,18 @@ class CsvSource:
         self.size_bytes = path.stat().st_size
         check_encoding(path, encoding)
         self._unreadable: list[RejectedRecord] = []
+
+    def drain_unreadable(self) -> list[RejectedRecord]:
+        out, self._unreadable = self._unreadable, []
+        return out
+
+
+class CsvSource(_TextSource):
+    """A CSV file streamed with pyarrow; every cell read as text. Rows with the wrong number of cells are
+    set aside as unreadable (with their raw text) while the rest import."""
+
+    def __init__(self, path: Path, *, encoding: str = "utf-8", batch_rows: int = 50_000) -> None:
+        super().__init__(path, encoding=encoding, batch_rows=batch_rows)
         self.columns = self._read_header()
 
     def _read_header(self) -> list[str]:
@@ -165,22 +177,12 @@ class CsvSource:
             columns=columns, length=table.num_rows, first_row_number=first, bytes_read=bytes_read
         )
 
-    def drain_unreadable(self) -> list[RejectedRecord]:
-        out, self._unreadable = self._unreadable, []
-        return out
 
-
-class NdjsonSource:
+class NdjsonSource(_TextSource):
     """Newline-delimited JSON objects, one per line; a line that is not an object is unreadable."""
 
     def __init__(self, path: Path, *, encoding: str = "utf-8", batch_rows: int = NDJSON_BATCH) -> None:
-        self.path = str(path)
-        self._path = path
-        self.encoding = encoding
-        self.batch_rows = batch_rows
-        self.size_bytes = path.stat().st_size
-        check_encoding(path, encoding)
-        self._unreadable: list[RejectedRecord] = []
+        super().__init__(path, encoding=encoding, batch_rows=batch_rows)
         self.columns = self._scan_columns()
 
     def _scan_columns(self) -> list[str]:
@@ -235,10 +237,6 @@ class NdjsonSource:
     def _emit(self, rows: list[dict[str, Any]], first: int, bytes_read: int) -> RecordBatch:
         columns = {c: [_plain(r.get(c)) for r in rows] for c in self.columns}
         return RecordBatch(columns=columns, length=len(rows), first_row_number=first, bytes_read=bytes_read)
-
-    def drain_unreadable(self) -> list[RejectedRecord]:
-        out, self._unreadable = self._unreadable, []
-        return out
 
 
 def _plain(value: Any) -> Any:

@@ -35,6 +35,7 @@ from typing import Any
 from leadstage.domain.leads import Account, Identity, Lead, PropertyType, PropertyValue
 from leadstage.domain.qualification import BANT, evaluate
 from leadstage.domain.stages import (
+    LOSS_REASONS,
     Actor,
     HistoryEntry,
     LeadState,
@@ -1703,16 +1704,7 @@ class _Story:
         if roll < 0.8:
             reason = _pick(
                 rng,
-                (
-                    "price",
-                    "competitor",
-                    "no_decision",
-                    "no_budget",
-                    "bad_timing",
-                    "product_fit",
-                    "unresponsive",
-                    "other",
-                ),
+                LOSS_REASONS,  # price, competitor, no_decision, no_budget, bad_timing, product_fit, ...
                 (6, 5, 5, 3, 3, 2, 2, 0.5),
             )
             note = _LOSS_NOTES[reason] if rng.random() < 0.7 or reason == "other" else None
