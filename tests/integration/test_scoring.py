@@ -74,6 +74,8 @@ def test_imported_leads_are_scored_and_explained(capsys, scored_db):
     assert doc["fit"]["score"] == sum(c["points"] for c in doc["fit"]["contributions"]) == 25 + 15 - 10
     assert doc["engagement"] == {"score": 0, "level": 4, "contributions": []}
     assert doc["priority"] == "B4"
+    shown = run(capsys, scored_db, "leads", "show", "vp@freight.io", "--json").json()
+    assert shown["scores"] == {"fit_grade": "B", "engagement_level": 4, "priority": "B4"}
     student = run(capsys, scored_db, "score", "explain", "stu@gmail.com", "--json").json()
     assert (student["fit"]["grade"], student["fit"]["excluded_by"]) == ("D", "students")
     table = run(capsys, scored_db, "score", "explain", "vp@freight.io")

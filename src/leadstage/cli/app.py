@@ -157,6 +157,8 @@ def init(as_json: JsonOpt = False) -> None:
     else:
         what = "created" if before is None else ("upgraded" if before != after else "already up to date")
         err.print(f"database {c.settings.database_url}: schema {after} ({what})")
+        if installed:
+            err.print("default scoring model installed and active (see `leadstage score explain ID`)")
 
 
 def install_default_model(c: Container) -> bool:
@@ -409,6 +411,12 @@ def leads_show(
         f"source: first {details['first_source'] or '-'}, latest {details['latest_source'] or '-'}; "
         f"{details['activity_count']} activities"
     )
+    scores = details.get("scores") or {}
+    if scores.get("priority"):
+        out.print(
+            f"priority [bold]{scores['priority']}[/] (fit {scores['fit_grade']}, engagement level "
+            f"{scores['engagement_level']}; `leadstage score explain {details['id']}` shows why)"
+        )
     out.print("actions allowed now: " + (", ".join(details["allowed_actions"]) or "none"))
     if details["properties"]:
         props = Table(title="properties")

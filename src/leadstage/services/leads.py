@@ -586,6 +586,14 @@ def lead_details(
         allowed_actions=allowed_actions(lead.state, actor),
         possible_duplicates=possible_duplicates(uow, lead, normalizer),
     )
+    scores = uow.scoring.lead_rows(ids=[lead.id])
+    if scores:
+        row = scores[0]
+        details["scores"] = {
+            "fit_grade": row.fit_grade,
+            "engagement_level": row.engagement_level,
+            "priority": row.priority,
+        }
     return details
 
 
