@@ -24,7 +24,7 @@ from leadstage.services import leads as lead_service
 from leadstage.services import scoring
 from leadstage.services.ports import LeadFilter
 
-score_app = typer.Typer(help="Scoring models: activate, run, explain.", no_args_is_help=True)
+score_app = typer.Typer(help="Scoring models: activate, run, explain, backtest.", no_args_is_help=True)
 app.add_typer(score_app, name="score")
 
 
