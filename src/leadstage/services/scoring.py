@@ -122,13 +122,21 @@ def _states(raw: Mapping[str, Sequence[Any]] | None) -> dict[str, RuleState]:
 
 def _facts(
     rows: Iterable[tuple[int, str, float, str | None, str | None, str | None, str | None]],
+    property_types: set[str] | None = None,
 ) -> dict[int, list[ActivityFacts]]:
+    """Activities grouped by lead; properties are decoded only for types whose rules look at them."""
     out: dict[int, list[ActivityFacts]] = {}
     for lead_id, type_, ts, source, campaign, content, props in rows:
-        properties = json.loads(props) if isinstance(props, str) else (props or {})
-        out.setdefault(lead_id, []).append(
-            ActivityFacts(type_, float(ts), source, campaign, content, properties)
-        )
+        if props is None or (property_types is not None and type_ not in property_types):
+            properties: Mapping[str, Any] = {}
+        else:
+            properties = json.loads(props) if isinstance(props, str) else props
+        facts = ActivityFacts(type_, float(ts), source, campaign, content, properties)
+        found = out.get(lead_id)
+        if found is None:
+            out[lead_id] = [facts]
+        else:
+            found.append(facts)
     return out
 
 
@@ -250,7 +258,8 @@ def score_range(
         acts = _facts(
             uow.scoring.activities_of(
                 id_range=id_range, types=types, with_properties=_needs_properties(model)
-            )
+            ),
+            property_filtered_types(model),
         )
         fit_of = _fit_evaluator(stored.id, model)
         scored = []

@@ -426,9 +426,7 @@ class SqlAccountRepository:
 
     def add(self, account: Account, *, at: datetime) -> int:
         values = self._values(account) | {"created_at": at, "updated_at": at}
-        new_id = int(
-            self.conn.execute(_INSERT_ACCOUNT, values).scalar_one()
-        )
+        new_id = int(self.conn.execute(_INSERT_ACCOUNT, values).scalar_one())
         account.id = new_id
         return new_id
 
