@@ -188,9 +188,7 @@ class NdjsonSource(_TextSource):
     def _scan_columns(self) -> list[str]:
         seen: dict[str, None] = {}
         with self._path.open("r", encoding=self.encoding) as fh:
-            for n, line in enumerate(fh):
-                if n >= 1000:
-                    break
+            for line in fh:  # every line: a key that first appears late is still a column
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError:
@@ -198,7 +196,7 @@ class NdjsonSource(_TextSource):
                 if isinstance(obj, dict):
                     seen.update(dict.fromkeys(str(k) for k in obj))
         if not seen:
-            raise FileProblem(f"{self.path}: no JSON objects found in the first lines")
+            raise FileProblem(f"{self.path}: no JSON objects found")
         return list(seen)
 
     def batches(self) -> Iterator[RecordBatch]:

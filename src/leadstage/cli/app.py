@@ -47,7 +47,7 @@ from leadstage.domain.errors import ConcurrencyConflict, NotFound, RuleViolation
 from leadstage.domain.segments import FilterSyntaxError
 from leadstage.domain.stages import Stage, Status, TransitionRequest
 from leadstage.services import exports as export_service
-from leadstage.services import ingest
+from leadstage.services import ingest, scoring
 from leadstage.services import leads as lead_service
 from leadstage.services import segments as segment_service
 from leadstage.services import users as user_service
@@ -510,6 +510,11 @@ def leads_merge(
     with c.uow() as uow:
         actor = lead_service.resolve_actor(uow, as_user)
         lead = lead_service.merge_leads(uow, keep, other, actor=actor, at=c.clock.now())
+        assert lead.id is not None
+        # the survivor now owns both leads' activities: score it again from all of them
+        scoring.score_leads(
+            uow, [lead.id], load=lambda text, name: load_yaml(text, source=name), at=c.clock.now()
+        )
         uow.commit()
     if as_json:
         emit_json({"id": lead.id, "merged": other})

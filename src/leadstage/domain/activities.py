@@ -92,3 +92,11 @@ def derived_idempotency_key(
         digest.update(part.encode())
         digest.update(b"\x1f")
     return "auto:" + digest.hexdigest()
+
+
+def scoped_idempotency_key(lead_ref: str, key: str) -> str:
+    """A caller's key, scoped to the lead it was sent for: the same key for two leads is two events."""
+    scoped = f"{lead_ref}|{key}"
+    if len(scoped) <= 200:
+        return scoped
+    return "k:" + hashlib.sha1(scoped.encode(), usedforsecurity=False).hexdigest()

@@ -40,6 +40,7 @@ from leadstage.domain.scoring import (
     band_of,
     fold,
     mql_reasons,
+    qualifying_now,
     rule_value,
 )
 
@@ -210,7 +211,7 @@ def replay(
         score = engagement_score(model, states, at)
         if score <= best:
             return False
-        qualified = tuple(name for name in model.qualifying_rules if name in states)
+        qualified = qualifying_now(model, states, at)
         engagement = EngagementResult(score, int(band_of(model.engagement_bands, score)), (), qualified)
         if mql_reasons(model, fit, engagement):
             best = score

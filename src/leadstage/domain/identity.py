@@ -142,4 +142,8 @@ def fingerprint(values: list[tuple[str, str]]) -> str:
 
 
 MATCH_ORDER = ("email", "external_id", "phone")
+
+#: External-id system under which a lead keeps the email of every lead merged into it, so that the merged
+#: person arriving again (a form, a file, an activity) is recognised as the survivor.
+MERGED_EMAIL = "merged-email"
 """An incoming lead matches an existing one by normalised email, then external id, then phone."""

@@ -50,7 +50,9 @@ def infer_value(text: str) -> tuple[PropertyValue, PropertyType]:
         return int(s), PropertyType.INTEGER
     if _FLOAT.fullmatch(s) and not leading_zero:
         value = float(s)
-        if math.isfinite(value):
+        digits = s.lstrip("+-").split("e")[0].split("E")[0].replace(".", "").lstrip("0")
+        # only when a double keeps every digit typed (a 19-digit id must stay text)
+        if math.isfinite(value) and len(digits) <= 15:
             return value, PropertyType.NUMBER
     lowered = s.lower()
     if lowered in _BOOLS:

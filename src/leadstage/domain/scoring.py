@@ -852,8 +852,19 @@ def evaluate_engagement(
         lines.append(Contribution(rule.name, undecayed, rule_value(rule, state, at)))
     lines = _capped(lines, model.engagement_groups, model.engagement_caps, decayed=True)
     score = sum(c.decayed_points or 0.0 for c in lines)
-    qualified = tuple(name for name in model.qualifying_rules if name in states)
+    qualified = qualifying_now(model, states, at)
     return EngagementResult(score, int(band_of(model.engagement_bands, score)), tuple(lines), qualified)
+
+
+def qualifying_now(model: ScoringModel, states: Mapping[str, RuleState], at: float) -> tuple[str, ...]:
+    """The qualifying rules that qualify a lead at ``at``: while they still give points (a window rule:
+    while a hit is inside its window)."""
+    by_name = {r.name: r for r in model.engagement_rules}
+    return tuple(
+        name
+        for name in model.qualifying_rules
+        if name in states and rule_value(by_name[name], states[name], at) > 0
+    )
 
 
 def fold_all(

@@ -14,9 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
-from leadstage.domain.activities import derived_idempotency_key, normalize_activity_type
+from leadstage.domain.activities import (
+    derived_idempotency_key,
+    normalize_activity_type,
+    scoped_idempotency_key,
+)
 from leadstage.domain.errors import ValidationError
 from leadstage.domain.identity import (
+    MERGED_EMAIL,
     EmailRules,
     canonical_email,
     fingerprint,
@@ -322,21 +327,29 @@ class ImportContext:
 
 
 class _TypeTracker:
+    """The type of each custom property, widened as values arrive; a missing value says nothing."""
+
     def __init__(self, known: Mapping[str, PropertyType]) -> None:
         self.known = dict(known)
         self.changed: dict[str, PropertyType] = {}
+        self.untyped: set[str] = set()  # columns seen only empty so far
 
     def see(self, name: str, type_: PropertyType | None) -> None:
         if type_ is None:
             if name not in self.known:
-                self.known[name] = self.changed[name] = PropertyType.STRING
+                self.untyped.add(name)
             return
         current = self.known.get(name)
         widened = type_ if current is None else current.widen(type_)
         if widened is not current:
             self.known[name] = self.changed[name] = widened
+            self.untyped.discard(name)
 
-    def flush(self, uow: UnitOfWork, entity: str, at: datetime) -> None:
+    def flush(self, uow: UnitOfWork, entity: str, at: datetime, *, final: bool = False) -> None:
+        if final:  # a column that stayed empty in the whole file is still a (text) property
+            for name in self.untyped:
+                self.known[name] = self.changed[name] = PropertyType.STRING
+            self.untyped = set()
         if self.changed:
             uow.properties.save_definitions(entity, self.changed, at=at)
             self.changed = {}
@@ -386,9 +399,11 @@ def _run_batches(
             uow.commit()
             _drain_unreadable(source, rejects, report)
             ctx.progress.advance(rows=batch.length, bytes_read=batch.bytes_read)
+        if tracker is not None:
+            tracker.flush(uow, entity or "", ctx.clock.now(), final=True)
         if finish is not None:
             finish(uow)
-            uow.commit()
+        uow.commit()
         _drain_unreadable(source, rejects, report)
 
 
@@ -473,7 +488,12 @@ def import_leads(
             emails={
                 ident.email_normalized for _i, _r, _in, (ident, _w) in prepared if ident.email_normalized
             },
-            external_ids={(e.system, e.value) for _i, _r, inc, _id in prepared for e in inc.external_ids},
+            external_ids={(e.system, e.value) for _i, _r, inc, _id in prepared for e in inc.external_ids}
+            | {
+                (MERGED_EMAIL, ident.email_normalized)
+                for _i, _r, _in, (ident, _w) in prepared
+                if ident.email_normalized
+            },
             phones={ident.phone_e164 for _i, _r, _in, (ident, _w) in prepared if ident.phone_e164},
             fingerprints={inc.fingerprint for _i, _r, inc, _id in prepared if inc.fingerprint},
             domains={d for _i, _r, inc, (ident, _w) in prepared if (d := account_domain(inc, ident))},
@@ -733,7 +753,7 @@ def import_activities(
             ext_vals = clean(ext_col, n)
             by_ext = uow.bulk.lead_ids_by_external_id(v for v in ext_vals if v)
             for i, v in enumerate(ext_vals):
-                if refs[i] is None and v:
+                if lead_ids[i] is None and v and (refs[i] is None or v in by_ext):
                     refs[i] = ("external_id", v)
                     lead_ids[i] = by_ext.get(v)
         id_col = column("lead_id", cols)
@@ -741,9 +761,10 @@ def import_activities(
             id_vals = clean(id_col, n)
             known_ids = uow.bulk.existing_lead_ids(int(v) for v in id_vals if v and v.isdigit())
             for i, v in enumerate(id_vals):
-                if refs[i] is None and v:
+                found = int(v) if v and v.isdigit() and int(v) in known_ids else None
+                if lead_ids[i] is None and v and (refs[i] is None or found is not None):
                     refs[i] = ("lead_id", v)
-                    lead_ids[i] = int(v) if v.isdigit() and int(v) in known_ids else None
+                    lead_ids[i] = found
         type_col = column("type", cols) or [None] * n
         time_col = column("occurred_at", cols) or [None] * n
         sources, campaigns, contents = (
@@ -780,12 +801,14 @@ def import_activities(
                     if props:
                         props_json = json.dumps(props, separators=(",", ":"), ensure_ascii=False)
                 key = keys[i]
+                ref = refs[i]
+                assert ref is not None
                 if key is None:
-                    ref = refs[i]
-                    assert ref is not None
                     key = derived_idempotency_key(
                         f"{ref[0]}:{ref[1]}", type_, at, source, campaigns[i], contents[i], props_json or ""
                     )
+                else:
+                    key = scoped_idempotency_key(f"{ref[0]}:{ref[1]}", key)
             except RowError as exc:
                 rejects.write(
                     RejectedRecord(values=batch.row(i), reason=f"row {batch.first_row_number + i}: {exc}")
@@ -800,6 +823,12 @@ def import_activities(
                     touch[0], touch[1] = at, source
                 if at > touch[2]:
                     touch[2], touch[3] = at, source
+        if len({row[3] for row in out}) != len(out):  # the same event twice in one batch: keep the first
+            firsts: dict[str, ActivityRow] = {}
+            for row in out:
+                firsts.setdefault(row[3], row)
+            report.unchanged += len(out) - len(firsts)
+            out = list(firsts.values())
         if scoring is None:
             inserted = uow.bulk.insert_activities(out)
         else:

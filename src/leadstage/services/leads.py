@@ -211,7 +211,9 @@ def find_match(
 ) -> Lead | None:
     """The existing lead this identity belongs to: by email, then external id, then phone (R2)."""
     if identity.email_normalized:
-        found = lookup.by_email(identity.email_normalized)
+        found = lookup.by_email(identity.email_normalized) or lookup.by_external_id(
+            ExternalId(ident_rules.MERGED_EMAIL, identity.email_normalized)
+        )
         if found is not None:
             return found
     for ext in external_ids:
@@ -314,6 +316,7 @@ def upsert_lead(
         or properties != existing.properties
         or account_id != existing.account_id
         or (existing.first_source is None and incoming.source)
+        or (incoming.source is not None and incoming.source != existing.latest_source)
     )
     if not changed:
         return existing, "unchanged", warnings
@@ -325,7 +328,7 @@ def upsert_lead(
         account_id=account_id,
         updated_at=at,
         first_source=existing.first_source or incoming.source,
-        latest_source=existing.latest_source or incoming.source,
+        latest_source=incoming.source or existing.latest_source,
     )
     stored = uow.leads.update(updated)
     lookup.remember(stored)
@@ -357,9 +360,13 @@ def resolve_lead(uow: UnitOfWork, ref: str | int) -> Lead:
             f"external id {text!r} names several leads ({ids}); use the internal id", field="id"
         )
     if "@" in text:
-        lead = uow.leads.find_by_email(ident_rules.canonical_email(text))
+        canonical = ident_rules.canonical_email(text)
+        lead = uow.leads.find_by_email(canonical)
         if lead is not None:
             return lead
+        merged = uow.leads.find_by_external_id(canonical, ident_rules.MERGED_EMAIL)
+        if merged:
+            return merged[0]
     raise NotFound(f"no lead with id, external id or email {text!r}")
 
 
@@ -459,7 +466,9 @@ def merge_leads(
         properties=merge_properties(other.properties, keep.properties),
         state=replace(keep.state, furthest_stage=furthest),
         account_id=keep.account_id or other.account_id,
-        external_ids=keep.external_ids + [e for e in other.external_ids if e not in keep.external_ids],
+        external_ids=keep.external_ids
+        + [e for e in other.external_ids if e not in keep.external_ids]
+        + _merged_email_alias(keep, other),
         first_source=_earlier_source(keep, other),
         updated_at=at,
         first_touch_at=_min_time(keep.first_touch_at, other.first_touch_at),
@@ -483,6 +492,15 @@ def merge_leads(
         ),
     )
     return updated
+
+
+def _merged_email_alias(keep: Lead, other: Lead) -> list[ExternalId]:
+    """The merged lead's address, kept so that it still finds the survivor."""
+    email = other.identity.email_normalized
+    if not email or email == keep.identity.email_normalized:
+        return []
+    alias = ExternalId(ident_rules.MERGED_EMAIL, email)
+    return [] if alias in keep.external_ids else [alias]
 
 
 def _earlier_source(a: Lead, b: Lead) -> str | None:

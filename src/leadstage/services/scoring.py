@@ -215,7 +215,8 @@ def _promote(uow: UnitOfWork, model: ScoringModel, scored: Sequence[_Scored], *,
             continue
         if known.status == "nurture" and known.nurture_since is not None:
             # back from nurture only on new engagement since the lead was handed back
-            latest = max((st.last for st in s.states.values()), default=0.0)
+            positive = {r.name for r in model.engagement_rules if r.points > 0}
+            latest = max((st.last for name, st in s.states.items() if name in positive), default=0.0)
             if latest <= known.nurture_since.timestamp():
                 continue
         state = LeadState(

@@ -530,7 +530,11 @@ def test_merge_keeps_activities_and_history_of_both_and_records_who(capsys, db_u
     assert merged["activity_count"] == 2
     assert [h["action"] for h in merged["history"]] == ["create", "create", "merge"]
     assert merged["history"][-1]["actor"] == "admin"
-    assert {e["value"] for e in merged["external_ids"]} == {"A-1", "B-2"}
+    assert {(e["system"], e["value"]) for e in merged["external_ids"]} == {
+        ("crm", "A-1"),
+        ("crm", "B-2"),
+        ("merged-email", "jopark@gmail.com"),
+    }
     assert run(capsys, db_url, "leads", "list", "--json").json()["total"] == 1
     assert run(capsys, db_url, "leads", "show", str(other), "--json").json()["id"] == merged["id"]
     assert run(capsys, db_url, "leads", "show", "B-2", "--json").json()["id"] == merged["id"]
@@ -586,3 +590,86 @@ def test_usage_errors_exit_2(capsys, sqlite_url, args):
     result = run(capsys, sqlite_url, *args)
     assert result.code == 2
     assert "Traceback" not in result.err
+
+
+def test_the_same_event_twice_in_a_file_is_stored_once(capsys, db_url, leads_file, tmp_path):
+    run(capsys, db_url, "import", "leads", str(leads_file))
+    acts = write_csv(
+        tmp_path / "dupes.csv",
+        ["email", "type", "occurred_at"],
+        [
+            ["dee@acme-logistics.com", "webinar_attended", "2026-01-05T10:00:00Z"],
+            ["dee@acme-logistics.com", "webinar_attended", "2026-01-05T10:00:00Z"],
+        ],
+    )
+    report = run(capsys, db_url, "import", "activities", str(acts), "--json").json()
+    assert (report["created"], report["unchanged"]) == (1, 1)
+    assert (
+        run(capsys, db_url, "leads", "show", "dee@acme-logistics.com", "--json").json()["activity_count"] == 1
+    )
+
+
+def test_a_callers_key_is_scoped_to_its_lead(capsys, db_url, leads_file, tmp_path):
+    run(capsys, db_url, "import", "leads", str(leads_file))
+    acts = write_csv(
+        tmp_path / "keys.csv",
+        ["email", "type", "occurred_at", "idempotency_key"],
+        [
+            ["dee@acme-logistics.com", "form_submit", "2026-01-05T10:00:00Z", "1001"],
+            ["bob@gmail.com", "form_submit", "2026-01-06T10:00:00Z", "1001"],
+        ],
+    )
+    assert run(capsys, db_url, "import", "activities", str(acts), "--json").json()["created"] == 2
+    assert run(capsys, db_url, "import", "activities", str(acts), "--json").json()["created"] == 0
+    for email in ("dee@acme-logistics.com", "bob@gmail.com"):
+        assert run(capsys, db_url, "leads", "show", email, "--json").json()["activity_count"] == 1
+
+
+def test_an_unknown_email_falls_back_to_the_lead_id_on_the_same_row(capsys, db_url, leads_file, tmp_path):
+    run(capsys, db_url, "import", "leads", str(leads_file))
+    dee = run(capsys, db_url, "leads", "show", "dee@acme-logistics.com", "--json").json()
+    acts = write_csv(
+        tmp_path / "a.csv",
+        ["email", "lead_id", "type", "occurred_at"],
+        [["dee.new@elsewhere.com", str(dee["id"]), "page_view", "2026-01-05T10:00:00Z"]],
+    )
+    assert run(capsys, db_url, "import", "activities", str(acts), "--json").json()["created"] == 1
+
+
+def test_latest_source_follows_the_newest_import(capsys, db_url, tmp_path):
+    first = write_csv(tmp_path / "a.csv", ["email", "Lead Source"], [["ana@acme.io", "webinar"]])
+    second = write_csv(tmp_path / "b.csv", ["email", "Lead Source"], [["ana@acme.io", "paid_search"]])
+    run(capsys, db_url, "import", "leads", str(first))
+    run(capsys, db_url, "import", "leads", str(second))
+    shown = run(capsys, db_url, "leads", "show", "ana@acme.io", "--json").json()
+    assert (shown["first_source"], shown["latest_source"]) == ("webinar", "paid_search")
+
+
+def test_long_numbers_and_late_ndjson_keys_are_kept_exactly(capsys, db_url, tmp_path):
+    lines = [json.dumps({"email": f"p{i}@corp.io"}) for i in range(1100)]
+    lines.append(json.dumps({"email": "late@corp.io", "Budget": 5000, "Tracking": "1234567890123456789"}))
+    nd = tmp_path / "late.ndjson"
+    nd.write_text("\n".join(lines) + "\n")
+    assert run(capsys, db_url, "import", "leads", str(nd)).code == 0
+    props = run(capsys, db_url, "leads", "show", "late@corp.io", "--json").json()["properties"]
+    assert props == {"Budget": 5000, "Tracking": "1234567890123456789"}
+
+
+def test_a_merged_address_keeps_finding_the_survivor(capsys, db_url, tmp_path):
+    leads = write_csv(
+        tmp_path / "l.csv", ["email", "first_name"], [["ana@acme.io", "Ana"], ["bob@beta.io", "Bob"]]
+    )
+    run(capsys, db_url, "import", "leads", str(leads))
+    assert run(capsys, db_url, "leads", "merge", "ana@acme.io", "bob@beta.io").code == 0
+    ana = run(capsys, db_url, "leads", "show", "ana@acme.io", "--json").json()
+    assert run(capsys, db_url, "leads", "show", "bob@beta.io", "--json").json()["id"] == ana["id"]
+    again = run(capsys, db_url, "import", "leads", str(leads), "--json").json()
+    assert again["created"] == 0
+    acts = write_csv(
+        tmp_path / "a.csv",
+        ["email", "type", "occurred_at"],
+        [["bob@beta.io", "page_view", "2026-01-05T10:00:00Z"]],
+    )
+    assert run(capsys, db_url, "import", "activities", str(acts), "--json").json()["created"] == 1
+    assert run(capsys, db_url, "leads", "show", "ana@acme.io", "--json").json()["activity_count"] == 1
+    assert run(capsys, db_url, "leads", "list", "--json").json()["total"] == 1

@@ -298,3 +298,12 @@ def test_states_survive_a_round_trip_through_json():
     again = {k: RuleState.from_json(v.to_json()) for k, v in states.items()}
     assert evaluate_engagement(m, again, T0) == evaluate_engagement(m, states, T0)
     assert datetime.fromtimestamp(T0, UTC) - timedelta(days=0) == datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def test_a_qualifying_rule_qualifies_only_while_it_still_gives_points():
+    m = model()
+    fit_d = evaluate_fit(m, {"properties": {}})
+    old_demo = evaluate_engagement(m, fold_all(m, [act("demo", 45)]), T0)  # window 30 days
+    assert mql_reasons(m, fit_d, old_demo) == []
+    recent = evaluate_engagement(m, fold_all(m, [act("demo", 5)]), T0)
+    assert mql_reasons(m, fit_d, recent) == ["qualifying activity: demo"]

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from leadstage.adapters.db import tables as t
 from leadstage.domain.activities import Activity
 from leadstage.domain.errors import ConcurrencyConflict
-from leadstage.domain.identity import normalize_company_name
+from leadstage.domain.identity import MERGED_EMAIL, normalize_company_name
 from leadstage.domain.leads import Account, ExternalId, Identity, Lead, PropertyType
 from leadstage.domain.stages import HistoryEntry, LeadState, Stage, Status, entry_fields
 from leadstage.domain.times import from_utc_text
@@ -350,8 +350,10 @@ class SqlLeadRepository:
             "properties": merged.properties,
             "created_at": merged.created_at.isoformat(),
         }
-        for table in (t.activities, t.lead_history, t.qualification_records):
+        for table in (t.activities, t.lead_history, t.qualification_records, t.score_history):
             self.conn.execute(update(table).where(table.c.lead_id == merged.id).values(lead_id=survivor_id))
+        # the survivor now owns more activities: its stored scores are stale until it is rescored
+        self.conn.execute(update(t.leads).where(t.leads.c.id == survivor_id).values(score_model_id=None))
         self.conn.execute(
             update(t.lead_merges)
             .where(t.lead_merges.c.survivor_id == merged.id)
@@ -630,20 +632,30 @@ class SqlBulkWriter:
         self.conn = conn
         self.dialect = conn.dialect.name
 
-    def _lookup(self, sql_template: str, keys: list[Any]) -> list[Any]:
+    def _lookup(self, sql_template: str, keys: list[Any], prefix: tuple[Any, ...] = ()) -> list[Any]:
         out: list[Any] = []
         for i in range(0, len(keys), self.CHUNK):
             chunk = keys[i : i + self.CHUNK]
             marks = ", ".join(["?" if self.dialect == "sqlite" else "%s"] * len(chunk))
-            out.extend(self.conn.exec_driver_sql(sql_template.format(marks=marks), tuple(chunk)).all())
+            out.extend(self.conn.exec_driver_sql(sql_template.format(marks=marks), (*prefix, *chunk)).all())
         return out
 
     def lead_ids_by_email(self, canonicals: Iterable[str]) -> dict[str, int]:
+        wanted = list(set(canonicals))
         rows = self._lookup(
-            "SELECT email_normalized, id FROM leads WHERE email_normalized IN ({marks})",
-            list(set(canonicals)),
+            "SELECT email_normalized, id FROM leads WHERE email_normalized IN ({marks})", wanted
         )
-        return {r[0]: int(r[1]) for r in rows}
+        found = {r[0]: int(r[1]) for r in rows}
+        missing = [c for c in wanted if c not in found]
+        if missing:  # the address of a lead merged into another one leads to the survivor
+            mark = "?" if self.dialect == "sqlite" else "%s"
+            aliases = self._lookup(
+                f"SELECT value, lead_id FROM lead_external_ids WHERE system = {mark} AND value IN ({{marks}})",
+                missing,
+                prefix=(MERGED_EMAIL,),
+            )
+            found.update({r[0]: int(r[1]) for r in aliases})
+        return found
 
     def lead_ids_by_external_id(self, values: Iterable[str]) -> dict[str, int]:
         rows = self._lookup(
