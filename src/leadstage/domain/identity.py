@@ -7,6 +7,7 @@ as the same person live here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from dataclasses import dataclass
@@ -79,6 +80,9 @@ def canonical_email(address: str, rules: EmailRules = EmailRules()) -> str:
     """The form of a (syntactically valid) address used for matching: ``J.Doe+news@GMail.com`` -> ``jdoe@gmail.com``."""
     local, _, domain = address.strip().lower().rpartition("@")
     domain = domain.rstrip(".")
+    if "xn--" in domain:  # the same domain written in ASCII (punycode) or in Unicode is one domain
+        with contextlib.suppress(UnicodeError, ValueError):
+            domain = domain.encode("ascii").decode("idna")
     if domain == "googlemail.com":
         domain = "gmail.com"
     if rules.strip_plus and "+" in local:
@@ -86,6 +90,17 @@ def canonical_email(address: str, rules: EmailRules = EmailRules()) -> str:
     if rules.gmail_dots and domain in GMAIL_DOMAINS:
         local = local.replace(".", "")
     return f"{local}@{domain}"
+
+
+def lookup_forms(address: str) -> list[str]:
+    """Every canonical form an address may have been stored under, whatever the folding settings were:
+    a look-up by a typed address finds the lead however it was imported."""
+    forms = [
+        canonical_email(address, EmailRules(strip_plus=p, gmail_dots=g))
+        for p in (True, False)
+        for g in (True, False)
+    ]
+    return list(dict.fromkeys(forms))
 
 
 def email_domain(address: str | None) -> str | None:

@@ -360,13 +360,13 @@ def resolve_lead(uow: UnitOfWork, ref: str | int) -> Lead:
             f"external id {text!r} names several leads ({ids}); use the internal id", field="id"
         )
     if "@" in text:
-        canonical = ident_rules.canonical_email(text)
-        lead = uow.leads.find_by_email(canonical)
-        if lead is not None:
-            return lead
-        merged = uow.leads.find_by_external_id(canonical, ident_rules.MERGED_EMAIL)
-        if merged:
-            return merged[0]
+        for canonical in ident_rules.lookup_forms(text):
+            lead = uow.leads.find_by_email(canonical)
+            if lead is not None:
+                return lead
+            merged = uow.leads.find_by_external_id(canonical, ident_rules.MERGED_EMAIL)
+            if merged:
+                return merged[0]
     raise NotFound(f"no lead with id, external id or email {text!r}")
 
 

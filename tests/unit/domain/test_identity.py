@@ -122,3 +122,13 @@ def test_a_missing_incoming_value_never_erases_a_known_one():
 def test_canonical_email_is_idempotent(address):
     once = canonical_email(address)
     assert canonical_email(once) == once
+
+
+def test_punycode_and_unicode_domains_are_one_domain():
+    assert canonical_email("Jane@xn--bcher-kva.de") == canonical_email("jane@bücher.de") == "jane@bücher.de"
+
+
+def test_look_ups_try_every_folding_an_address_may_have_been_stored_under():
+    from leadstage.domain.identity import lookup_forms
+
+    assert lookup_forms("Ann+x@acme.com") == ["ann@acme.com", "ann+x@acme.com"]
