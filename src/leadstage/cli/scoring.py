@@ -66,6 +66,16 @@ def process_runner(c: Container, *, workers: int, at: datetime, promote: bool) -
     return run
 
 
+def rescore_all(c: Container, *, workers: int | None = None) -> scoring.ScoreRunReport:
+    """Score every lead with the active model, with a progress bar, in processes for large databases."""
+    with c.uow() as uow:
+        total = uow.leads.search(LeadFilter(limit=1))[0]
+    at = c.clock.now()
+    runner = process_runner(c, workers=workers or default_workers(total), at=at, promote=True)
+    with progress_bar("scoring", max(1, total)) as bar:
+        return scoring.score_all(c.uow, load=yaml_loader, at=at, progress=bar, runner=runner)
+
+
 def default_workers(leads: int) -> int:
     return 1 if leads < 20_000 else max(1, min(4, os.cpu_count() or 1))
 
@@ -94,10 +104,7 @@ def score_activate(
             uow, source, name=str(file), load=yaml_loader, actor=actor, at=c.clock.now()
         )
         uow.commit()
-    with c.uow() as uow:
-        total = uow.leads.search(LeadFilter(limit=1))[0]
-    with progress_bar("scoring", max(1, total)) as bar:
-        report = scoring.score_all(c.uow, load=yaml_loader, at=c.clock.now(), progress=bar)
+    report = rescore_all(c)
     result = {
         "model_id": stored.id,
         "version": stored.version,
@@ -126,13 +133,7 @@ def score_run(
     as_json: JsonOpt = False,
 ) -> None:
     """Recompute every lead's fit and engagement with the active model (and promote MQLs)."""
-    c = STATE.get()
-    with c.uow() as uow:
-        total = uow.leads.search(LeadFilter(limit=1))[0]
-    at = c.clock.now()
-    runner = process_runner(c, workers=workers or default_workers(total), at=at, promote=True)
-    with progress_bar("scoring", max(1, total)) as bar:
-        report = scoring.score_all(c.uow, load=yaml_loader, at=at, progress=bar, runner=runner)
+    report = rescore_all(STATE.get(), workers=workers)
     result = {
         "leads": report.leads,
         "activities": report.activities,

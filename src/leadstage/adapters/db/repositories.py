@@ -35,9 +35,15 @@ _IDENTITY_COLUMNS = (
 )
 
 
-def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+def _chunks(values: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
     for i in range(0, len(values), size):
-        yield values[i : i + size]
+        yield list(values[i : i + size])
+
+
+def in_chunks(values: Sequence[Any], mark: str, size: int = 900) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Values in chunks that fit one ``IN (...)``, each with its placeholders (``?, ?`` or ``%s, %s``)."""
+    for chunk in _chunks(values, size):
+        yield tuple(chunk), ", ".join([mark] * len(chunk))
 
 
 _STATE_COLUMNS = (
@@ -142,9 +148,7 @@ class SqlLeadRepository:
             for e in self.conn.execute(_EXT_OF_ONE, {"lead_id": rows[0].id}):
                 ext.setdefault(e.lead_id, []).append(ExternalId(e.system, e.value))
         else:
-            ids = [r.id for r in rows]
-            for chunk_start in range(0, len(ids), 500):
-                chunk = ids[chunk_start : chunk_start + 500]
+            for chunk in _chunks([r.id for r in rows]):
                 for e in self.conn.execute(_EXT_OF_MANY, {"ids": chunk}):
                     ext.setdefault(e.lead_id, []).append(ExternalId(e.system, e.value))
         return [self._row_to_lead(r, ext.get(r.id, [])) for r in rows]
@@ -634,9 +638,7 @@ class SqlBulkWriter:
 
     def _lookup(self, sql_template: str, keys: list[Any], prefix: tuple[Any, ...] = ()) -> list[Any]:
         out: list[Any] = []
-        for i in range(0, len(keys), self.CHUNK):
-            chunk = keys[i : i + self.CHUNK]
-            marks = ", ".join(["?" if self.dialect == "sqlite" else "%s"] * len(chunk))
+        for chunk, marks in in_chunks(keys, "?" if self.dialect == "sqlite" else "%s", self.CHUNK):
             out.extend(self.conn.exec_driver_sql(sql_template.format(marks=marks), (*prefix, *chunk)).all())
         return out
 

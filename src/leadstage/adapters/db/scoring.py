@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from leadstage.adapters.db import tables as t
-from leadstage.adapters.db.repositories import history_values
+from leadstage.adapters.db.repositories import history_values, in_chunks
 from leadstage.adapters.db.tables import bulk_datetime
 from leadstage.domain.errors import ConcurrencyConflict
+from leadstage.domain.identity import email_domain
 from leadstage.domain.stages import TransitionOutcome
 from leadstage.services.ports import (
     EngagementRow,
@@ -132,16 +133,14 @@ class SqlScoringRepository:
                 self.conn.exec_driver_sql(sql + f"l.id BETWEEN {m} AND {m} ORDER BY l.id", id_range).all()
             )
         elif ids:
-            for i in range(0, len(ids), 900):
-                chunk = tuple(ids[i : i + 900])
-                marks = ", ".join([m] * len(chunk))
+            for chunk, marks in in_chunks(ids, m):
                 rows.extend(self.conn.exec_driver_sql(sql + f"l.id IN ({marks}) ORDER BY l.id", chunk).all())
         out = []
         for r in rows:
             email = r[1]
             facts = {
                 "email": email,
-                "email_domain": email.rpartition("@")[2] if email else None,
+                "email_domain": email_domain(email),
                 "first_name": r[2],
                 "last_name": r[3],
                 "job_title": r[4],
@@ -205,9 +204,7 @@ class SqlScoringRepository:
             query = base + f"AND lead_id BETWEEN {m} AND {m} ORDER BY lead_id, occurred_at"
             yield from self.conn.exec_driver_sql(query, (*params, *id_range)).all()
             return
-        for i in range(0, len(ids or ()), 500):
-            chunk = tuple((ids or ())[i : i + 500])
-            marks = ", ".join([m] * len(chunk))
+        for chunk, marks in in_chunks(ids or (), m, 500):
             query = base + f"AND lead_id IN ({marks}) ORDER BY lead_id, occurred_at"
             yield from self.conn.exec_driver_sql(query, (*params, *chunk)).all()
 
@@ -248,9 +245,7 @@ class SqlScoringRepository:
     def engagement_rows(self, ids: Sequence[int]) -> list[EngagementRow]:
         m = self.mark
         out: list[EngagementRow] = []
-        for i in range(0, len(ids), 900):
-            chunk = tuple(ids[i : i + 900])
-            marks = ", ".join([m] * len(chunk))
+        for chunk, marks in in_chunks(ids, m, 900):
             rows = self.conn.exec_driver_sql(
                 "SELECT id, stage, status, cycle, fit_score, fit_grade, excluded_by, engagement_level, "
                 f"engagement_state, score_model_id FROM leads WHERE id IN ({marks})",
@@ -326,9 +321,7 @@ class SqlScoringRepository:
     def promotion_facts(self, lead_ids: Sequence[int]) -> dict[int, PromotionFacts]:
         m = self.mark
         out: dict[int, PromotionFacts] = {}
-        for i in range(0, len(lead_ids), 900):
-            chunk = tuple(lead_ids[i : i + 900])
-            marks = ", ".join([m] * len(chunk))
+        for chunk, marks in in_chunks(lead_ids, m, 900):
             rows = self.conn.exec_driver_sql(
                 "SELECT l.id, l.stage, l.status, l.cycle, l.furthest_stage, l.owner_id, l.version, "
                 "EXISTS (SELECT 1 FROM lead_history h WHERE h.lead_id = l.id AND h.cycle = l.cycle "
