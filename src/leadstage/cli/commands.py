@@ -71,3 +71,4 @@ def demo(
 
 
 from leadstage.cli import scoring as _scoring  # noqa: E402,F401  (registers `leadstage score ...`)
+from leadstage.cli import tasks as _tasks  # noqa: E402,F401  (registers `leadstage tasks ...`)

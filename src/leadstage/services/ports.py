@@ -16,6 +16,7 @@ from leadstage.domain.activities import Activity
 from leadstage.domain.leads import Account, Lead, PropertyType
 from leadstage.domain.segments import Filter, Segment
 from leadstage.domain.stages import HistoryEntry, TransitionOutcome
+from leadstage.domain.tasks import Task, TaskKind, TaskStatus
 
 
 class Clock(Protocol):
@@ -204,6 +205,38 @@ class BulkWriter(Protocol):
     def insert_history(self, rows: Sequence[tuple[int, HistoryEntry]]) -> None: ...
 
 
+@dataclass(frozen=True)
+class TaskQuery:
+    statuses: tuple[TaskStatus, ...] = (TaskStatus.OPEN,)
+    owner_id: int | None = None
+    unassigned: bool = False
+    lead_id: int | None = None
+    due_from: datetime | None = None
+    due_before: datetime | None = None
+    kinds: tuple[TaskKind, ...] = ()
+    limit: int | None = None
+
+
+class TaskRepository(Protocol):
+    def add(self, task: Task) -> int | None:
+        """Store a task; None when a task with the same ``key`` is stored already."""
+        ...
+
+    def add_many(self, tasks: Sequence[Task]) -> int:
+        """Store the tasks whose ``key`` is not stored yet; returns how many were stored."""
+        ...
+
+    def get(self, task_id: int) -> Task | None: ...
+
+    def find(self, query: TaskQuery) -> list[Task]: ...
+
+    def count_open(self) -> int: ...
+
+    def complete(self, task_id: int, *, status: TaskStatus, by: str, at: datetime) -> bool: ...
+
+    def cancel_open(self, lead_id: int, kinds: Sequence[TaskKind], *, by: str, at: datetime) -> int: ...
+
+
 class ExportQueries(Protocol):
     def lead_property_names(self) -> list[str]: ...
 
@@ -242,6 +275,9 @@ class UnitOfWork(Protocol):
 
     @property
     def segments(self) -> SegmentRepository: ...
+
+    @property
+    def tasks(self) -> TaskRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -35,14 +35,14 @@ _IDENTITY_COLUMNS = (
 )
 
 
-def _chunks(values: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
+def chunks(values: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
     for i in range(0, len(values), size):
         yield list(values[i : i + size])
 
 
 def in_chunks(values: Sequence[Any], mark: str, size: int = 900) -> Iterator[tuple[tuple[Any, ...], str]]:
     """Values in chunks that fit one ``IN (...)``, each with its placeholders (``?, ?`` or ``%s, %s``)."""
-    for chunk in _chunks(values, size):
+    for chunk in chunks(values, size):
         yield tuple(chunk), ", ".join([mark] * len(chunk))
 
 
@@ -148,7 +148,7 @@ class SqlLeadRepository:
             for e in self.conn.execute(_EXT_OF_ONE, {"lead_id": rows[0].id}):
                 ext.setdefault(e.lead_id, []).append(ExternalId(e.system, e.value))
         else:
-            for chunk in _chunks([r.id for r in rows]):
+            for chunk in chunks([r.id for r in rows]):
                 for e in self.conn.execute(_EXT_OF_MANY, {"ids": chunk}):
                     ext.setdefault(e.lead_id, []).append(ExternalId(e.system, e.value))
         return [self._row_to_lead(r, ext.get(r.id, [])) for r in rows]
@@ -218,10 +218,10 @@ class SqlLeadRepository:
             (t.leads.c.phone_e164, phones),
             (t.leads.c.fingerprint, fingerprints),
         ):
-            for chunk in _chunks(sorted(set(values))):
+            for chunk in chunks(sorted(set(values))):
                 ids.update(r[0] for r in self.conn.execute(select(t.leads.c.id).where(column.in_(chunk))))
         pairs = sorted(set(external_ids))
-        for chunk in _chunks([value for _system, value in pairs]):
+        for chunk in chunks([value for _system, value in pairs]):
             q = select(
                 t.lead_external_ids.c.lead_id, t.lead_external_ids.c.system, t.lead_external_ids.c.value
             )
@@ -232,7 +232,7 @@ class SqlLeadRepository:
                 if (r[1], r[2]) in wanted
             )
         leads: list[Lead] = []
-        for chunk in _chunks(sorted(ids)):
+        for chunk in chunks(sorted(ids)):
             rows = self.conn.execute(_LEAD_SELECT.where(t.leads.c.id.in_(chunk)).order_by(t.leads.c.id)).all()
             leads.extend(self._rows_to_leads(rows))
         return leads
@@ -410,7 +410,7 @@ class SqlAccountRepository:
 
     def ids_by_domain(self, domains: Iterable[str]) -> dict[str, int]:
         out: dict[str, int] = {}
-        for chunk in _chunks(sorted(set(domains))):
+        for chunk in chunks(sorted(set(domains))):
             q = select(t.accounts.c.domain, t.accounts.c.id).where(t.accounts.c.domain.in_(chunk))
             out.update({r[0]: int(r[1]) for r in self.conn.execute(q)})
         return out

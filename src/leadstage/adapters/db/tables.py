@@ -279,3 +279,24 @@ segments = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE")),
+    Column("owner_id", Id, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("kind", String(40), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("key", String(200), unique=True),  # set for system-made tasks: one task per key, ever
+    Column("data", JSON),
+    Column("created_by", String(120), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("completed_by", String(120)),
+    Column("completed_at", UTCDateTime),
+    Index("ix_tasks_owner_status_due", "owner_id", "status", "due_at"),
+    Index("ix_tasks_status_due", "status", "due_at"),
+    Index("ix_tasks_lead", "lead_id"),
+)

@@ -19,6 +19,7 @@ from leadstage.adapters.db.repositories import (
 )
 from leadstage.adapters.db.scoring import SqlScoringRepository
 from leadstage.adapters.db.segments import SqlSegmentRepository
+from leadstage.adapters.db.tasks import SqlTaskRepository
 
 
 class SqlUnitOfWork:
@@ -32,6 +33,7 @@ class SqlUnitOfWork:
     exports: SqlExportQueries
     scoring: SqlScoringRepository
     segments: SqlSegmentRepository
+    tasks: SqlTaskRepository
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -51,6 +53,7 @@ class SqlUnitOfWork:
         self.exports = SqlExportQueries(conn)
         self.scoring = SqlScoringRepository(conn)
         self.segments = SqlSegmentRepository(conn)
+        self.tasks = SqlTaskRepository(conn)
         return self
 
     def __exit__(
