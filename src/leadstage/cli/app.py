@@ -407,6 +407,15 @@ def leads_show(
         )
     if details["account"]:
         out.print(f"account: {details['account']['name']} ({details['account']['domain'] or 'no domain'})")
+    dq = details.get("disqualification")
+    if dq:
+        if dq["active"]:
+            recheck = f"; re-check from {dq['recheck_at'][:10]}" if dq["recheck_at"] else ""
+            out.print(
+                f"[bold red]{dq['summary']}[/] ({dq['note'] or 'no note'}); strategy: {dq['strategy']}{recheck}"
+            )
+        else:
+            out.print(f"[yellow]{dq['summary']}[/]; {dq['ended_reason']} on {dq['ended_at'][:10]}")
     out.print(
         f"source: first {details['first_source'] or '-'}, latest {details['latest_source'] or '-'}; "
         f"{details['activity_count']} activities"
@@ -454,6 +463,26 @@ def leads_show(
             "[yellow]possible duplicates[/] (merge with `leadstage leads merge`): "
             + ", ".join(f"{d['id']} {d['name']} ({d['similarity']}%)" for d in details["possible_duplicates"])
         )
+
+
+@leads_app.command("forget")
+def leads_forget(
+    ref: Annotated[str, typer.Argument(metavar="ID", help="Internal id, external id or email.")],
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Erase a person's data (a privacy request); a hashed tombstone still recognises them."""
+    from leadstage.services import privacy
+
+    c = STATE.get()
+    with c.uow() as uow:
+        actor = lead_service.resolve_actor(uow, as_user)
+        lead_id = privacy.forget_lead(uow, ref, actor=actor, at=c.clock.now())
+        uow.commit()
+    if as_json:
+        emit_json({"id": lead_id, "forgotten": True})
+    else:
+        err.print(f"lead {lead_id}: personal data erased; hashed identifiers kept to recognise the person")
 
 
 @leads_app.command("transition")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 
@@ -141,8 +142,10 @@ def normalize_company_name(name: str) -> str:
 
 
 def tombstone_hash(canonical: str, *, salt: str) -> str:
-    """A one-way hash of a canonical identity, kept after a person asks to be forgotten."""
-    return hashlib.sha256(f"{salt}:{canonical}".encode()).hexdigest()
+    """A keyed one-way hash (HMAC-SHA256) of a canonical identifier, kept after a person asks to be
+    forgotten: the key is a per-database secret, so a list of known addresses cannot be hashed
+    elsewhere and compared."""
+    return hmac.new(salt.encode(), canonical.encode(), hashlib.sha256).hexdigest()
 
 
 def fingerprint(values: list[tuple[str, str]]) -> str:

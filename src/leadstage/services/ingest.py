@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import Any
 
 from leadstage.domain.activities import (
@@ -19,6 +20,7 @@ from leadstage.domain.activities import (
     normalize_activity_type,
     scoped_idempotency_key,
 )
+from leadstage.domain.disqualification import resurfaces
 from leadstage.domain.errors import ValidationError
 from leadstage.domain.identity import (
     MERGED_EMAIL,
@@ -39,6 +41,7 @@ from leadstage.domain.leads import (
     type_of,
 )
 from leadstage.domain.scoring import ActivityFacts
+from leadstage.domain.stages import Status
 from leadstage.domain.times import (
     TimestampError,
     parse_timestamp,
@@ -48,6 +51,8 @@ from leadstage.domain.times import (
     utc_text_ts,
     utc_texts_fast,
 )
+from leadstage.services import privacy
+from leadstage.services.disqualification import handle_resurfaced
 from leadstage.services.leads import LeadIndex, LeadInput, account_domain, identity_of, upsert_lead
 from leadstage.services.ports import (
     ActivityRow,
@@ -471,6 +476,14 @@ def import_leads(
             fingerprint=fp,
         )
 
+    with ctx.uow_factory() as uow:  # hashing identifiers costs nothing until someone was forgotten
+        salt = (
+            privacy.tombstone_salt(uow, at=ctx.clock.now())
+            if uow.disqualifications.any_tombstones()
+            else None
+        )
+        uow.commit()
+
     def handle(uow: UnitOfWork, batch: RecordBatch, tracker: _TypeTracker | None) -> None:
         assert tracker is not None
         now = ctx.clock.now()
@@ -483,12 +496,17 @@ def import_leads(
                 rejects.write(RejectedRecord(values=row, reason=f"row {batch.first_row_number + i}: {exc}"))
                 continue
             prepared.append((i, row, incoming, identity_of(incoming, ctx.normalizer)))
+        forgotten = {
+            i: privacy.forgotten_keys(ident, incoming.external_ids, salt=salt) if salt else []
+            for i, _r, incoming, (ident, _w) in prepared
+        }
         index = LeadIndex.prefetch(
             uow,
             emails={
                 ident.email_normalized for _i, _r, _in, (ident, _w) in prepared if ident.email_normalized
             },
             external_ids={(e.system, e.value) for _i, _r, inc, _id in prepared for e in inc.external_ids}
+            | {(k.system, k.value) for keys in forgotten.values() for k in keys}
             | {
                 (MERGED_EMAIL, ident.email_normalized)
                 for _i, _r, _in, (ident, _w) in prepared
@@ -499,6 +517,7 @@ def import_leads(
             domains={d for _i, _r, inc, (ident, _w) in prepared if (d := account_domain(inc, ident))},
         )
         touched: list[int] = []
+        resurfaced: list[int] = []
         for i, row, incoming, identity in prepared:
             try:
                 _lead, outcome, warnings = upsert_lead(
@@ -510,6 +529,7 @@ def import_leads(
                     auto_create_accounts=ctx.auto_create_accounts,
                     lookup=index,
                     identity=identity,
+                    forgotten=forgotten[i],
                 )
             except ValidationError as exc:
                 rejects.write(RejectedRecord(values=row, reason=f"row {batch.first_row_number + i}: {exc}"))
@@ -519,8 +539,12 @@ def import_leads(
             setattr(report, outcome, getattr(report, outcome) + 1)
             if outcome != "unchanged" and _lead.id is not None:
                 touched.append(_lead.id)
+            if _lead.status is Status.DISQUALIFIED and _lead.id is not None:
+                resurfaced.append(_lead.id)
         if ctx.scoring_loader is not None and touched:
             score_leads(uow, sorted(set(touched)), load=ctx.scoring_loader, at=now)
+        if resurfaced:
+            handle_resurfaced(uow, resurfaced, via=f"import of {Path(source.path).name}", at=now)
 
     _run_batches(source, ctx, rejects, report, handle, "lead")
     return _finish(report, source, rejects, started)
@@ -829,12 +853,18 @@ def import_activities(
                 firsts.setdefault(row[3], row)
             report.unchanged += len(out) - len(firsts)
             out = list(firsts.values())
-        if scoring is None:
+        remembering = uow.disqualifications.any_active()  # someone disqualified may show up again
+        if scoring is None and not remembering:
             inserted = uow.bulk.insert_activities(out)
         else:
             fresh = uow.bulk.insert_new_activities(out)
             inserted = len(fresh)
-            score_new(uow, fresh)
+            if scoring is not None:
+                score_new(uow, fresh)
+            if remembering and fresh:
+                via = {row[0]: row[1] for row in fresh if resurfaces(row[1])}
+                if via:
+                    handle_resurfaced(uow, via, via=via, at=ctx.clock.now())
         report.created += inserted
         report.unchanged += len(out) - inserted
         if len(touches) >= TOUCH_FLUSH_LEADS:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -33,6 +33,7 @@ from leadstage.domain.stages import (
     parse_action,
     plan_transition,
 )
+from leadstage.services import disqualification
 from leadstage.services.ports import IdentityNormalizer, LeadFilter, UnitOfWork
 
 BUILTIN_ADMIN = Actor(name="admin", role=Role.ADMIN)
@@ -207,9 +208,14 @@ class LeadIndex:
 
 
 def find_match(
-    lookup: LeadLookup, identity: Identity, external_ids: list[ExternalId], fingerprint: str | None
+    lookup: LeadLookup,
+    identity: Identity,
+    external_ids: list[ExternalId],
+    fingerprint: str | None,
+    forgotten: Sequence[ExternalId] = (),
 ) -> Lead | None:
-    """The existing lead this identity belongs to: by email, then external id, then phone (R2)."""
+    """The existing lead this identity belongs to: by email, then external id, then phone (R2); then the
+    anonymous lead of a person who asked to be forgotten, by the hashes of the same identifiers."""
     if identity.email_normalized:
         found = lookup.by_email(identity.email_normalized) or lookup.by_external_id(
             ExternalId(ident_rules.MERGED_EMAIL, identity.email_normalized)
@@ -224,6 +230,10 @@ def find_match(
         found = lookup.by_phone(identity.phone_e164)
         # A phone is weak evidence (a switchboard is shared): it never joins two different valid emails.
         if found is not None and not (identity.email_normalized and found.identity.email_normalized):
+            return found
+    for key in forgotten:
+        found = lookup.by_external_id(key)
+        if found is not None:
             return found
     has_identity = bool(identity.email_normalized or external_ids or identity.phone_e164)
     if fingerprint and not has_identity:
@@ -273,11 +283,16 @@ def upsert_lead(
     auto_create_accounts: bool = True,
     lookup: LeadLookup | None = None,
     identity: tuple[Identity, list[str]] | None = None,
+    forgotten: Sequence[ExternalId] = (),
 ) -> tuple[Lead, Outcome, list[str]]:
-    """Create the lead, or recognise it and fill in what is new. Never a silent merge of two people."""
+    """Create the lead, or recognise it and fill in what is new. Never a silent merge of two people.
+
+    ``forgotten``: the hashed identifiers of this person (``privacy.forgotten_keys``), when anyone was
+    ever forgotten: a returning forgotten person finds their anonymous lead.
+    """
     lookup = lookup or StorageLookup(uow)
     ident, warnings = identity or identity_of(incoming, normalizer)
-    existing = find_match(lookup, ident, incoming.external_ids, incoming.fingerprint)
+    existing = find_match(lookup, ident, incoming.external_ids, incoming.fingerprint, forgotten)
     if existing is None:
         created = incoming.created_at or at
         lead = Lead(
@@ -300,6 +315,10 @@ def upsert_lead(
         lookup.remember(lead)
         return lead, "created", warnings
     merged_identity = existing.identity.filled_from(ident)
+    # a new job title or employer is news about the person (their fit may have changed): it wins
+    newer = {name: value for name in ("job_title", "company") if (value := getattr(ident, name))}
+    if newer:
+        merged_identity = replace(merged_identity, **newer)
     known_ext = {(e.system, e.value) for e in existing.external_ids}
     new_ext = [e for e in incoming.external_ids if (e.system, e.value) not in known_ext]
     # An external id already used by another lead stays with that lead (no silent merge).
@@ -401,9 +420,13 @@ def transition_lead(
         assert lead.id is not None
         qualification = evaluate(uow.qualifications.confirmed(lead.id, cycle=lead.cycle, framework="bant"))
     outcome = plan_transition(lead.state, request, actor=actor, at=at, qualification=qualification)
-    updated = uow.leads.update(lead.with_state(outcome.state, at=at))
+    changed = lead.with_state(outcome.state, at=at)
+    if action is Action.ACCEPT and changed.owner_id is None and actor.user_id is not None:
+        changed.owner_id = actor.user_id  # accepting an MQL from the unassigned queue takes it on
+    updated = uow.leads.update(changed)
     assert updated.id is not None
     uow.leads.add_history(updated.id, outcome.entry)
+    disqualification.on_transition(uow, updated, outcome.entry, at=at)
     return updated, outcome.entry
 
 
@@ -603,6 +626,9 @@ def lead_details(
         ],
         allowed_actions=allowed_actions(lead.state, actor),
         possible_duplicates=possible_duplicates(uow, lead, normalizer),
+    )
+    details["disqualification"] = disqualification.disqualification_facts(
+        uow.disqualifications.latest(lead.id)
     )
     scores = uow.scoring.lead_rows(ids=[lead.id])
     if scores:

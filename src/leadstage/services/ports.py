@@ -13,7 +13,8 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from leadstage.domain.activities import Activity
-from leadstage.domain.leads import Account, Lead, PropertyType
+from leadstage.domain.disqualification import Disqualification
+from leadstage.domain.leads import Account, ExternalId, Lead, PropertyType
 from leadstage.domain.segments import Filter, Segment
 from leadstage.domain.stages import HistoryEntry, TransitionOutcome
 from leadstage.domain.tasks import Task, TaskKind, TaskStatus
@@ -87,6 +88,7 @@ class LeadRepository(Protocol):
         external_ids: Iterable[tuple[str, str]] = (),
         phones: Iterable[str] = (),
         fingerprints: Iterable[str] = (),
+        ids: Iterable[int] = (),
     ) -> list[Lead]: ...
 
     def merged_into(self, lead_id: int) -> int | None: ...
@@ -107,6 +109,10 @@ class LeadRepository(Protocol):
     def search(self, flt: LeadFilter) -> tuple[int, list[Lead]]: ...
 
     def similar_candidates(self, lead: Lead, limit: int = 200) -> list[Lead]: ...
+
+    def erase_personal_data(self, lead_id: int, *, keep_external_ids: Sequence[ExternalId]) -> None:
+        """Erase what identifies the person from the lead and everything kept about it (rows stay)."""
+        ...
 
     def absorb(self, survivor_id: int, merged: Lead, *, actor: str, at: datetime) -> None:
         """Move everything of ``merged`` to the survivor, record the merge and delete the merged row."""
@@ -237,6 +243,49 @@ class TaskRepository(Protocol):
     def cancel_open(self, lead_id: int, kinds: Sequence[TaskKind], *, by: str, at: datetime) -> int: ...
 
 
+@dataclass(frozen=True)
+class Tombstone:
+    """What is kept of a forgotten person: a keyed digest of one identifier and how things stood."""
+
+    kind: str  # email, phone, external
+    digest: str
+    lead_id: int | None
+    stage: str
+    status: str
+    reason: str | None
+    disqualified_at: datetime | None
+    disqualified_by: str | None
+    recheck_at: datetime | None
+    forgotten_at: datetime
+    forgotten_by: str
+
+
+class DisqualificationRepository(Protocol):
+    def add(self, record: Disqualification) -> int: ...
+
+    def latest(self, lead_id: int) -> Disqualification | None: ...
+
+    def active_for(self, lead_ids: Iterable[int]) -> dict[int, Disqualification]: ...
+
+    def any_active(self) -> bool: ...
+
+    def end_active(self, lead_id: int, *, reason: str, at: datetime) -> int: ...
+
+    def due_follow_ups(self, now: datetime, *, limit: int) -> list[Disqualification]: ...
+
+    def advance_follow_up(self, record_id: int, *, done: int, next_at: datetime | None) -> None: ...
+
+    def erase_notes(self, lead_id: int) -> None: ...
+
+    def add_tombstones(self, rows: Sequence[Tombstone]) -> None: ...
+
+    def tombstones(self, digests: Iterable[tuple[str, str]]) -> list[Tombstone]: ...
+
+    def any_tombstones(self) -> bool: ...
+
+    def secret(self, name: str, *, at: datetime) -> str: ...
+
+
 class ExportQueries(Protocol):
     def lead_property_names(self) -> list[str]: ...
 
@@ -278,6 +327,9 @@ class UnitOfWork(Protocol):
 
     @property
     def tasks(self) -> TaskRepository: ...
+
+    @property
+    def disqualifications(self) -> DisqualificationRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -210,9 +210,10 @@ class SqlLeadRepository:
         external_ids: Iterable[tuple[str, str]] = (),
         phones: Iterable[str] = (),
         fingerprints: Iterable[str] = (),
+        ids: Iterable[int] = (),
     ) -> list[Lead]:
-        """Every lead holding one of these identifiers, in a few chunked queries."""
-        ids: set[int] = set()
+        """Every lead with one of these ids or holding one of these identifiers, in a few chunked queries."""
+        ids = set(ids)
         for column, values in (
             (t.leads.c.email_normalized, emails),
             (t.leads.c.phone_e164, phones),
@@ -341,6 +342,50 @@ class SqlLeadRepository:
             return []
         q = self._select().where(or_(*conds), t.leads.c.id != lead.id).order_by(t.leads.c.id).limit(limit)
         return self._rows_to_leads(self.conn.execute(q).all())
+
+    def erase_personal_data(self, lead_id: int, *, keep_external_ids: Sequence[ExternalId]) -> None:
+        """Erase what identifies a person from everything kept about this lead (the rows stay).
+
+        The lead's identity fields, custom properties, account link and identifiers go (only
+        ``keep_external_ids`` stay: the hashed identifiers that recognise the person later); history
+        notes and data, merge snapshots, activity properties and qualification evidence are cleared.
+        """
+        self.conn.execute(
+            update(t.leads)
+            .where(t.leads.c.id == lead_id)
+            .values(
+                email=None,
+                email_normalized=None,
+                email_valid=None,
+                phone=None,
+                phone_e164=None,
+                phone_valid=None,
+                first_name=None,
+                last_name=None,
+                job_title=None,
+                company=None,
+                account_id=None,
+                properties={},
+                fingerprint=None,
+                version=t.leads.c.version + 1,
+            )
+        )
+        self.conn.execute(delete(t.lead_external_ids).where(t.lead_external_ids.c.lead_id == lead_id))
+        self._add_external_ids(lead_id, list(keep_external_ids))
+        self.conn.execute(
+            update(t.lead_history).where(t.lead_history.c.lead_id == lead_id).values(note=None, data=None)
+        )
+        self.conn.execute(
+            update(t.lead_merges).where(t.lead_merges.c.survivor_id == lead_id).values(merged_snapshot={})
+        )
+        self.conn.execute(
+            update(t.activities).where(t.activities.c.lead_id == lead_id).values(properties=None)
+        )
+        self.conn.execute(
+            update(t.qualification_records)
+            .where(t.qualification_records.c.lead_id == lead_id)
+            .values(evidence=None, value=None)
+        )
 
     def absorb(self, survivor_id: int, merged: Lead, *, actor: str, at: datetime) -> None:
         assert merged.id is not None

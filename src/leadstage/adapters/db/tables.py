@@ -300,3 +300,51 @@ tasks = Table(
     Index("ix_tasks_status_due", "status", "due_at"),
     Index("ix_tasks_lead", "lead_id"),
 )
+
+disqualifications = Table(
+    "disqualifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+    Column("cycle", Integer, nullable=False),
+    Column("reason", String(120), nullable=False),
+    Column("note", Text),
+    Column("actor", String(120), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("strategy", JSON, nullable=False),
+    Column("nurture", Boolean, nullable=False, default=False),
+    Column("recheck_at", UTCDateTime),
+    Column("next_follow_up_at", UTCDateTime),
+    Column("follow_ups_done", Integer, nullable=False, default=0),
+    Column("fit_snapshot", JSON),
+    Column("ended_at", UTCDateTime),
+    Column("ended_reason", String(40)),
+    Index("ix_disqualifications_lead", "lead_id", "at"),
+    Index("ix_disqualifications_follow_up", "ended_at", "next_follow_up_at"),
+)
+
+identity_tombstones = Table(
+    "identity_tombstones",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),  # email, phone, external
+    Column("digest", String(64), nullable=False),  # HMAC-SHA256 of the identifier, hex
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="SET NULL")),
+    Column("stage", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("reason", String(120)),
+    Column("disqualified_at", UTCDateTime),
+    Column("disqualified_by", String(120)),
+    Column("recheck_at", UTCDateTime),
+    Column("forgotten_at", UTCDateTime, nullable=False),
+    Column("forgotten_by", String(120), nullable=False),
+    UniqueConstraint("kind", "digest", name="uq_identity_tombstones_kind_digest"),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy import Connection, Engine
 
+from leadstage.adapters.db.disqualification import SqlDisqualificationRepository
 from leadstage.adapters.db.repositories import (
     SqlAccountRepository,
     SqlActivityRepository,
@@ -34,6 +35,7 @@ class SqlUnitOfWork:
     scoring: SqlScoringRepository
     segments: SqlSegmentRepository
     tasks: SqlTaskRepository
+    disqualifications: SqlDisqualificationRepository
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -54,6 +56,7 @@ class SqlUnitOfWork:
         self.scoring = SqlScoringRepository(conn)
         self.segments = SqlSegmentRepository(conn)
         self.tasks = SqlTaskRepository(conn)
+        self.disqualifications = SqlDisqualificationRepository(conn)
         return self
 
     def __exit__(
