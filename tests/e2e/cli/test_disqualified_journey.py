@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,11 +21,11 @@ VP = ["vp@retail-shop.com", "Vic", "Park", "VP Operations", "Retail Shop", "webi
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FixedClock]:
+def clock(monkeypatch: pytest.MonkeyPatch) -> FixedClock:
     """The CLI's clock, moved by the test."""
     fixed = FixedClock(START)
     monkeypatch.setattr(cli_app, "build", lambda settings: build(settings, clock=fixed))
-    yield fixed
+    return fixed
 
 
 def _activity(tmp_path: Path, name: str, email: str, type_: str, at: datetime) -> Path:
