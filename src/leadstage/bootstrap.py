@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -10,8 +12,10 @@ from leadstage.adapters.clock import SystemClock
 from leadstage.adapters.db.engine import make_engine
 from leadstage.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from leadstage.adapters.identity import LibraryIdentityNormalizer
+from leadstage.adapters.scoring_yaml import load_qualification_setup
 from leadstage.config import Settings
 from leadstage.domain.identity import EmailRules
+from leadstage.domain.qualification import DEFAULT_SETUP, QualificationSetup
 from leadstage.services.ports import Clock, IdentityNormalizer, UnitOfWorkFactory
 
 
@@ -26,6 +30,13 @@ class Container:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @cached_property
+    def qualification(self) -> QualificationSetup:
+        """The qualification frameworks: the file named by the settings, else BANT."""
+        if not self.settings.qualification_file:
+            return DEFAULT_SETUP
+        return load_qualification_setup(Path(self.settings.qualification_file))
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> Container:

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     incremental_scoring: bool = Field(
         default=True, description="Score leads and activities as they are imported (when a model is active)."
     )
+    qualification_file: str | None = Field(
+        default=None,
+        description="YAML of qualification frameworks (MEDDIC, CHAMP, a BANT policy of your own) and which "
+        "team uses which; unset: BANT with all four criteria confirmed.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `leadstage serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `leadstage serve` listens on.")
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from leadstage.domain.errors import ValidationError
+from leadstage.domain.qualification import QualificationSetup, parse_setup
 from leadstage.domain.scoring import Locate
 
 DEFAULT_MODEL_FILE = "default_scoring.yaml"
@@ -59,3 +61,15 @@ def default_model_source() -> str:
     return (
         resources.files("leadstage.adapters.models").joinpath(DEFAULT_MODEL_FILE).read_text(encoding="utf-8")
     )
+
+
+def load_qualification_setup(path: Path) -> QualificationSetup:
+    """The qualification frameworks file (``LEADSTAGE_QUALIFICATION_FILE``); errors name the file and key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError(
+            f"{path}: cannot read the qualification file: {exc.strerror}", field="file"
+        ) from None
+    doc, _locate = load_yaml(text, source=str(path))
+    return parse_setup(doc, where=str(path))

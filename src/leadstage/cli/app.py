@@ -465,6 +465,73 @@ def leads_show(
         )
 
 
+@leads_app.command("bant")
+def leads_bant(
+    ref: Annotated[str, typer.Argument(metavar="ID", help="Internal id, external id or email.")],
+    budget: Annotated[
+        str | None,
+        typer.Option(help="confirmed|planned|none|unknown [amount=N] [currency=EUR] [evidence='...']"),
+    ] = None,
+    authority: Annotated[
+        str | None, typer.Option(help="decision_maker|influencer|none [role='CFO'] [evidence='...']")
+    ] = None,
+    need: Annotated[
+        str | None, typer.Option(help="confirmed|unclear|none [pain='...'] [evidence='...']")
+    ] = None,
+    timeline: Annotated[
+        str | None,
+        typer.Option(help="a date YYYY-MM-DD or a window ('Q2 2027', '3 months') [evidence='...']"),
+    ] = None,
+    criteria: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="CRITERION=ANSWER for any framework's criterion (repeatable), e.g. --set 'metrics=confirmed'",
+        ),
+    ] = None,
+    framework: Annotated[
+        str | None, typer.Option(help="Framework (default: the owner's team's, else BANT).")
+    ] = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record qualification (BANT by default) on the lead's current cycle and show what the policy still needs."""
+    answers = {
+        k: v
+        for k, v in (("budget", budget), ("authority", authority), ("need", need), ("timeline", timeline))
+        if v
+    }
+    for item in criteria or []:
+        name, eq, text = item.partition("=")
+        if not eq or not name.strip():
+            raise ValidationError(f"--set: expected CRITERION=ANSWER, got {item!r}", field="set")
+        answers[name.strip().lower()] = text
+    c = STATE.get()
+    with c.uow() as uow:
+        actor = lead_service.resolve_actor(uow, as_user)
+        lead, used, check = lead_service.record_qualification(
+            uow, ref, answers, actor=actor, at=c.clock.now(), setup=c.qualification, framework=framework
+        )
+        uow.commit()
+    result = {
+        "id": lead.id,
+        "framework": used.name,
+        "policy": used.policy.describe(),
+        "policy_met": check.passed,
+        "missing": list(check.missing),
+    }
+    if as_json:
+        emit_json(result)
+    elif check.passed:
+        err.print(
+            f"lead {lead.id}: {used.name} recorded; the policy is met ({check.summary}): qualify_sql may go ahead"
+        )
+    else:
+        err.print(
+            f"lead {lead.id}: {used.name} recorded; still missing for qualify_sql: {', '.join(check.missing)}"
+        )
+
+
 @leads_app.command("forget")
 def leads_forget(
     ref: Annotated[str, typer.Argument(metavar="ID", help="Internal id, external id or email.")],
@@ -510,7 +577,9 @@ def leads_transition(
     )
     with c.uow() as uow:
         actor = lead_service.resolve_actor(uow, as_user)
-        lead, entry = lead_service.transition_lead(uow, ref, request, actor=actor, at=c.clock.now())
+        lead, entry = lead_service.transition_lead(
+            uow, ref, request, actor=actor, at=c.clock.now(), setup=c.qualification
+        )
         uow.commit()
     result = {
         "id": lead.id,

@@ -41,7 +41,7 @@ from leadstage.domain.leads import (
     type_of,
 )
 from leadstage.domain.scoring import ActivityFacts
-from leadstage.domain.stages import Status
+from leadstage.domain.stages import ADVOCACY_ACTIVITY_TYPES, Status
 from leadstage.domain.times import (
     TimestampError,
     parse_timestamp,
@@ -52,6 +52,7 @@ from leadstage.domain.times import (
     utc_texts_fast,
 )
 from leadstage.services import privacy
+from leadstage.services.advocacy import advocate_from_activities
 from leadstage.services.disqualification import handle_resurfaced
 from leadstage.services.leads import LeadIndex, LeadInput, account_domain, identity_of, upsert_lead
 from leadstage.services.ports import (
@@ -854,13 +855,16 @@ def import_activities(
             report.unchanged += len(out) - len(firsts)
             out = list(firsts.values())
         remembering = uow.disqualifications.any_active()  # someone disqualified may show up again
-        if scoring is None and not remembering:
+        advocacy = any(row[1] in ADVOCACY_ACTIVITY_TYPES for row in out)
+        if scoring is None and not remembering and not advocacy:
             inserted = uow.bulk.insert_activities(out)
         else:
             fresh = uow.bulk.insert_new_activities(out)
             inserted = len(fresh)
             if scoring is not None:
                 score_new(uow, fresh)
+            if advocacy:
+                advocate_from_activities(uow, ((r[0], r[1], r[7]) for r in fresh), at=ctx.clock.now())
             if remembering and fresh:
                 via = {row[0]: row[1] for row in fresh if resurfaces(row[1])}
                 if via:

@@ -18,12 +18,20 @@ from leadstage.domain.leads import (
     lead_summary,
     merge_properties,
 )
-from leadstage.domain.qualification import BANT, evaluate
+from leadstage.domain.qualification import (
+    DEFAULT_SETUP,
+    Framework,
+    QualificationSetup,
+    evaluate,
+    parse_answer,
+)
 from leadstage.domain.stages import (
+    TRANSITIONS,
     Action,
     Actor,
     HistoryEntry,
     HistoryKind,
+    QualificationCheck,
     Role,
     TransitionRequest,
     allowed_actions,
@@ -32,6 +40,7 @@ from leadstage.domain.stages import (
     initial_state,
     parse_action,
     plan_transition,
+    role_may,
 )
 from leadstage.services import disqualification
 from leadstage.services.ports import IdentityNormalizer, LeadFilter, UnitOfWork
@@ -409,6 +418,7 @@ def transition_lead(
     actor: Actor,
     at: datetime,
     expected_version: int | None = None,
+    setup: QualificationSetup = DEFAULT_SETUP,
 ) -> tuple[Lead, HistoryEntry]:
     """Take one action of the transition table on a lead and record it; the caller commits."""
     action = parse_action(request.action)  # input is validated before anything is looked up
@@ -418,7 +428,9 @@ def transition_lead(
     qualification = None
     if action is Action.QUALIFY_SQL:
         assert lead.id is not None
-        qualification = evaluate(uow.qualifications.confirmed(lead.id, cycle=lead.cycle, framework="bant"))
+        framework = setup.for_team(lead.state.owner_team)
+        confirmed = uow.qualifications.confirmed(lead.id, cycle=lead.cycle, framework=framework.name)
+        qualification = evaluate(confirmed, framework.policy)
     outcome = plan_transition(lead.state, request, actor=actor, at=at, qualification=qualification)
     changed = lead.with_state(outcome.state, at=at)
     if action is Action.ACCEPT and changed.owner_id is None and actor.user_id is not None:
@@ -430,37 +442,51 @@ def transition_lead(
     return updated, outcome.entry
 
 
-def record_bant(
+def record_qualification(
     uow: UnitOfWork,
     ref: str | int,
-    answers: Mapping[str, tuple[bool, Mapping[str, Any], str | None]],
+    answers: Mapping[str, str],
     *,
     actor: Actor,
     at: datetime,
-) -> Lead:
-    """Record BANT criteria (confirmed, value, evidence) on the lead's current cycle."""
+    setup: QualificationSetup = DEFAULT_SETUP,
+    framework: str | None = None,
+) -> tuple[Lead, Framework, QualificationCheck]:
+    """Record criteria of a qualification framework on the lead's current cycle (each answer as its
+    text form, e.g. ``budget="confirmed amount=50000 currency=EUR evidence='CFO'"``), and where the policy
+    stands now. Only sales roles qualify; input is checked before the lead is looked up."""
     if actor.role not in (Role.ADMIN, Role.SALES_REP, Role.SALES_MANAGER):
         raise PermissionDenied(f"role {actor.role.value} may not record qualification; only sales can")
-    for criterion in answers:
-        if criterion not in BANT:
-            raise ValidationError(
-                f"unknown BANT criterion {criterion!r}; one of {', '.join(BANT)}", field=criterion
-            )
+    if framework is not None and framework not in setup.frameworks:
+        raise ValidationError(
+            f"unknown framework {framework!r}; known: {', '.join(setup.frameworks)}", field="framework"
+        )
+    if not answers:
+        raise ValidationError("nothing to record: give at least one criterion", field="criteria")
     lead = resolve_lead(uow, ref)
     assert lead.id is not None
-    for criterion, (confirmed, value, evidence) in answers.items():
+    chosen = setup.frameworks[framework] if framework else setup.for_team(lead.state.owner_team)
+    parsed = {name: parse_answer(chosen, name, text) for name, text in answers.items()}
+    if not role_may(TRANSITIONS[Action.QUALIFY_SQL], actor, lead.state):
+        raise PermissionDenied(
+            f"{actor.name} ({actor.role.value}) may not qualify this lead: it is not theirs"
+        )
+    for criterion, answer in parsed.items():
         uow.qualifications.record(
             lead.id,
             cycle=lead.cycle,
-            framework="bant",
+            framework=chosen.name,
             criterion=criterion,
-            confirmed=confirmed,
-            value=value,
-            evidence=evidence,
+            confirmed=answer.confirmed,
+            value=answer.value,
+            evidence=answer.evidence,
             recorded_by=actor.name,
             at=at,
         )
-    return lead
+    check = evaluate(
+        uow.qualifications.confirmed(lead.id, cycle=lead.cycle, framework=chosen.name), chosen.policy
+    )
+    return lead, chosen, check
 
 
 def merge_leads(
