@@ -162,11 +162,13 @@ def init(as_json: JsonOpt = False) -> None:
 
 
 def install_default_model(c: Container) -> bool:
-    """Install and activate the default scoring model when no model is active yet."""
+    """Install the built-in segments, and the default scoring model when no model is active yet."""
     from leadstage.adapters.scoring_yaml import default_model_source
     from leadstage.services import scoring
 
     with c.uow() as uow:
+        segment_service.install_builtin_segments(uow, at=c.clock.now())
+        uow.commit()
         if uow.scoring.active_model() is not None:
             return False
         scoring.activate_model(

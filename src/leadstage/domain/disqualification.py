@@ -204,6 +204,8 @@ def fit_changes(before: Mapping[str, Any] | None, now: Mapping[str, Any]) -> lis
         old, new = before.get(key), now.get(key)
         if new in (None, "") and key in ("job_title", "company"):
             continue  # saying nothing about the title is not a change of title
+        if old in (None, "") and key == "fit_grade":
+            continue  # not scored then (no active model): nothing to compare with
         if (old or None) != (new or None):
             label = key.replace("_", " ")
             out.append(f"{label} {old or 'none'!s} -> {new or 'none'!s}")

@@ -58,6 +58,10 @@ Fields
     ``account.domain``
     ``account.employees``,                        numbers, of the lead's account
     ``account.annual_revenue``
+    ``nurture``                                   the reason code a disqualified lead is nurtured
+                                                  for (its strategy says nurture); ``nurture is not
+                                                  null``: every lead marketing nurtures after a
+                                                  disqualification
     ``properties.NAME``,                          a custom property by its name (quote names that
     ``properties."Lead Source"``                  are not one word)
     ============================================  ================================================
@@ -202,6 +206,7 @@ LEAD_FIELDS: dict[str, Kind] = {
     "account.annual_revenue": Kind.NUMBER,
     "account.country": Kind.TEXT,
     "account.domain": Kind.TEXT,
+    "nurture": Kind.TEXT,
 }
 
 #: Activity columns usable inside ``activity(...)`` and ``count(...)``; other names are properties.

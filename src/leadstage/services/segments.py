@@ -75,6 +75,26 @@ def create_segment(
     return _info(stored)
 
 
+#: Segments every workspace starts with: (name, filter, description).
+BUILTIN_SEGMENTS = (
+    (
+        "disqualified-nurture",
+        "status = disqualified and nurture is not null",
+        "Disqualified leads whose strategy says marketing nurtures them (bad timing, no need, no budget, ...)",
+    ),
+)
+
+
+def install_builtin_segments(uow: UnitOfWork, *, at: datetime) -> list[str]:
+    """Create the built-in segments that do not exist yet (a deleted one comes back only here); the caller commits."""
+    made = []
+    for name, filter_text, description in BUILTIN_SEGMENTS:
+        if uow.segments.get(name) is None:
+            create_segment(uow, name, filter_text, actor_name="system", at=at, description=description)
+            made.append(name)
+    return made
+
+
 def _get(uow: UnitOfWork, name: str) -> Segment:
     segment = uow.segments.get(name.strip())
     if segment is None:

@@ -44,6 +44,7 @@ def _follow_ups(db_url: str, now: datetime) -> int:
 
 
 def _sql_lead(capsys, db_url: str, tmp_path: Path) -> None:
+    assert run(capsys, db_url, "init").code == 0  # the default scoring model and the built-in segments
     assert (
         run(capsys, db_url, "users", "add", "rita", "--role", "sales_rep", "--password", "s3cret-pw!").code
         == 0
@@ -81,6 +82,8 @@ def test_disqualified_for_bad_timing_is_remembered_followed_up_and_reopened_afte
     assert dq["active"]
     assert set(dq["remedies"]) == {"remove", "nurture", "follow_up"}
     assert dq["recheck_at"].startswith("2026-05-31")  # 90 days
+    nurtured = run(capsys, db_url, "leads", "list", "--segment", "disqualified-nurture", "--json").json()
+    assert [it["email"] for it in nurtured["items"]] == [VP[0]]
     text = run(capsys, db_url, "leads", "show", VP[0])
     assert "previously disqualified on 2026-03-02 for bad_timing by rita" in text.out
 
@@ -120,6 +123,10 @@ def test_disqualified_for_bad_timing_is_remembered_followed_up_and_reopened_afte
     assert "resurfaced via webinar_attended" in reopen["note"]
     assert "re-check date 2026-05-31 has passed" in reopen["note"]
     assert shown["disqualification"]["ended_reason"] == "reopened"
+    assert (
+        run(capsys, db_url, "leads", "list", "--segment", "disqualified-nurture", "--json").json()["total"]
+        == 0
+    )
     # its open follow-up was cancelled with the strategy
     assert run(capsys, db_url, "tasks", "list", "--owner", "rita", "--json").json()["total"] == 0
 
@@ -128,6 +135,7 @@ def test_a_changed_job_title_reopens_a_disqualified_lead_and_not_icp_offers_an_a
     capsys, db_url, tmp_path, clock
 ):
     student = ["sam@uni.edu", "Sam", "Lo", "Student", "State University", "organic"]
+    assert run(capsys, db_url, "init").code == 0
     run(capsys, db_url, "import", "leads", str(write_csv(tmp_path / "s.csv", HEADER, [student])))
     out = run(
         capsys,

@@ -185,6 +185,8 @@ class FilterCompiler:
             return self._owner(op, values)
         if field.name.startswith("account."):
             return self._account(field, op, values)
+        if field.name == "nurture":
+            return self._nurture(op, values)
         if field.name == "email_domain":
             return self._value(self._email_domain(), Kind.TEXT, op, values, nullable=True)
         column = t.leads.c[_LEAD_COLUMNS[field.name]]
@@ -257,6 +259,16 @@ class FilterCompiler:
                 or_(account.is_(None), account.in_(ids)), and_(account.is_not(None), account.not_in(ids))
             )
         return _Pred(account.in_(ids), or_(account.is_(None), account.not_in(ids)))
+
+    def _nurture(self, op: Op, values: tuple[Value, ...]) -> _Pred:
+        """Leads nurtured after a disqualification (an open record whose strategy nurtures), by reason."""
+        d = t.disqualifications
+        conds: list[Bool] = [d.c.nurture.is_(True), d.c.ended_at.is_(None)]
+        if op is not Op.IS_NULL:
+            conds.append(self._value(d.c.reason, Kind.TEXT, op, values, nullable=False).pos)
+        members = select(d.c.lead_id).where(*conds)
+        inside, outside = t.leads.c.id.in_(members), t.leads.c.id.not_in(members)
+        return _Pred(outside, inside) if op is Op.IS_NULL else _Pred(inside, outside)
 
     # -- custom properties (JSON)
 
