@@ -12,11 +12,13 @@ from leadstage.adapters.clock import SystemClock
 from leadstage.adapters.db.engine import make_engine
 from leadstage.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from leadstage.adapters.identity import LibraryIdentityNormalizer
-from leadstage.adapters.scoring_yaml import load_qualification_setup
+from leadstage.adapters.scoring_yaml import load_qualification_setup, load_yaml
 from leadstage.config import Settings
 from leadstage.domain.identity import EmailRules
 from leadstage.domain.qualification import DEFAULT_SETUP, QualificationSetup
-from leadstage.services.ports import Clock, IdentityNormalizer, UnitOfWorkFactory
+from leadstage.services.ingest import ImportContext
+from leadstage.services.ports import Clock, IdentityNormalizer, NullProgress, Progress, UnitOfWorkFactory
+from leadstage.services.scoring import Loader
 
 
 @dataclass
@@ -30,6 +32,27 @@ class Container:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def scoring_loader(self) -> Loader:
+        """Reads scoring model documents (YAML with line numbers)."""
+        return lambda text, name: load_yaml(text, source=name)
+
+    def import_context(self, *, progress: Progress | None = None, actor: str = "import") -> ImportContext:
+        """How imports run here: settings, clock, identity rules, and scoring as records land (when on)."""
+        s = self.settings
+        return ImportContext(
+            uow_factory=self.uow,
+            clock=self.clock,
+            normalizer=self.identity,
+            email_rules=self.email_rules,
+            tz=s.tz,
+            day_first=s.date_day_first,
+            auto_create_accounts=s.auto_create_accounts,
+            batch_rows=s.import_batch_rows,
+            progress=progress or NullProgress(),
+            actor=actor,
+            scoring_loader=self.scoring_loader() if s.incremental_scoring else None,
+        )
 
     @cached_property
     def qualification(self) -> QualificationSetup:

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         description="YAML of qualification frameworks (MEDDIC, CHAMP, a BANT policy of your own) and which "
         "team uses which; unset: BANT with all four criteria confirmed.",
     )
+    max_request_bytes: int = Field(
+        default=5_000_000, ge=1_000, description="Largest request body the server accepts (larger: 413)."
+    )
+    capture_rate_per_minute: int = Field(
+        default=30, ge=1, description="Form posts accepted per minute from one address (more: 429)."
+    )
     host: str = Field(default="127.0.0.1", description="Address `leadstage serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `leadstage serve` listens on.")
 

@@ -11,6 +11,8 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 
 from leadstage import __version__
+from leadstage.api import capture, problems, routes
+from leadstage.api.security import BodyLimit, RateLimiter
 from leadstage.bootstrap import build
 from leadstage.config import Settings
 
@@ -45,6 +47,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/api/docs",
         redoc_url=None,
     )
+
+    problems.install(app)
+    app.state.rate_limiter = RateLimiter(settings.capture_rate_per_minute)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.include_router(routes.router)
+
+    @app.middleware("http")
+    async def json_bodies(request: Request, call_next: Any) -> Any:
+        """API bodies are JSON (capture also takes form posts): anything else is 415, named."""
+        if (
+            request.method in ("POST", "PUT", "PATCH")
+            and request.url.path.startswith("/api/v1/")
+            and not request.url.path.startswith("/api/v1/capture/")
+            and request.headers.get("content-length") not in (None, "0")
+        ):
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind != "application/json":
+                return problems.problem(
+                    415,
+                    "Unsupported media type",
+                    f"send JSON (Content-Type: application/json), not {kind or 'nothing'}",
+                )
+        return await call_next(request)
+
+    app.include_router(capture.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:

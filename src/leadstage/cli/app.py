@@ -222,20 +222,7 @@ def _import(kind: str, file: Path, map_file: Path | None, id_column: str | None,
     rejects = CsvRejectSink(file, source.columns)
     try:
         with progress_bar(f"import {kind}", source.size_bytes) as bar:
-            ctx = ingest.ImportContext(
-                uow_factory=c.uow,
-                clock=c.clock,
-                normalizer=c.identity,
-                email_rules=c.email_rules,
-                tz=c.settings.tz,
-                day_first=c.settings.date_day_first,
-                auto_create_accounts=c.settings.auto_create_accounts,
-                batch_rows=c.settings.import_batch_rows,
-                progress=bar,
-                scoring_loader=(lambda text, name: load_yaml(text, source=name))
-                if c.settings.incremental_scoring
-                else None,
-            )
+            ctx = c.import_context(progress=bar)
             report: ImportReport
             if kind == "leads":
                 report = ingest.import_leads(source, spec, ctx=ctx, rejects=rejects, id_column=id_column)

@@ -12,6 +12,7 @@ The tree::
     │   ├── InvalidTransition    not allowed from the lead's current state (HTTP 409)
     │   └── PolicyNotMet         the qualification policy is not satisfied (HTTP 409)
     ├── NotFound                 a referenced lead, user or account does not exist (HTTP 404)
+    ├── Unauthenticated          no valid credentials (HTTP 401)
     └── ConcurrencyConflict      the lead changed since it was read (HTTP 409/412)
 """
 
@@ -76,6 +77,10 @@ class PolicyNotMet(RuleViolation):
 
 class NotFound(DomainError):
     """A referenced record does not exist."""
+
+
+class Unauthenticated(DomainError):
+    """No credentials, or credentials that are not (or no longer) valid."""
 
 
 class ConcurrencyConflict(DomainError):

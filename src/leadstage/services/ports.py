@@ -58,6 +58,8 @@ class LeadFilter:
     unassigned: bool = False
     limit: int | None = None
     offset: int = 0
+    after_id: int | None = None  # cursor: only leads after this id in the listing's order
+    descending: bool = False  # newest (highest id) first
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,56 @@ class DisqualificationRepository(Protocol):
     def secret(self, name: str, *, at: datetime) -> str: ...
 
 
+@dataclass(frozen=True)
+class TokenRecord:
+    id: int
+    user_id: int
+    username: str
+    role: str
+    team: str | None
+    user_active: bool
+    name: str | None
+    prefix: str
+    scope: str
+    created_at: datetime
+    created_by: str
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CaptureForm:
+    key: str
+    name: str
+    created_at: datetime
+    source: str | None = None
+    redirect_url: str | None = None
+    active: bool = True
+    id: int | None = None
+
+
+class AccessRepository(Protocol):
+    def add_token(
+        self, *, user_id: int, name: str | None, digest: str, prefix: str, scope: str, by: str, at: datetime
+    ) -> int: ...
+
+    def token_by_digest(self, digest: str) -> TokenRecord | None: ...
+
+    def tokens(self, user_id: int | None = None) -> list[TokenRecord]: ...
+
+    def get_token(self, token_id: int) -> TokenRecord | None: ...
+
+    def revoke_token(self, token_id: int, *, at: datetime) -> bool: ...
+
+    def touch_token(self, token_id: int, *, at: datetime) -> None: ...
+
+    def add_form(self, form: CaptureForm) -> int: ...
+
+    def form_by_key(self, key: str) -> CaptureForm | None: ...
+
+    def forms(self) -> list[CaptureForm]: ...
+
+
 class ExportQueries(Protocol):
     def lead_property_names(self) -> list[str]: ...
 
@@ -330,6 +382,9 @@ class UnitOfWork(Protocol):
 
     @property
     def disqualifications(self) -> DisqualificationRepository: ...
+
+    @property
+    def access(self) -> AccessRepository: ...
 
     def __enter__(self) -> Self: ...
 

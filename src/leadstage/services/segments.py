@@ -12,8 +12,9 @@ from typing import Any
 
 from leadstage.domain.activities import BUILTIN_ACTIVITY_TYPES
 from leadstage.domain.errors import NotFound, ValidationError
-from leadstage.domain.leads import lead_summary
+from leadstage.domain.leads import Lead, lead_summary
 from leadstage.domain.segments import (
+    All,
     Filter,
     FilterSyntaxError,
     Segment,
@@ -143,6 +144,26 @@ def list_leads_in_segment(
     """``leads list --segment NAME``: the members that also pass the listing's filter, and their total."""
     total, leads = uow.segments.search(segment_filter(uow, name), flt, as_of=as_of)
     return total, [lead_summary(lead) for lead in leads]
+
+
+def search_leads(
+    uow: UnitOfWork,
+    flt: LeadFilter,
+    *,
+    as_of: datetime,
+    filter_text: str | None = None,
+    segment: str | None = None,
+) -> tuple[int, list[Lead]]:
+    """Leads passing the listing's filter and, when given, an ad-hoc filter expression and a segment."""
+    conditions = []
+    if filter_text:
+        conditions.append(parse(uow, filter_text))
+    if segment:
+        conditions.append(segment_filter(uow, segment))
+    if not conditions:
+        return uow.leads.search(flt)
+    node = conditions[0] if len(conditions) == 1 else All(tuple(conditions))
+    return uow.segments.search(node, flt, as_of=as_of)
 
 
 def delete_segment(uow: UnitOfWork, name: str) -> None:

@@ -40,6 +40,15 @@ def chunks(values: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
         yield list(values[i : i + size])
 
 
+def page(q: Any, flt: LeadFilter) -> Any:
+    """A listing's page: ordered by id (either way), after the cursor, offset and limited."""
+    lead_id = t.leads.c.id
+    if flt.after_id is not None:
+        q = q.where(lead_id < flt.after_id if flt.descending else lead_id > flt.after_id)
+    q = q.order_by(lead_id.desc() if flt.descending else lead_id).offset(flt.offset)
+    return q if flt.limit is None else q.limit(flt.limit)
+
+
 def in_chunks(values: Sequence[Any], mark: str, size: int = 900) -> Iterator[tuple[tuple[Any, ...], str]]:
     """Values in chunks that fit one ``IN (...)``, each with its placeholders (``?, ?`` or ``%s, %s``)."""
     for chunk in chunks(values, size):
@@ -324,9 +333,7 @@ class SqlLeadRepository:
             conds.append(t.leads.c.owner_id.is_(None))
         where = and_(True, *conds)
         total = int(self.conn.execute(select(func.count()).select_from(t.leads).where(where)).scalar_one())
-        q = self._select().where(where).order_by(t.leads.c.id).offset(flt.offset)
-        if flt.limit is not None:
-            q = q.limit(flt.limit)
+        q = page(self._select().where(where), flt)
         return total, self._rows_to_leads(self.conn.execute(q).all())
 
     def similar_candidates(self, lead: Lead, limit: int = 200) -> list[Lead]:

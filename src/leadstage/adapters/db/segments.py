@@ -50,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from leadstage.adapters.db import tables as t
-from leadstage.adapters.db.repositories import SqlLeadRepository
+from leadstage.adapters.db.repositories import SqlLeadRepository, page
 from leadstage.domain.errors import ValidationError
 from leadstage.domain.leads import Lead
 from leadstage.domain.segments import (
@@ -472,7 +472,5 @@ class SqlSegmentRepository:
         where = and_(true(), *conds)
         total = int(self.conn.execute(select(func.count()).select_from(t.leads).where(where)).scalar_one())
         repo = SqlLeadRepository(self.conn)
-        q = repo._select().where(where).order_by(t.leads.c.id).offset(leads.offset)
-        if leads.limit is not None:
-            q = q.limit(leads.limit)
+        q = page(repo._select().where(where), leads)
         return total, repo._rows_to_leads(self.conn.execute(q).all())

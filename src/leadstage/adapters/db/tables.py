@@ -348,3 +348,30 @@ secrets = Table(
     Column("value", String(255), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200)),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 of the token, hex
+    Column("prefix", String(16), nullable=False),  # the first characters, to tell tokens apart in lists
+    Column("scope", String(10), nullable=False),  # read or write
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(120), nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+)
+
+capture_forms = Table(
+    "capture_forms",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("source", String(120)),
+    Column("redirect_url", String(2000)),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy import Connection, Engine
 
+from leadstage.adapters.db.access import SqlAccessRepository
 from leadstage.adapters.db.disqualification import SqlDisqualificationRepository
 from leadstage.adapters.db.repositories import (
     SqlAccountRepository,
@@ -36,6 +37,7 @@ class SqlUnitOfWork:
     segments: SqlSegmentRepository
     tasks: SqlTaskRepository
     disqualifications: SqlDisqualificationRepository
+    access: SqlAccessRepository
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -57,6 +59,7 @@ class SqlUnitOfWork:
         self.segments = SqlSegmentRepository(conn)
         self.tasks = SqlTaskRepository(conn)
         self.disqualifications = SqlDisqualificationRepository(conn)
+        self.access = SqlAccessRepository(conn)
         return self
 
     def __exit__(

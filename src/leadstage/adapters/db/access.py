@@ -1,0 +1,110 @@
+"""API tokens and capture forms in SQL; never commits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from leadstage.adapters.db import tables as t
+from leadstage.services.ports import CaptureForm, TokenRecord
+
+_T = t.api_tokens
+_F = t.capture_forms
+
+
+class SqlAccessRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add_token(
+        self, *, user_id: int, name: str | None, digest: str, prefix: str, scope: str, by: str, at: datetime
+    ) -> int:
+        values = {
+            "user_id": user_id,
+            "name": name,
+            "token_hash": digest,
+            "prefix": prefix,
+            "scope": scope,
+            "created_at": at,
+            "created_by": by,
+        }
+        return int(self.conn.execute(insert(_T).values(values).returning(_T.c.id)).scalar_one())
+
+    def token_by_digest(self, digest: str) -> TokenRecord | None:
+        row = self.conn.execute(self._select().where(_T.c.token_hash == digest)).first()
+        return None if row is None else _token(row)
+
+    def tokens(self, user_id: int | None = None) -> list[TokenRecord]:
+        q = self._select().order_by(_T.c.id)
+        if user_id is not None:
+            q = q.where(_T.c.user_id == user_id)
+        return [_token(r) for r in self.conn.execute(q)]
+
+    def get_token(self, token_id: int) -> TokenRecord | None:
+        row = self.conn.execute(self._select().where(_T.c.id == token_id)).first()
+        return None if row is None else _token(row)
+
+    def revoke_token(self, token_id: int, *, at: datetime) -> bool:
+        q = update(_T).where(_T.c.id == token_id, _T.c.revoked_at.is_(None)).values(revoked_at=at)
+        return bool(self.conn.execute(q).rowcount)
+
+    def touch_token(self, token_id: int, *, at: datetime) -> None:
+        self.conn.execute(update(_T).where(_T.c.id == token_id).values(last_used_at=at))
+
+    @staticmethod
+    def _select() -> Any:
+        return select(_T, t.users.c.username, t.users.c.role, t.users.c.team, t.users.c.active).select_from(
+            _T.join(t.users, t.users.c.id == _T.c.user_id)
+        )
+
+    # -- capture forms
+
+    def add_form(self, form: CaptureForm) -> int:
+        values = {
+            "key": form.key,
+            "name": form.name,
+            "source": form.source,
+            "redirect_url": form.redirect_url,
+            "active": form.active,
+            "created_at": form.created_at,
+        }
+        return int(self.conn.execute(insert(_F).values(values).returning(_F.c.id)).scalar_one())
+
+    def form_by_key(self, key: str) -> CaptureForm | None:
+        row = self.conn.execute(select(_F).where(_F.c.key == key)).first()
+        return None if row is None else _form(row)
+
+    def forms(self) -> list[CaptureForm]:
+        return [_form(r) for r in self.conn.execute(select(_F).order_by(_F.c.id))]
+
+
+def _token(r: Any) -> TokenRecord:
+    return TokenRecord(
+        id=int(r.id),
+        user_id=int(r.user_id),
+        username=r.username,
+        role=r.role,
+        team=r.team,
+        user_active=bool(r.active),
+        name=r.name,
+        prefix=r.prefix,
+        scope=r.scope,
+        created_at=r.created_at,
+        created_by=r.created_by,
+        last_used_at=r.last_used_at,
+        revoked_at=r.revoked_at,
+    )
+
+
+def _form(r: Any) -> CaptureForm:
+    return CaptureForm(
+        id=int(r.id),
+        key=r.key,
+        name=r.name,
+        source=r.source,
+        redirect_url=r.redirect_url,
+        active=bool(r.active),
+        created_at=r.created_at,
+    )

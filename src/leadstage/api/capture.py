@@ -1,0 +1,115 @@
+"""Public form capture: ``POST /api/v1/capture/{key}`` (HTML form posts and JSON), no token.
+
+The post creates or matches the lead (the import rules: identity, tombstones, resurfacing of disqualified
+people, scoring) and records a ``form_submit`` activity. Bots are kept out by a honeypot field (``_hp``:
+hidden on the page, so a person leaves it empty; a filled one is answered like a success and nothing is
+stored) and a per-address rate limit. Browsers are redirected to the form's thank-you page.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from leadstage.api.routes import PROBLEM_RESPONSES
+from leadstage.api.security import container, rate_limited
+from leadstage.domain.errors import NotFound, ValidationError
+from leadstage.services import capture
+from leadstage.services import leads as lead_service
+
+router = APIRouter(prefix="/api/v1", responses=PROBLEM_RESPONSES, tags=["capture"])
+HONEYPOT = "_hp"
+#: Form fields that name the lead; every other field becomes a custom property of the lead.
+LEAD_FIELDS = ("email", "phone", "first_name", "last_name", "full_name", "job_title", "company", "website")
+MAX_FIELDS = 50
+
+
+async def _fields(request: Request) -> tuple[dict[str, Any], bool]:
+    """The posted fields and whether the caller is a browser form (to be redirected)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        try:
+            doc = json.loads(await request.body() or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValidationError("the body is not valid JSON", field="body") from None
+        if not isinstance(doc, dict):
+            raise ValidationError("the body must be a JSON object of form fields", field="body")
+        return doc, False
+    if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form(max_files=0, max_fields=MAX_FIELDS)
+        return {k: v for k, v in form.items() if isinstance(v, str)}, True
+    raise HTTPException(
+        415, "send the form as application/x-www-form-urlencoded, multipart/form-data or JSON"
+    )
+
+
+def _lead_of(c: Any, record: dict[str, Any]) -> int | None:
+    with c.uow() as uow:
+        if record.get("email"):
+            try:
+                return lead_service.resolve_lead(uow, str(record["email"])).id
+            except (NotFound, ValidationError):
+                pass
+        phone = c.identity.phone(str(record.get("phone") or ""))
+        found = uow.leads.find_by_phone(phone.e164) if phone.e164 else None
+        return found.id if found is not None else None
+
+
+@router.post(
+    "/capture/{key}",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {"type": "object", "additionalProperties": True}},
+                "application/x-www-form-urlencoded": {
+                    "schema": {"type": "object", "additionalProperties": True}
+                },
+            }
+        }
+    },
+    responses={303: {"description": "Browsers go to the form's thank-you page"}},
+)
+async def capture_form(request: Request, key: Annotated[str, Path(min_length=6, max_length=64)]) -> Response:
+    """Public: a form post creates or matches the lead and records the submission."""
+    rate_limited(request, "capture")
+    c = container(request)
+    with c.uow() as uow:
+        form = uow.access.form_by_key(key)
+    if form is None or not form.active:
+        raise NotFound(f"no capture form {key!r}")
+    fields, browser = await _fields(request)
+    if len(fields) > MAX_FIELDS:
+        raise ValidationError(f"at most {MAX_FIELDS} fields", field="body")
+    done: Response
+    if browser and form.redirect_url:
+        done = RedirectResponse(form.redirect_url, status_code=303)
+    else:
+        done = JSONResponse({"ok": True}, status_code=201)
+    if str(fields.pop(HONEYPOT, "") or "").strip():
+        return done  # a bot: answered like a person, nothing stored
+    record = {
+        k: v for k, v in fields.items() if isinstance(v, str | int | float | bool) and not k.startswith("_")
+    }
+    if not any(record.get(f) for f in ("email", "phone")):
+        raise ValidationError("the form needs an email or a phone number", field="email")
+    record.setdefault("source", form.source or "form")
+    ctx = c.import_context(actor=f"form:{form.name}")
+    _report, rejects = capture.import_records("leads", [record], ctx=ctx)
+    if rejects:
+        raise ValidationError(str(rejects[0]["reason"]).removeprefix("row 1: "), field="body")
+    lead_id = _lead_of(c, record)
+    if lead_id is None:  # not stored (an address nobody can use): nothing to attach the submission to
+        raise ValidationError("the form's email or phone does not identify anyone", field="email")
+    activity = {
+        "type": "form_submit",
+        "occurred_at": c.clock.now().isoformat(),
+        "source": form.source or "form",
+        "content": form.name,
+        "lead_id": lead_id,
+    }
+    capture.import_records("activities", [activity], ctx=ctx)
+    return done
