@@ -7,9 +7,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from leadstage.domain.errors import (
+    AlreadyExists,
     ConcurrencyConflict,
     DomainError,
     InvalidTransition,
@@ -31,6 +33,7 @@ STATUS_FOR: tuple[tuple[type[BaseException], int, str], ...] = (
     (InvalidTransition, 409, "Transition not allowed"),
     (PolicyNotMet, 409, "Qualification policy not met"),
     (ConcurrencyConflict, 412, "Precondition failed"),
+    (AlreadyExists, 409, "Already exists"),
     (ValidationError, 422, "Invalid input"),
     (RuleViolation, 409, "Refused by a rule"),
 )
@@ -75,11 +78,19 @@ def install(app: FastAPI) -> None:
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return problem(422, "Invalid input", detail, errors=errors)
 
-    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         response = problem(exc.status_code, _title(exc.status_code), str(exc.detail))
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
+        if exc.status_code == 405:  # every method of every route at this path, not only the first route's
+            methods = {
+                m
+                for route in request.app.router.routes
+                if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
+                for m in route.methods or ()
+            }
+            response.headers["Allow"] = ", ".join(sorted(methods))
         return response
 
     app.add_exception_handler(DomainError, domain_error)

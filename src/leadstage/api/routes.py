@@ -8,13 +8,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from leadstage.adapters.security import hash_password
 from leadstage.api.security import Reader, Uow, Writer, container
 from leadstage.domain.errors import NotFound, PermissionDenied, ValidationError
-from leadstage.domain.leads import lead_summary
-from leadstage.domain.stages import Role, Stage, Status, TransitionRequest
+from leadstage.domain.leads import MAX_ID, as_id, lead_summary
+from leadstage.domain.stages import Action, Role, Stage, Status, TransitionRequest
 from leadstage.services import access, capture, privacy, scoring, tasks
 from leadstage.services import leads as lead_service
 from leadstage.services import segments as segment_service
@@ -35,12 +35,14 @@ class Problem(BaseModel):
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}, "description": text}
     for code, text in (
+        (400, "The body could not be parsed"),
         (401, "No valid token"),
         (403, "The role or the token's scope may not do this"),
         (404, "Not found"),
         (409, "Not allowed from the current state, or refused by a rule"),
         (412, "The resource changed since the given ETag"),
         (413, "Request body too large"),
+        (415, "The body is not JSON"),
         (422, "Invalid input, with field paths"),
         (429, "Too many requests"),
     )
@@ -50,6 +52,16 @@ Ref = Annotated[str, Path(max_length=320, description="Internal id, external id 
 router = APIRouter(prefix="/api/v1", responses=PROBLEM_RESPONSES)
 Json = dict[str, Any]
 PropertyValue = str | int | float | bool | None
+
+
+def _text_time(value: Any) -> Any:
+    """Times are ISO 8601 text in this API: a bare number is refused, not read as seconds since 1970."""
+    if isinstance(value, int | float):
+        raise ValueError("a time is ISO 8601 text such as 2026-11-02T09:30:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_text_time)]
 
 
 class Strict(BaseModel):
@@ -69,7 +81,7 @@ class LeadIn(Strict):
     website: str | None = Field(default=None, max_length=300)
     external_id: str | None = Field(default=None, max_length=255)
     source: str | None = Field(default=None, max_length=120)
-    created_at: datetime | None = None
+    created_at: Timestamp | None = None
     properties: dict[str, PropertyValue] = Field(default_factory=dict, max_length=200)
 
     def record(self) -> Json:
@@ -85,10 +97,10 @@ class LeadBatch(Strict):
 
 class ActivityIn(Strict):
     email: str | None = Field(default=None, max_length=320)
-    lead_id: int | None = Field(default=None, ge=1)
+    lead_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     external_id: str | None = Field(default=None, max_length=255)
     type: str = Field(min_length=1, max_length=64)
-    occurred_at: datetime
+    occurred_at: Timestamp
     source: str | None = Field(default=None, max_length=120)
     campaign: str | None = Field(default=None, max_length=200)
     content: str | None = Field(default=None, max_length=300)
@@ -137,7 +149,7 @@ def _expected(if_match: str | None) -> int | None:
     if if_match is None:
         return None
     tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.startswith("v") or not tag[1:].isdigit():
+    if not tag.startswith("v") or as_id(tag[1:]) is None:
         raise ValidationError(
             f'If-Match must be an ETag of this API such as "v3", got {if_match!r}', field="If-Match"
         )
@@ -157,7 +169,9 @@ def list_leads(
     segment: Annotated[str | None, Query(max_length=200)] = None,
     filter: Annotated[str | None, Query(max_length=2000, description="A segment filter expression")] = None,
     order: Literal["id", "-id"] = "id",
-    cursor: Annotated[int | None, Query(ge=0, description="The next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="The next_cursor of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Json:
     """Leads, filtered and in pages: pass ``next_cursor`` back as ``cursor`` for the next page."""
@@ -183,14 +197,19 @@ def list_leads(
     return {"total": total, "items": items, "next_cursor": next_cursor}
 
 
-@router.post("/leads", tags=["leads"], status_code=200)
+@router.post(
+    "/leads",
+    tags=["leads"],
+    status_code=201,
+    responses={200: {"description": "An existing lead was recognised"}},
+)
 def create_lead(request: Request, body: LeadIn, who: Writer, response: Response) -> Json:
     """Create a lead, or recognise the person and fill in what is new (the same rules as imports)."""
     result = _import(request, "leads", [body.record()], who)
     if result.rejects:
         raise ValidationError(result.rejects[0]["reason"].removeprefix("row 1: "), field="body")
-    if result.created:
-        response.status_code = 201
+    if not result.created:
+        response.status_code = 200
     with container(request).uow() as uow:
         found = _find_created(uow, body)
     return {
@@ -224,7 +243,7 @@ def get_lead(request: Request, ref: Ref, uow: Uow, who: Reader, response: Respon
 
 
 class TransitionIn(Strict):
-    action: str = Field(min_length=1, max_length=40)
+    action: Action
     reason: str | None = Field(default=None, max_length=120)
     note: str | None = Field(default=None, max_length=5000)
     amount: str | None = Field(default=None, max_length=40)
@@ -244,7 +263,7 @@ def transition(
 ) -> Json:
     """Take an action of the transition table; with If-Match, only from that version (else 412)."""
     expected = _expected(if_match)
-    req = TransitionRequest(**body.model_dump())
+    req = TransitionRequest(**{**body.model_dump(), "action": body.action.value})
     c = container(request)
     lead, entry = lead_service.transition_lead(
         uow, ref, req, actor=who.actor, at=c.clock.now(), expected_version=expected, setup=c.qualification
@@ -346,7 +365,9 @@ def _task(task: Any, now: datetime) -> Json:
 
 
 @router.post("/tasks/{task_id}/done", tags=["tasks"])
-def close_task(request: Request, task_id: Annotated[int, Path(ge=1)], uow: Uow, who: Writer) -> Json:
+def close_task(
+    request: Request, task_id: Annotated[int, Path(ge=1, le=MAX_ID)], uow: Uow, who: Writer
+) -> Json:
     now = container(request).clock.now()
     task = tasks.close_task(uow, task_id, actor=who.actor, at=now)
     uow.commit()
@@ -465,7 +486,9 @@ def create_token(request: Request, body: TokenIn, uow: Uow, who: Writer) -> Json
 
 
 @router.delete("/tokens/{token_id}", tags=["tokens"])
-def revoke_token(request: Request, token_id: Annotated[int, Path(ge=1)], uow: Uow, who: Writer) -> Json:
+def revoke_token(
+    request: Request, token_id: Annotated[int, Path(ge=1, le=MAX_ID)], uow: Uow, who: Writer
+) -> Json:
     record = access.revoke_token(uow, token_id, actor=who.actor, at=container(request).clock.now())
     uow.commit()
     return access.token_document(record)

@@ -6,7 +6,8 @@ The tree::
     ├── ValidationError          input is malformed or incomplete (CLI exit 2, HTTP 422)
     │   ├── UnknownAction
     │   ├── UnknownReasonCode
-    │   └── MissingField
+    │   ├── MissingField
+    │   └── AlreadyExists        a name that must be unique is taken (HTTP 409)
     ├── RuleViolation            input is fine but a rule refuses it (CLI exit 3)
     │   ├── PermissionDenied     the actor's role may not do this (HTTP 403)
     │   ├── InvalidTransition    not allowed from the lead's current state (HTTP 409)
@@ -43,6 +44,10 @@ class UnknownReasonCode(ValidationError):
 
 class MissingField(ValidationError):
     """A field the action needs was not given."""
+
+
+class AlreadyExists(ValidationError):
+    """A name that must be unique (a user, a segment) is taken."""
 
 
 class RuleViolation(DomainError):

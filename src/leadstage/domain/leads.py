@@ -100,6 +100,19 @@ class Identity:
         return Identity(**values)
 
 
+#: The largest id a database stores (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
+
+def as_id(text: str | None) -> int | None:
+    """The internal id a text names (ASCII digits, 1 to :data:`MAX_ID`), else None: ``"²"`` and 30-digit
+    numbers are not ids."""
+    if not text or not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
 @dataclass(frozen=True)
 class ExternalId:
     system: str

@@ -449,7 +449,7 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("OP", m.group(), m.group(), pos))
             i = m.end()
             continue
-        if ch.isdigit() or ch == "-":
+        if ch in "0123456789-":
             kind, m = _number_like(text, i)
         else:
             kind, m = "NAME", _NAME.match(text, i)

@@ -31,6 +31,7 @@ from leadstage.domain.identity import (
     normalize_domain,
 )
 from leadstage.domain.leads import (
+    as_id,
     Account,
     ExternalId,
     Identity,
@@ -784,9 +785,10 @@ def import_activities(
         id_col = column("lead_id", cols)
         if id_col is not None:
             id_vals = clean(id_col, n)
-            known_ids = uow.bulk.existing_lead_ids(int(v) for v in id_vals if v and v.isdigit())
+            as_ids = [as_id(v) for v in id_vals]
+            known_ids = uow.bulk.existing_lead_ids(x for x in as_ids if x is not None)
             for i, v in enumerate(id_vals):
-                found = int(v) if v and v.isdigit() and int(v) in known_ids else None
+                found = as_ids[i] if as_ids[i] in known_ids else None
                 if lead_ids[i] is None and v and (refs[i] is None or found is not None):
                     refs[i] = ("lead_id", v)
                     lead_ids[i] = found

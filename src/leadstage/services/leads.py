@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 from leadstage.domain import identity as ident_rules
 from leadstage.domain.errors import ConcurrencyConflict, NotFound, PermissionDenied, ValidationError
 from leadstage.domain.leads import (
+    as_id,
     Account,
     ExternalId,
     Identity,
@@ -372,11 +373,11 @@ def resolve_lead(uow: UnitOfWork, ref: str | int) -> Lead:
     text = str(ref).strip()
     if not text:
         raise ValidationError("a lead reference is required", field="id")
-    if text.isdigit() and len(text) < 19:
-        lead = uow.leads.get(int(text))
+    if (as_number := as_id(text)) is not None:
+        lead = uow.leads.get(as_number)
         if lead is not None:
             return lead
-        survivor = uow.leads.merged_into(int(text))
+        survivor = uow.leads.merged_into(as_number)
         if survivor is not None and (lead := uow.leads.get(survivor)) is not None:
             return lead
     by_ext = uow.leads.find_by_external_id(text)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from leadstage.domain.activities import BUILTIN_ACTIVITY_TYPES
-from leadstage.domain.errors import NotFound, ValidationError
+from leadstage.domain.errors import AlreadyExists, NotFound, ValidationError
 from leadstage.domain.leads import Lead, lead_summary
 from leadstage.domain.segments import (
     All,
@@ -61,7 +61,7 @@ def create_segment(
         raise ValidationError("the filter is empty: write a condition such as stage = mql", field="filter")
     parse(uow, filter_text)
     if uow.segments.get(name) is not None:
-        raise ValidationError(f"a segment named {name!r} already exists", field="name")
+        raise AlreadyExists(f"a segment named {name!r} already exists", field="name")
     stored = uow.segments.add(
         Segment(
             id=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from leadstage.domain.errors import ValidationError
+from leadstage.domain.errors import AlreadyExists, ValidationError
 from leadstage.domain.stages import Role
 from leadstage.services.ports import UnitOfWork, UserRecord
 
@@ -26,7 +26,7 @@ def add_user(
     if role not in ASSIGNABLE_ROLES:
         raise ValidationError(f"unknown role {role!r}; one of {', '.join(ASSIGNABLE_ROLES)}", field="role")
     if uow.users.get_by_username(username) is not None:
-        raise ValidationError(f"user {username!r} already exists", field="name")
+        raise AlreadyExists(f"user {username!r} already exists", field="name")
     user_id = uow.users.add(username=username, role=role, team=team, password_hash=password_hash, at=at)
     user = uow.users.get(user_id)
     assert user is not None

@@ -132,3 +132,12 @@ def test_look_ups_try_every_folding_an_address_may_have_been_stored_under():
     from leadstage.domain.identity import lookup_forms
 
     assert lookup_forms("Ann+x@acme.com") == ["ann@acme.com", "ann+x@acme.com"]
+
+
+def test_only_ascii_digits_within_64_bits_are_internal_ids() -> None:
+    from leadstage.domain.leads import MAX_ID, as_id
+
+    assert as_id("42") == 42
+    assert as_id(str(MAX_ID)) == MAX_ID
+    for text in ("²", "٣", "0", str(MAX_ID + 1), "9" * 30, "", None, "4 2", "-1"):
+        assert as_id(text) is None, text

@@ -51,7 +51,7 @@ from sqlalchemy.exc import IntegrityError
 
 from leadstage.adapters.db import tables as t
 from leadstage.adapters.db.repositories import SqlLeadRepository, page
-from leadstage.domain.errors import ValidationError
+from leadstage.domain.errors import AlreadyExists, ValidationError
 from leadstage.domain.leads import Lead
 from leadstage.domain.segments import (
     NEGATIONS,
@@ -432,7 +432,7 @@ class SqlSegmentRepository:
                 new_id = self.conn.execute(insert(t.segments).values(values).returning(t.segments.c.id))
                 segment_id = int(new_id.scalar_one())
         except IntegrityError:
-            raise ValidationError(f"a segment named {segment.name!r} already exists", field="name") from None
+            raise AlreadyExists(f"a segment named {segment.name!r} already exists", field="name") from None
         return replace(segment, id=segment_id)
 
     def get(self, name: str) -> Segment | None:
