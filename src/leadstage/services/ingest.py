@@ -31,12 +31,12 @@ from leadstage.domain.identity import (
     normalize_domain,
 )
 from leadstage.domain.leads import (
-    as_id,
     Account,
     ExternalId,
     Identity,
     PropertyType,
     PropertyValue,
+    as_id,
     infer_value,
     merge_properties,
     type_of,

@@ -10,12 +10,12 @@ from typing import Any, Literal, Protocol
 from leadstage.domain import identity as ident_rules
 from leadstage.domain.errors import ConcurrencyConflict, NotFound, PermissionDenied, ValidationError
 from leadstage.domain.leads import (
-    as_id,
     Account,
     ExternalId,
     Identity,
     Lead,
     PropertyValue,
+    as_id,
     lead_summary,
     merge_properties,
 )

@@ -51,7 +51,7 @@ from sqlalchemy.exc import IntegrityError
 
 from leadstage.adapters.db import tables as t
 from leadstage.adapters.db.repositories import SqlLeadRepository, page
-from leadstage.domain.errors import AlreadyExists, ValidationError
+from leadstage.domain.errors import AlreadyExists
 from leadstage.domain.leads import Lead
 from leadstage.domain.segments import (
     NEGATIONS,
