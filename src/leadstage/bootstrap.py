@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -41,7 +41,7 @@ class Container:
         """How imports run here: settings, clock, identity rules, and scoring as records land (when on)."""
         s = self.settings
         return ImportContext(
-            uow_factory=self.uow,
+            uow_factory=partial(self.uow, write=True),  # imports always write: take the write lock up front
             clock=self.clock,
             normalizer=self.identity,
             email_rules=self.email_rules,

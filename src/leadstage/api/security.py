@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from threading import Lock
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 
 from leadstage.bootstrap import Container
 from leadstage.domain.errors import PermissionDenied, Unauthenticated
@@ -31,7 +32,7 @@ def container(request: Request) -> Container:
 
 def unit_of_work(request: Request) -> Iterator[UnitOfWork]:
     """The request's transaction: endpoints commit what they change; anything else is rolled back."""
-    with container(request).uow() as uow:
+    with container(request).uow(write=request.method not in ("GET", "HEAD", "OPTIONS")) as uow:
         yield uow
 
 
@@ -51,21 +52,31 @@ class Principal:
 
 def principal(
     request: Request,
-    uow: Uow,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The caller, from a bearer token; 401 without one that is valid."""
+    """The caller, from a bearer token; 401 without one that is valid. Read in its own short transaction,
+    so that the request's own unit of work (or the import pipeline's) is the only one that writes."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated(
             "this endpoint needs 'Authorization: Bearer TOKEN' (see `leadstage tokens create`)"
         )
-    actor, scope, token_id = access.authenticate_token(uow, credentials.credentials)
-    record = uow.access.get_token(token_id)
+    with container(request).uow() as uow:
+        actor, scope, token_id = access.authenticate_token(uow, credentials.credentials)
+        record = uow.access.get_token(token_id)
     now = container(request).clock.now()
     if record is not None and (record.last_used_at is None or now - record.last_used_at > TOUCH_EVERY):
-        uow.access.touch_token(token_id, at=now)
-        uow.commit()
+        _touch(request, token_id, now)
     return Principal(actor=actor, scope=scope, token_id=token_id)
+
+
+def _touch(request: Request, token_id: int, now: datetime) -> None:
+    """Record when a token was last used, in its own short transaction; best effort (it only informs)."""
+    try:
+        with container(request).uow(write=True) as uow:
+            uow.access.touch_token(token_id, at=now)
+            uow.commit()
+    except SQLAlchemyError:  # busy database: the next request after TOUCH_EVERY tries again
+        return
 
 
 def writer(who: Annotated[Principal, Depends(principal)]) -> Principal:

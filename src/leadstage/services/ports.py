@@ -398,7 +398,7 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self) -> UnitOfWork: ...  # pragma: no cover
+    def __call__(self, *, write: bool = False) -> UnitOfWork: ...  # pragma: no cover
 
 
 # ---- files -------------------------------------------------------------------------------------------

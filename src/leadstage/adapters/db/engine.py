@@ -57,7 +57,15 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
         event.listen(engine, "connect", lambda conn, _rec: setattr(conn, "isolation_level", None))
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # A unit of work that will write takes the write lock at its start (BEGIN IMMEDIATE): it waits its turn
+        # (busy timeout) instead of failing when its read snapshot cannot be upgraded after another commit.
+        event.listen(
+            engine,
+            "begin",
+            lambda conn: conn.exec_driver_sql(
+                "BEGIN IMMEDIATE" if conn.get_execution_options().get("leadstage_write") else "BEGIN"
+            ),
+        )
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True)
 

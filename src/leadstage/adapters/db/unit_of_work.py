@@ -39,12 +39,15 @@ class SqlUnitOfWork:
     disqualifications: SqlDisqualificationRepository
     access: SqlAccessRepository
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, write: bool = False) -> None:
         self.engine = engine
+        self.write = write
         self._conn: Connection | None = None
 
     def __enter__(self) -> Self:
         conn = self.engine.connect()
+        if self.write:
+            conn = conn.execution_options(leadstage_write=True)
         conn.begin()
         self._conn = conn
         self.leads = SqlLeadRepository(conn)
@@ -96,5 +99,7 @@ class SqlUnitOfWorkFactory:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine)
+    def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
+        """A unit of work; ``write=True`` when it will write (on SQLite it then waits for the write lock
+        up front rather than failing on a stale read snapshot)."""
+        return SqlUnitOfWork(self.engine, write=write)
