@@ -244,6 +244,10 @@ def _import(kind: str, file: Path, map_file: Path | None, id_column: str | None,
     finally:
         rejects.close()
     report.rejects_file = str(rejects.path) if rejects.count else None
+    if kind in ("leads", "activities"):  # new MQLs are routed at once; sales activities meet SLAs on tick
+        from leadstage.cli.routing import route_now
+
+        route_now(c, quiet=as_json)
     if as_json:
         emit_json(report.as_dict())
         return
@@ -483,6 +487,10 @@ def leads_transition(
         actor = lead_service.resolve_actor(uow, as_user)
         lead, entry = lead_service.transition_lead(uow, ref, request, actor=actor, at=c.clock.now())
         uow.commit()
+    if entry.action == "promote_mql":  # a new MQL is routed at once
+        from leadstage.cli.routing import route_now
+
+        route_now(c, quiet=as_json)
     result = {
         "id": lead.id,
         "stage": lead.stage.value,

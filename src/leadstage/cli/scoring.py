@@ -73,7 +73,11 @@ def rescore_all(c: Container, *, workers: int | None = None) -> scoring.ScoreRun
     at = c.clock.now()
     runner = process_runner(c, workers=workers or default_workers(total), at=at, promote=True)
     with progress_bar("scoring", max(1, total)) as bar:
-        return scoring.score_all(c.uow, load=yaml_loader, at=at, progress=bar, runner=runner)
+        report = scoring.score_all(c.uow, load=yaml_loader, at=at, progress=bar, runner=runner)
+    from leadstage.cli.routing import route_now  # new MQLs are routed at once
+
+    route_now(c)
+    return report
 
 
 def default_workers(leads: int) -> int:

@@ -17,6 +17,7 @@ from leadstage.adapters.db.repositories import (
     SqlQualificationRepository,
     SqlUserRepository,
 )
+from leadstage.adapters.db.routing import SqlRoutingRepository
 from leadstage.adapters.db.scoring import SqlScoringRepository
 from leadstage.adapters.db.segments import SqlSegmentRepository
 from leadstage.adapters.db.tasks import SqlTaskRepository
@@ -34,6 +35,7 @@ class SqlUnitOfWork:
     scoring: SqlScoringRepository
     segments: SqlSegmentRepository
     tasks: SqlTaskRepository
+    routing: SqlRoutingRepository
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -54,6 +56,7 @@ class SqlUnitOfWork:
         self.scoring = SqlScoringRepository(conn)
         self.segments = SqlSegmentRepository(conn)
         self.tasks = SqlTaskRepository(conn)
+        self.routing = SqlRoutingRepository(conn)
         return self
 
     def __exit__(
