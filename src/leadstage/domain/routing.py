@@ -549,7 +549,9 @@ class Decision:
         return self.user is None
 
 
-def _member_block(m: MemberPolicy, load: MemberLoad, today: date, territory: str | None) -> str | None:
+def _member_block(
+    m: MemberPolicy, load: MemberLoad, today: date, territory: str | None, *, any_territory: bool = False
+) -> str | None:
     if not load.active:
         return "deactivated"
     if m.away(today):
@@ -559,7 +561,7 @@ def _member_block(m: MemberPolicy, load: MemberLoad, today: date, territory: str
         return f"at capacity: {load.open_mqls} open MQLs (max {m.max_open})"
     if m.max_per_day is not None and load.today >= m.max_per_day:
         return f"daily limit reached: {load.today} new today (max {m.max_per_day})"
-    if m.territories and territory not in m.territories:
+    if m.territories and not any_territory and territory not in m.territories:
         return f"territory {territory or 'unknown'} not theirs ({', '.join(m.territories)})"
     return None
 
@@ -593,8 +595,7 @@ def choose_member(
             m
             for m in team.members
             if m.username not in excluded
-            and _member_block(m, loads[m.username], today, None if not m.territories else m.territories[0])
-            is None
+            and _member_block(m, loads[m.username], today, None, any_territory=True) is None
         ]
         if loose:
             for m in loose:
@@ -613,7 +614,8 @@ def choose_member(
         load = loads[m.username]
         share = f"{load.today} today at weight {m.weight:g}, {load.open_mqls} open MQLs"
         if m is chosen:
-            out.append(Candidate(m.username, True, f"next in turn: {share}"))
+            loose_note = "; no territory member was free" if m.username in blocked else ""
+            out.append(Candidate(m.username, True, f"next in turn: {share}{loose_note}"))
         elif m in eligible:
             out.append(Candidate(m.username, False, f"eligible, later in turn: {share}"))
         else:
@@ -732,7 +734,7 @@ def _to_target(
             f"({day.capacity}); waits in its queue, ranked by priority",
         )
     if member is not None:
-        why = _member_block(member, loads[member.username], day.today, None)
+        why = _member_block(member, loads[member.username], day.today, territory, any_territory=True)
         if why is not None:
             return _decision(
                 lead,
