@@ -76,7 +76,12 @@ def setup(c: Container, *, capacity: str = "null") -> None:
             uow, "enterprise", "properties.Employees >= 1000", actor_name="admin", at=NOW
         )
         routing_service.set_routing(
-            uow, DOC.format(capacity=capacity), source="routing.yaml", load=_loader, actor=BUILTIN_ADMIN, at=NOW
+            uow,
+            DOC.format(capacity=capacity),
+            source="routing.yaml",
+            load=_loader,
+            actor=BUILTIN_ADMIN,
+            at=NOW,
         )
         uow.commit()
 
@@ -87,7 +92,10 @@ def mqls(c: Container, *specs: tuple[str, str | None, dict[str, object]]) -> lis
     with c.uow() as uow:
         for email, _priority, props in specs:
             lead, _o, _w = upsert_lead(
-                uow, LeadInput(email=email, properties=dict(props)), normalizer=c.identity, at=NOW - timedelta(days=1)
+                uow,
+                LeadInput(email=email, properties=dict(props)),
+                normalizer=c.identity,
+                at=NOW - timedelta(days=1),
             )
             assert lead.id is not None
             ids.append(lead.id)
@@ -122,7 +130,9 @@ def count(c: Container, table: t.Table) -> int:  # type: ignore[name-defined]
 EMEA = {"Region": "EMEA"}
 
 
-def test_routing_assigns_open_mqls_records_why_and_running_it_again_changes_nothing(container: Container) -> None:
+def test_routing_assigns_open_mqls_records_why_and_running_it_again_changes_nothing(
+    container: Container,
+) -> None:
     setup(container)
     ids = mqls(
         container,
@@ -141,7 +151,9 @@ def test_routing_assigns_open_mqls_records_why_and_running_it_again_changes_noth
         german = uow.routing.current(ids[0])
         assert german is not None
         assert german.rule == "emea" and german.team == "emea" and german.kind == "rule"
-        assert german.sla_due_at == datetime(2026, 11, 2, 14, 0, tzinfo=UTC)  # 13:00 + 2 business hours, Berlin
+        assert german.sla_due_at == datetime(
+            2026, 11, 2, 14, 0, tzinfo=UTC
+        )  # 13:00 + 2 business hours, Berlin
         assert german.sla_state == "pending"
         chosen = {cand["user"]: cand for cand in german.candidates}
         assert chosen["ana"]["chosen"] and not chosen["ben"]["chosen"]
@@ -159,7 +171,9 @@ def test_routing_assigns_open_mqls_records_why_and_running_it_again_changes_noth
         assert len(uow.leads.history(ids[0])) == 2
 
 
-def test_beyond_the_daily_capacity_the_best_wait_ranked_and_go_first_the_next_day(container: Container) -> None:
+def test_beyond_the_daily_capacity_the_best_wait_ranked_and_go_first_the_next_day(
+    container: Container,
+) -> None:
     setup(container, capacity="2")
     ids = mqls(
         container,
@@ -193,7 +207,9 @@ def test_beyond_the_daily_capacity_the_best_wait_ranked_and_go_first_the_next_da
 
 def _sales_activity(c: Container, lead_id: int, at: datetime, kind: str = "call") -> None:
     with c.uow() as uow:
-        uow.activities.add(Activity(lead_id=lead_id, type=kind, occurred_at=at, idempotency_key=f"t:{lead_id}:{at}"))
+        uow.activities.add(
+            Activity(lead_id=lead_id, type=kind, occurred_at=at, idempotency_key=f"t:{lead_id}:{at}")
+        )
         uow.commit()
 
 
@@ -208,7 +224,14 @@ def test_a_first_sales_activity_meets_the_sla_and_a_missed_one_is_flagged_tasked
     _sales_activity(container, ignored, NOW - timedelta(days=3))  # before the assignment: not a response
     later = NOW + timedelta(hours=2, minutes=1)  # past the 14:00 UTC deadline
     report = tick_service.tick(container.uow, now=later)
-    assert report.results["sla"] == {"checked": 2, "met": 1, "breached": 1, "rerouted": 1, "closed": 0, "tasks": 1}
+    assert report.results["sla"] == {
+        "checked": 2,
+        "met": 1,
+        "breached": 1,
+        "rerouted": 1,
+        "closed": 0,
+        "tasks": 1,
+    }
     with container.uow() as uow:
         met = uow.routing.current(answered)
         assert met is not None
@@ -258,7 +281,13 @@ def test_two_managers_rerouting_the_same_lead_at_once_one_wins_the_other_changes
         first.commit()
         with pytest.raises(ConcurrencyConflict):
             routing_service.assign_lead(
-                second, lead_id, user="ana", team=None, actor=manager_b, at=NOW, expected_version=lead_b.version
+                second,
+                lead_id,
+                user="ana",
+                team=None,
+                actor=manager_b,
+                at=NOW,
+                expected_version=lead_b.version,
             )
     assert owners(container, [lead_id]) == ["rob"]
     with container.uow() as uow:
@@ -273,10 +302,16 @@ def test_only_a_manager_of_the_team_or_an_admin_may_reroute(container: Container
     with container.uow() as uow:
         for name in ("ana", "nina", "mia"):
             with pytest.raises(PermissionDenied):
-                routing_service.assign_lead(uow, lead_id, user="rob", team=None, actor=resolve_actor(uow, name), at=NOW)
+                routing_service.assign_lead(
+                    uow, lead_id, user="rob", team=None, actor=resolve_actor(uow, name), at=NOW
+                )
         with pytest.raises(PermissionDenied):  # max may not give it to another team
-            routing_service.assign_lead(uow, lead_id, user="kai", team=None, actor=resolve_actor(uow, "max"), at=NOW)
-        record = routing_service.assign_lead(uow, lead_id, user=None, team="apac", actor=BUILTIN_ADMIN, at=NOW)
+            routing_service.assign_lead(
+                uow, lead_id, user="kai", team=None, actor=resolve_actor(uow, "max"), at=NOW
+            )
+        record = routing_service.assign_lead(
+            uow, lead_id, user=None, team="apac", actor=BUILTIN_ADMIN, at=NOW
+        )
         uow.commit()
     assert record.username == "kai" and record.team == "apac"
     # Tokyo, Monday 21:00: the clock starts Tuesday 09:00 JST (00:00 UTC); four hours (the default) later
@@ -285,9 +320,14 @@ def test_only_a_manager_of_the_team_or_an_admin_may_reroute(container: Container
 
 def test_a_routing_document_naming_what_does_not_exist_stores_nothing(container: Container) -> None:
     with container.uow() as uow:
-        user_service.add_user(uow, username="max", role="sales_manager", team=None, password_hash=None, at=NOW)
+        user_service.add_user(
+            uow, username="max", role="sales_manager", team=None, password_hash=None, at=NOW
+        )
         uow.commit()
-    with container.uow() as uow, pytest.raises(ValidationError, match=r"line 14, teams\.emea\.members\.ana: no user 'ana'"):
+    with (
+        container.uow() as uow,
+        pytest.raises(ValidationError, match=r"line 14, teams\.emea\.members\.ana: no user 'ana'"),
+    ):
         routing_service.set_routing(
             uow, DOC.format(capacity=1), source="routing.yaml", load=_loader, actor=BUILTIN_ADMIN, at=NOW
         )

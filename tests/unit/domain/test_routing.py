@@ -119,7 +119,11 @@ _DELETE = object()
         (["teams", "emea", "members", "gone"], {}, "deactivated"),
         (["teams", "emea", "timezone"], "Europe/Atlantis", r"teams\.emea\.timezone: unknown time zone"),
         (["teams", "emea", "hours"], {"mon-fri": ["09:00-13:00", "12:00-17:00"]}, "overlap"),
-        (["teams", "emea", "hours"], {"mon-fri": "9 to 5"}, r"teams\.emea\.hours\.mon-fri: .*not a time span"),
+        (
+            ["teams", "emea", "hours"],
+            {"mon-fri": "9 to 5"},
+            r"teams\.emea\.hours\.mon-fri: .*not a time span",
+        ),
         (["teams", "emea", "holidays"], ["Christmas"], "must be a date"),
         (["teams", "emea", "daily_capacity"], -1, "whole number"),
         (["teams", "emea", "members", "ben", "weight"], 0, "above 0"),
@@ -188,7 +192,9 @@ def test_capacity_time_away_and_territory_are_reasons_to_skip() -> None:
     assert "territory Nordics not theirs" in why["ana"]
     assert "out of office until 2026-11-10" in why["cy"]
     assert [c.chosen for c in candidates] == [False, True, False]
-    back = _parse(DOC.replace("out_of_office_until: 2026-11-10", "out_of_office_until: 2026-11-02")).teams["emea"]
+    back = _parse(DOC.replace("out_of_office_until: 2026-11-10", "out_of_office_until: 2026-11-02")).teams[
+        "emea"
+    ]
     full = _loads(cy=(5, 0), ben=(0, 0))
     chosen, candidates = choose_member(back, full, today=TODAY, territory="Nordics")
     assert chosen is not None and chosen.username == "ben"
@@ -204,7 +210,9 @@ def test_when_nobody_of_the_territory_is_free_anyone_free_may_take_it() -> None:
     assert "no territory member was free" in {c.username: c.why for c in candidates}["ana"]
 
 
-def _lead(lead_id: int, priority: str | None, country: str | None = None, owner: str | None = None) -> LeadFacts:
+def _lead(
+    lead_id: int, priority: str | None, country: str | None = None, owner: str | None = None
+) -> LeadFacts:
     return LeadFacts(
         lead_id=lead_id,
         version=1,
@@ -232,7 +240,12 @@ def test_the_best_leads_go_first_and_the_rest_wait_ranked_when_capacity_runs_out
 
 def test_rules_match_in_order_with_segments_territories_and_sticky_account_owners() -> None:
     doc = _parse()
-    leads = [_lead(1, "A1", "Germany"), _lead(2, "A1", "France"), _lead(3, "B1", "Germany", owner="ben"), _lead(4, "B2")]
+    leads = [
+        _lead(1, "A1", "Germany"),
+        _lead(2, "A1", "France"),
+        _lead(3, "B1", "Germany", owner="ben"),
+        _lead(4, "B2"),
+    ]
     matches = {0: frozenset({2}), 1: frozenset({1, 2}), 2: frozenset({1, 2, 3})}
     days = {"emea": TeamDay(today=TODAY, handed=0, capacity=None)}
     by_id = {d.lead_id: d for d in plan(doc, leads, matches, loads=_loads(), days=days, now_ts=0.0)}
