@@ -93,7 +93,8 @@ def test_routing_end_to_end_promotion_routes_a_rep_may_not_reroute_tick_reports(
     assert run(capsys, db_url, "routing", "set", str(good), "--as", "ana").code == 3
     result = run(capsys, db_url, "routing", "set", str(good), "--json")
     assert result.code == 0, result.err
-    assert result.json()["version"] == 1 and result.json()["teams"] == ["emea"]
+    assert result.json()["version"] == 1
+    assert result.json()["teams"] == ["emea"]
     shown = run(capsys, db_url, "routing", "show", "--json").json()
     assert shown["teams"]["emea"]["members"][1]["weight"] == 2.0
     assert shown["rules"][0]["name"] == "everyone"
@@ -125,7 +126,8 @@ def test_routing_end_to_end_promotion_routes_a_rep_may_not_reroute_tick_reports(
     assert "may not re-route" in refused.err
     moved = run(capsys, db_url, "leads", "assign", "anna@firma.de", "ben", "--as", "max", "--json")
     assert moved.code == 0, moved.err
-    assert moved.json()["user"] == "ben" and moved.json()["kind"] == "manual"
+    assert moved.json()["user"] == "ben"
+    assert moved.json()["kind"] == "manual"
     assert run(capsys, db_url, "leads", "assign", "anna@firma.de", "--as", "max").code == 2  # no target
 
     sla = run(capsys, db_url, "routing", "sla", "--json").json()
@@ -137,16 +139,19 @@ def test_routing_end_to_end_promotion_routes_a_rep_may_not_reroute_tick_reports(
     doc = ticked.json()
     assert set(doc["results"]) == {"sla", "handoff"}
     assert doc["results"]["sla"]["checked"] == 1
-    assert doc["errors"] == {} and doc["skipped"] == []
+    assert doc["errors"] == {}
+    assert doc["skipped"] == []
     assert run(capsys, db_url, "tick").code == 0
 
     queue = run(capsys, db_url, "routing", "queue", "--json")
-    assert queue.code == 0 and queue.json()["total"] == 0
+    assert queue.code == 0
+    assert queue.json()["total"] == 0
     assert run(capsys, db_url, "routing", "queue", "--team", "nowhere").code == 2
 
     assert run(capsys, db_url, "routing", "away", "ana", "--until", "2026-12-01", "--as", "ben").code == 3
     away = run(capsys, db_url, "routing", "away", "ana", "--until", "2026-12-01", "--as", "max", "--json")
-    assert away.code == 0 and away.json()["out_of_office_until"] == "2026-12-01"
+    assert away.code == 0
+    assert away.json()["out_of_office_until"] == "2026-12-01"
     assert run(capsys, db_url, "routing", "away", "ana", "--until", "soon").code == 2
     shown = run(capsys, db_url, "routing", "show", "--json").json()
     assert shown["teams"]["emea"]["members"][0]["out_of_office_until"] == "2026-12-01"

@@ -150,16 +150,20 @@ def test_routing_assigns_open_mqls_records_why_and_running_it_again_changes_noth
     with container.uow() as uow:
         german = uow.routing.current(ids[0])
         assert german is not None
-        assert german.rule == "emea" and german.team == "emea" and german.kind == "rule"
+        assert german.rule == "emea"
+        assert german.team == "emea"
+        assert german.kind == "rule"
         assert german.sla_due_at == datetime(
             2026, 11, 2, 14, 0, tzinfo=UTC
         )  # 13:00 + 2 business hours, Berlin
         assert german.sla_state == "pending"
         chosen = {cand["user"]: cand for cand in german.candidates}
-        assert chosen["ana"]["chosen"] and not chosen["ben"]["chosen"]
+        assert chosen["ana"]["chosen"]
+        assert not chosen["ben"]["chosen"]
         history = uow.leads.history(ids[0])
         assert [h.action for h in history] == ["create", "assign"]
-        assert history[-1].data["to"] == "ana" and history[-1].data["rule"] == "emea"
+        assert history[-1].data["to"] == "ana"
+        assert history[-1].data["rule"] == "emea"
         waiting = routing_service.queued(uow, "none")
         assert [q.lead_id for q in waiting] == [ids[3]]
         assert "no rule matches" in waiting[0].reason
@@ -241,14 +245,16 @@ def test_a_first_sales_activity_meets_the_sla_and_a_missed_one_is_flagged_tasked
             (first_owner, "breached", False),
             (history[1].username, "pending", True),
         ]
-        assert history[1].username != first_owner and history[1].kind == "sla_reroute"
+        assert history[1].username != first_owner
+        assert history[1].kind == "sla_reroute"
         tasks = uow.tasks.find(TaskQuery(kinds=(TaskKind.SLA_BREACH,)))
         max_id = resolve_actor(uow, "max").user_id
         assert [(task.owner_id, task.key) for task in tasks] == [(max_id, f"sla:{ignored}:1:{history[0].id}")]
         assert "sla_breach" in [h.action for h in uow.leads.history(ignored)]
     # tick is idempotent: the same evaluation again changes nothing
     again = tick_service.tick(container.uow, now=later)
-    assert again.results["sla"]["breached"] == 0 and again.results["sla"]["tasks"] == 0
+    assert again.results["sla"]["breached"] == 0
+    assert again.results["sla"]["tasks"] == 0
     assert count(container, t.tasks) == 1
     assert count(container, t.assignments) == 3
 
@@ -260,7 +266,8 @@ def test_an_sla_closes_when_the_lead_leaves_the_mql_stage(container: Container) 
     with container.engine.begin() as conn:
         conn.execute(update(t.leads).where(t.leads.c.id == lead_id).values(stage="lead", status="nurture"))
     report = tick_service.tick(container.uow, now=NOW + timedelta(days=2))
-    assert report.results["sla"]["closed"] == 1 and report.results["sla"]["breached"] == 0
+    assert report.results["sla"]["closed"] == 1
+    assert report.results["sla"]["breached"] == 0
 
 
 def test_two_managers_rerouting_the_same_lead_at_once_one_wins_the_other_changes_nothing(
@@ -274,7 +281,8 @@ def test_two_managers_rerouting_the_same_lead_at_once_one_wins_the_other_changes
         manager_b = resolve_actor(second, "max")
         lead_a = first.leads.get(lead_id)
         lead_b = second.leads.get(lead_id)
-        assert lead_a is not None and lead_b is not None
+        assert lead_a is not None
+        assert lead_b is not None
         routing_service.assign_lead(
             first, lead_id, user="rob", team=None, actor=manager_a, at=NOW, expected_version=lead_a.version
         )
@@ -292,7 +300,8 @@ def test_two_managers_rerouting_the_same_lead_at_once_one_wins_the_other_changes
     assert owners(container, [lead_id]) == ["rob"]
     with container.uow() as uow:
         kinds = [(a.kind, a.username, a.current) for a in uow.routing.history(lead_id)]
-    assert kinds[-1] == ("manual", "rob", True) and len(kinds) == 2
+    assert kinds[-1] == ("manual", "rob", True)
+    assert len(kinds) == 2
 
 
 def test_only_a_manager_of_the_team_or_an_admin_may_reroute(container: Container) -> None:
@@ -313,7 +322,8 @@ def test_only_a_manager_of_the_team_or_an_admin_may_reroute(container: Container
             uow, lead_id, user=None, team="apac", actor=BUILTIN_ADMIN, at=NOW
         )
         uow.commit()
-    assert record.username == "kai" and record.team == "apac"
+    assert record.username == "kai"
+    assert record.team == "apac"
     # Tokyo, Monday 21:00: the clock starts Tuesday 09:00 JST (00:00 UTC); four hours (the default) later
     assert record.sla_due_at == datetime(2026, 11, 3, 4, 0, tzinfo=UTC)
 
@@ -333,8 +343,10 @@ def test_a_routing_document_naming_what_does_not_exist_stores_nothing(container:
         )
     assert count(container, t.routing_documents) == 0
     assert count(container, t.teams) == 0
-    with container.uow() as uow, pytest.raises(PermissionDenied):
+    with container.uow() as uow:
         user_service.add_user(uow, username="rep", role="sales_rep", team=None, password_hash=None, at=NOW)
+        uow.commit()
+    with container.uow() as uow, pytest.raises(PermissionDenied):
         routing_service.set_routing(
             uow,
             "teams:\n  t:\n    timezone: UTC\n    hours: {mon: '09:00-10:00'}\n    members: [rep]\nrules:\n  - team: t\n",

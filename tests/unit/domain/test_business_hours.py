@@ -80,7 +80,8 @@ def test_split_days_and_lunch_breaks() -> None:
     cal = calendar("UTC", week)
     # Monday 11:30 + 60 min: 30 before lunch, 30 after
     assert cal.add_minutes(utc(2026, 1, 5, 11, 30), 60) == utc(2026, 1, 5, 13, 30)
-    assert week[5] == () and week[6] == ()
+    assert week[5] == ()
+    assert week[6] == ()
 
 
 @pytest.mark.parametrize(

@@ -85,12 +85,15 @@ def test_a_valid_document_reads_teams_members_and_ordered_rules() -> None:
     assert team.manager == "max"
     assert team.first_response_minutes == 120
     assert team.daily_capacity == 3
-    assert team.week[0] == ((540, 1020),) and team.week[5] == ()
+    assert team.week[0] == ((540, 1020),)
+    assert team.week[5] == ()
     assert [m.username for m in team.members] == ["ana", "ben", "cy"]
-    assert team.members[2].away(TODAY) and not team.members[2].away(date(2026, 11, 10))
+    assert team.members[2].away(TODAY)
+    assert not team.members[2].away(date(2026, 11, 10))
     assert [r.name for r in doc.rules] == ["enterprise to ana", "dach", "everyone else"]
     assert checked == ["fit_grade >= B"]
-    assert doc.territory_of("germany") == "DACH" and doc.territory_of("France") is None
+    assert doc.territory_of("germany") == "DACH"
+    assert doc.territory_of("France") is None
     assert RoutingDocument.from_json(doc.as_json()) == doc
 
 
@@ -180,14 +183,17 @@ def test_weighted_round_robin_hands_out_in_proportion_to_weights() -> None:
         given[chosen.username] += 1
         loads[chosen.username].today += 1
         loads[chosen.username].last_assigned = n
-    assert given["ana"] == 20 and given["ben"] == 10 and given["cy"] == 10
+    assert given["ana"] == 20
+    assert given["ben"] == 10
+    assert given["cy"] == 10
 
 
 def test_capacity_time_away_and_territory_are_reasons_to_skip() -> None:
     team = _parse().teams["emea"]
     loads = _loads(ana=(0, 0), ben=(0, 0))
     chosen, candidates = choose_member(team, loads, today=TODAY, territory="Nordics")
-    assert chosen is not None and chosen.username == "ben"
+    assert chosen is not None
+    assert chosen.username == "ben"
     why = {c.username: c.why for c in candidates}
     assert "territory Nordics not theirs" in why["ana"]
     assert "out of office until 2026-11-10" in why["cy"]
@@ -197,16 +203,19 @@ def test_capacity_time_away_and_territory_are_reasons_to_skip() -> None:
     ]
     full = _loads(cy=(5, 0), ben=(0, 0))
     chosen, candidates = choose_member(back, full, today=TODAY, territory="Nordics")
-    assert chosen is not None and chosen.username == "ben"
+    assert chosen is not None
+    assert chosen.username == "ben"
     assert "at capacity: 5 open MQLs (max 5)" in {c.username: c.why for c in candidates}["cy"]
 
 
 def test_when_nobody_of_the_territory_is_free_anyone_free_may_take_it() -> None:
     team = _parse().teams["emea"]
     chosen, candidates = choose_member(team, _loads(), today=TODAY, territory="DACH", exclude=["ben"])
-    assert chosen is not None and chosen.username == "ana"
+    assert chosen is not None
+    assert chosen.username == "ana"
     chosen, candidates = choose_member(team, _loads(), today=TODAY, territory="Nordics", exclude=["ben"])
-    assert chosen is not None and chosen.username == "ana"
+    assert chosen is not None
+    assert chosen.username == "ana"
     assert "no territory member was free" in {c.username: c.why for c in candidates}["ana"]
 
 
@@ -234,7 +243,8 @@ def test_the_best_leads_go_first_and_the_rest_wait_ranked_when_capacity_runs_out
     decisions = plan(doc, leads, matches, loads=_loads(), days=days, now_ts=0.0)
     assert [d.lead_id for d in decisions] == [2, 5, 4, 1, 3]
     assert [d.user is not None for d in decisions] == [True, True, True, False, False]
-    assert "daily hand-off capacity (3)" in decisions[3].reason and decisions[3].team == "emea"
+    assert "daily hand-off capacity (3)" in decisions[3].reason
+    assert decisions[3].team == "emea"
     assert days["emea"].handed == 3
 
 
@@ -251,8 +261,12 @@ def test_rules_match_in_order_with_segments_territories_and_sticky_account_owner
     by_id = {d.lead_id: d for d in plan(doc, leads, matches, loads=_loads(), days=days, now_ts=0.0)}
     assert (by_id[2].rule, by_id[2].user) == ("enterprise to ana", "ana")
     assert (by_id[1].rule, by_id[1].user) == ("dach", "ana")  # the DACH member
-    assert by_id[3].kind == "account_owner" and by_id[3].user == "ben" and not by_id[3].counted
-    assert by_id[4].user is None and by_id[4].team is None and "no rule matches" in by_id[4].reason
+    assert by_id[3].kind == "account_owner"
+    assert by_id[3].user == "ben"
+    assert not by_id[3].counted
+    assert by_id[4].user is None
+    assert by_id[4].team is None
+    assert "no rule matches" in by_id[4].reason
 
 
 def test_priority_ranks_grade_then_level_then_engagement_then_waiting_time() -> None:
