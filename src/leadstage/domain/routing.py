@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 
 from leadstage.domain.business_hours import (
@@ -90,7 +91,7 @@ class TeamPolicy:
     reroute_on_breach: bool = False
     members: tuple[MemberPolicy, ...] = ()
 
-    @property
+    @cached_property
     def calendar(self) -> BusinessCalendar:
         return calendar(self.timezone, self.week, self.holidays)
 

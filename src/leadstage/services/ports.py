@@ -680,6 +680,10 @@ class RoutingRepository(Protocol):
         the new one and the history row. None (nothing written) when the lead changed meanwhile."""
         ...
 
+    def assign_many(self, items: Sequence[tuple[NewAssignment, int, HistoryEntry]]) -> list[int | None]:
+        """:meth:`assign` for many leads (new, version read, history) at once; None where the lead changed."""
+        ...
+
     def replace_queue(self, entries: Sequence[QueuedLead], *, at: datetime) -> None: ...
 
     def queue(

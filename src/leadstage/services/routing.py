@@ -283,6 +283,7 @@ def route_pending(uow: UnitOfWork, *, at: datetime, actor: str = "system", lock:
     queue: list[QueuedLead] = []
     positions: dict[str | None, int] = {}
     by_id = {lead.lead_id: lead for lead in leads}
+    writes: list[tuple[Decision, tuple[NewAssignment, HistoryEntry]]] = []
     for d in decisions:
         if d.user is None:
             positions[d.team] = positions.get(d.team, 0) + 1
@@ -302,18 +303,20 @@ def route_pending(uow: UnitOfWork, *, at: datetime, actor: str = "system", lock:
             else:
                 report.queued += 1
             continue
-        if _apply(uow, d, users[d.user], doc=doc, version=stored.version, actor=actor, at=at):
-            report.routed += 1
-            key = d.rule or d.kind
-            report.by_rule[key] = report.by_rule.get(key, 0) + 1
-        else:
+        writes.append((d, _assignment(d, users[d.user], doc=doc, version=stored.version, actor=actor, at=at)))
+    results = uow.routing.assign_many([(new, d.version, history) for d, (new, history) in writes])
+    for (d, _w), assignment_id in zip(writes, results, strict=True):
+        if assignment_id is None:
             report.conflicts += 1
+            continue
+        report.routed += 1
+        key = d.rule or d.kind
+        report.by_rule[key] = report.by_rule.get(key, 0) + 1
     uow.routing.replace_queue(queue, at=at)
     return report
 
 
-def _apply(
-    uow: UnitOfWork,
+def _assignment(
     d: Decision,
     user: UserRecord,
     *,
@@ -321,7 +324,7 @@ def _apply(
     version: int,
     actor: str,
     at: datetime,
-) -> bool:
+) -> tuple[NewAssignment, HistoryEntry]:
     new = NewAssignment(
         lead_id=d.lead_id,
         cycle=d.cycle,
@@ -348,7 +351,7 @@ def _apply(
         note=f"assigned to {user.username}: {d.reason}",
         data={"to": user.username, "team": d.team, "rule": d.rule},
     )
-    return uow.routing.assign(new, version=d.version, history=history) is not None
+    return new, history
 
 
 # ---- manual re-routing ---------------------------------------------------------------------------------

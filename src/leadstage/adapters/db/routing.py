@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -270,56 +270,59 @@ class SqlRoutingRepository:
     # ---- writes ----------------------------------------------------------------------------------------
 
     def assign(self, new: NewAssignment, *, version: int, history: HistoryEntry) -> int | None:
-        try:
-            result = self.conn.execute(
-                update(t.leads)
-                .where(t.leads.c.id == new.lead_id, t.leads.c.version == version)
-                .values(owner_id=new.user_id, version=version + 1, updated_at=new.at)
-            )
-        except OperationalError as exc:
-            # SQLite refuses to upgrade a read snapshot that another writer made stale (SQLITE_BUSY_SNAPSHOT)
-            if "locked" not in str(exc.orig):
-                raise
-            raise ConcurrencyConflict(
-                f"lead {new.lead_id} was changed by someone else while you were working on it; "
-                "nothing was written, try again"
-            ) from None
-        if result.rowcount != 1:
-            return None
+        return self.assign_many([(new, version, history)])[0]
+
+    def assign_many(self, items: Sequence[tuple[NewAssignment, int, HistoryEntry]]) -> list[int | None]:
+        """Each lead's owner where its version is still the one read (one statement built once, run per
+        lead), then the superseded assignments, the new ones, their history rows and the queue set-based."""
+        done: list[int | None] = [None] * len(items)
+        won: list[int] = []
+        for i, (new, version, _h) in enumerate(items):
+            params = {
+                "_id": new.lead_id,
+                "_v": version,
+                "_owner": new.user_id,
+                "_nv": version + 1,
+                "_at": new.at,
+            }
+            try:
+                result = self.conn.execute(_UPDATE_OWNER, params)
+            except OperationalError as exc:
+                # SQLite refuses to upgrade a read snapshot another writer made stale (SQLITE_BUSY_SNAPSHOT)
+                if "locked" not in str(exc.orig):
+                    raise
+                raise ConcurrencyConflict(
+                    f"lead {new.lead_id} was changed by someone else while you were working on it; "
+                    "nothing was written, try again"
+                ) from None
+            if result.rowcount == 1:
+                won.append(i)
+        if not won:
+            return done
         a = t.assignments
-        self.conn.execute(
-            update(a)
-            .where(a.c.lead_id == new.lead_id, a.c.current.is_(True))
-            .values(current=False, sla_state=_close_pending(a))
-        )
-        assignment_id = self.conn.execute(
-            insert(a)
-            .values(
-                lead_id=new.lead_id,
-                cycle=new.cycle,
-                team=new.team,
-                user_id=new.user_id,
-                username=new.username,
-                kind=new.kind,
-                rule=new.rule,
-                reason=new.reason,
-                candidates=[dict(c) for c in new.candidates],
-                actor=new.actor,
-                at=new.at,
-                current=True,
-                counted=new.counted,
-                document_version=new.document_version,
-                sla_due_at=new.sla_due_at,
-                sla_state="pending" if new.sla_due_at is not None else None,
+        lead_ids = [items[i][0].lead_id for i in won]
+        for chunk in chunks(lead_ids, 900):
+            self.conn.execute(
+                update(a)
+                .where(a.c.lead_id.in_(chunk), a.c.current.is_(True))
+                .values(current=False, sla_state=_close_pending(a))
             )
-            .returning(a.c.id)
-        ).scalar_one()
-        self.conn.execute(delete(t.routing_queue).where(t.routing_queue.c.lead_id == new.lead_id))
-        data = {**history.data, "assignment_id": int(assignment_id)}
-        values = history_values(new.lead_id, history)
-        values["data"] = data
-        self.conn.execute(insert(t.lead_history), values)
-        return int(assignment_id)
+        self.conn.execute(insert(a), [_assignment_values(items[i][0]) for i in won])
+        ids: dict[int, int] = {}
+        for chunk in chunks(lead_ids, 900):
+            q = select(a.c.lead_id, a.c.id).where(a.c.lead_id.in_(chunk), a.c.current.is_(True))
+            ids.update({int(r[0]): int(r[1]) for r in self.conn.execute(q)})
+        history = []
+        for i in won:
+            new, _version, entry = items[i]
+            done[i] = ids[new.lead_id]
+            values = history_values(new.lead_id, entry)
+            values["data"] = {**entry.data, "assignment_id": ids[new.lead_id]}
+            history.append(values)
+        self.conn.execute(insert(t.lead_history), history)
+        for chunk in chunks(lead_ids, 900):
+            self.conn.execute(delete(t.routing_queue).where(t.routing_queue.c.lead_id.in_(chunk)))
+        return done
 
     def replace_queue(self, entries: Sequence[QueuedLead], *, at: datetime) -> None:
         q = t.routing_queue
@@ -504,6 +507,37 @@ class SqlRoutingRepository:
 
     def add_history(self, lead_id: int, entry: HistoryEntry) -> None:
         self.conn.execute(insert(t.lead_history), history_values(lead_id, entry))
+
+
+_UPDATE_OWNER = (
+    update(t.leads)
+    .where(t.leads.c.id == bindparam("_id"), t.leads.c.version == bindparam("_v"))
+    .values(owner_id=bindparam("_owner"), version=bindparam("_nv"), updated_at=bindparam("_at"))
+)
+
+
+def _assignment_values(new: NewAssignment) -> dict[str, Any]:
+    return {
+        "lead_id": new.lead_id,
+        "cycle": new.cycle,
+        "team": new.team,
+        "user_id": new.user_id,
+        "username": new.username,
+        "kind": new.kind,
+        "rule": new.rule,
+        "reason": new.reason,
+        "candidates": [dict(c) for c in new.candidates],
+        "actor": new.actor,
+        "at": new.at,
+        "current": True,
+        "counted": new.counted,
+        "document_version": new.document_version,
+        "sla_due_at": new.sla_due_at,
+        "sla_state": "pending" if new.sla_due_at is not None else None,
+        "responded_at": None,
+        "response_minutes": None,
+        "breached_at": None,
+    }
 
 
 def _close_pending(a: Any) -> Any:
