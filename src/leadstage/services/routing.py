@@ -38,7 +38,6 @@ from leadstage.domain.routing import (
     MemberLoad,
     RoutingDocument,
     TeamDay,
-    TeamPolicy,
     choose_member,
     parse_document,
     plan,
@@ -590,108 +589,139 @@ def evaluate_responses(uow: UnitOfWork, *, now: datetime, actor: str = "system")
             p.assignment_id, state="breached", at=now, responded_at=None, minutes=None
         ):
             breaches.append((p, True))
-    for p, unanswered in breaches:
-        report.breached += 1
-        policy = doc.teams.get(p.team) if doc and p.team else None
-        report.tasks += _flag_breach(uow, p, policy, now=now, actor=actor, unanswered=unanswered)
-        if unanswered and policy is not None and policy.reroute_on_breach and doc is not None:
-            report.rerouted += _reroute(uow, p, policy, doc, stored, now=now, actor=actor)
+    if breaches:
+        report.breached = len(breaches)
+        report.tasks = _flag_breaches(uow, breaches, doc, now=now, actor=actor)
+        report.rerouted = _reroute(uow, breaches, doc, stored, now=now, actor=actor)
     return report
 
 
-def _flag_breach(
+def _flag_breaches(
     uow: UnitOfWork,
-    p: PendingResponse,
-    policy: TeamPolicy | None,
+    breaches: list[tuple[PendingResponse, bool]],
+    doc: RoutingDocument | None,
     *,
     now: datetime,
     actor: str,
-    unanswered: bool,
 ) -> int:
-    what = "no first response" if unanswered else "first response came late"
-    uow.routing.add_history(
-        p.lead_id,
-        HistoryEntry(
-            action=SLA_BREACH,
-            from_stage=Stage(p.stage),
-            from_status=Status(p.status),
-            to_stage=Stage(p.stage),
-            to_status=Status(p.status),
-            actor=actor,
-            at=now,
-            cycle=p.cycle,
-            reason="unanswered" if unanswered else "late",
-            note=f"{what} from {p.username} by {p.sla_due_at.isoformat()}",
-            data={"assignment_id": p.assignment_id, "user": p.username, "team": p.team},
-        ),
-    )
-    manager = uow.users.get_by_username(policy.manager) if policy and policy.manager else None
-    task = Task(
-        kind=TaskKind.SLA_BREACH,
-        title=f"SLA breach: lead {p.lead_id}, {what} from {p.username}",
-        due_at=now,
-        created_at=now,
-        created_by=actor,
-        lead_id=p.lead_id,
-        owner_id=manager.id if manager else None,
-        key=f"sla:{p.lead_id}:{p.cycle}:{p.assignment_id}",
-        data={
-            "assignment_id": p.assignment_id,
-            "user": p.username,
-            "team": p.team,
-            "due_at": p.sla_due_at.isoformat(),
-        },
-    )
-    return uow.tasks.add_many([task])
+    """A history row per breach and one keyed task for the team's manager (set-based); tasks stored."""
+    managers: dict[str, int | None] = {}
+    for team in doc.teams.values() if doc else ():
+        user = uow.users.get_by_username(team.manager) if team.manager else None
+        managers[team.name] = user.id if user else None
+    rows: list[tuple[int, HistoryEntry]] = []
+    tasks: list[Task] = []
+    for p, unanswered in breaches:
+        what = "no first response" if unanswered else "first response came late"
+        rows.append(
+            (
+                p.lead_id,
+                HistoryEntry(
+                    action=SLA_BREACH,
+                    from_stage=Stage(p.stage),
+                    from_status=Status(p.status),
+                    to_stage=Stage(p.stage),
+                    to_status=Status(p.status),
+                    actor=actor,
+                    at=now,
+                    cycle=p.cycle,
+                    reason="unanswered" if unanswered else "late",
+                    note=f"{what} from {p.username} by {p.sla_due_at.isoformat()}",
+                    data={"assignment_id": p.assignment_id, "user": p.username, "team": p.team},
+                ),
+            )
+        )
+        tasks.append(
+            Task(
+                kind=TaskKind.SLA_BREACH,
+                title=f"SLA breach: lead {p.lead_id}, {what} from {p.username}",
+                due_at=now,
+                created_at=now,
+                created_by=actor,
+                lead_id=p.lead_id,
+                owner_id=managers.get(p.team) if p.team else None,
+                key=f"sla:{p.lead_id}:{p.cycle}:{p.assignment_id}",
+                data={
+                    "assignment_id": p.assignment_id,
+                    "user": p.username,
+                    "team": p.team,
+                    "due_at": p.sla_due_at.isoformat(),
+                },
+            )
+        )
+    uow.bulk.insert_history(rows)
+    return uow.tasks.add_many(tasks)
 
 
 def _reroute(
     uow: UnitOfWork,
-    p: PendingResponse,
-    policy: TeamPolicy,
-    doc: RoutingDocument,
+    breaches: list[tuple[PendingResponse, bool]],
+    doc: RoutingDocument | None,
     stored: StoredRouting | None,
     *,
     now: datetime,
     actor: str,
 ) -> int:
-    """Hand a lead whose owner missed the deadline to the next member who has not had it this cycle."""
-    had = {a.username for a in uow.routing.history(p.lead_id) if a.cycle == p.cycle}
-    loads, days, users = _loads(uow, doc, now)
-    chosen, candidates = choose_member(
-        policy, loads, today=days[policy.name].today, territory=None, exclude=had
-    )
-    if chosen is None:
+    """Hand each unanswered lead of a team that re-routes on breach to the next member who has not had
+    it this cycle (loads read once, kept current in memory); returns how many were re-routed."""
+    if doc is None:
         return 0
-    user = users[chosen.username]
-    reason = f"{p.username} missed the first-response deadline {p.sla_due_at.isoformat()}; re-routed in team {policy.name}"
-    new = NewAssignment(
-        lead_id=p.lead_id,
-        cycle=p.cycle,
-        team=policy.name,
-        user_id=user.id,
-        username=user.username,
-        kind=KIND_SLA_REROUTE,
-        rule=None,
-        reason=reason,
-        candidates=[c.as_json() for c in candidates],
-        actor=actor,
-        at=now,
-        counted=False,
-        document_version=stored.version if stored else None,
-        sla_due_at=policy.calendar.add_minutes(now, policy.first_response_minutes),
-    )
-    history = _entry(
-        cycle=p.cycle,
-        stage=p.stage,
-        status=p.status,
-        actor=actor,
-        at=now,
-        kind=KIND_SLA_REROUTE,
-        note=f"assigned to {user.username}: {reason}",
-        data={"to": user.username, "from": p.username, "team": policy.name},
-    )
-    return 1 if uow.routing.assign(new, version=p.version, history=history) is not None else 0
+    todo = [
+        p
+        for p, unanswered in breaches
+        if unanswered and p.team is not None and p.team in doc.teams and doc.teams[p.team].reroute_on_breach
+    ]
+    if not todo:
+        return 0
+    loads, days, users = _loads(uow, doc, now)
+    had = uow.routing.assigned_users([p.lead_id for p in todo])
+    writes: list[tuple[NewAssignment, int, HistoryEntry]] = []
+    for p in todo:
+        assert p.team is not None
+        policy = doc.teams[p.team]
+        exclude = had.get((p.lead_id, p.cycle), set()) | {p.username}
+        chosen, candidates = choose_member(
+            policy, loads, today=days[policy.name].today, territory=None, exclude=exclude
+        )
+        if chosen is None:
+            continue
+        load = loads[chosen.username]
+        load.today += 1
+        load.open_mqls += 1
+        load.last_assigned = now.timestamp()
+        user = users[chosen.username]
+        reason = (
+            f"{p.username} missed the first-response deadline {p.sla_due_at.isoformat()}; "
+            f"re-routed in team {policy.name}"
+        )
+        new = NewAssignment(
+            lead_id=p.lead_id,
+            cycle=p.cycle,
+            team=policy.name,
+            user_id=user.id,
+            username=user.username,
+            kind=KIND_SLA_REROUTE,
+            rule=None,
+            reason=reason,
+            candidates=[c.as_json() for c in candidates],
+            actor=actor,
+            at=now,
+            counted=False,
+            document_version=stored.version if stored else None,
+            sla_due_at=policy.calendar.add_minutes(now, policy.first_response_minutes),
+        )
+        history = _entry(
+            cycle=p.cycle,
+            stage=p.stage,
+            status=p.status,
+            actor=actor,
+            at=now,
+            kind=KIND_SLA_REROUTE,
+            note=f"assigned to {user.username}: {reason}",
+            data={"to": user.username, "from": p.username, "team": policy.name},
+        )
+        writes.append((new, p.version, history))
+    return sum(1 for r in uow.routing.assign_many(writes) if r is not None) if writes else 0
 
 
 def sla_overview(

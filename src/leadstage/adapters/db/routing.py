@@ -493,17 +493,23 @@ class SqlRoutingRepository:
         responded_at: datetime | None,
         minutes: float | None,
     ) -> bool:
+        params = {
+            "_id": assignment_id,
+            "_state": state,
+            "_breached": at if state == "breached" else None,
+            "_responded": responded_at,
+            "_minutes": minutes if responded_at is not None else None,
+        }
+        return bool(self.conn.execute(_SET_SLA, params).rowcount)
+
+    def assigned_users(self, lead_ids: Sequence[int]) -> dict[tuple[int, int], set[str]]:
         a = t.assignments
-        values: dict[str, Any] = {"sla_state": state}
-        if state == "breached":
-            values["breached_at"] = at
-        if responded_at is not None:
-            values["responded_at"] = responded_at
-            values["response_minutes"] = minutes
-        result = self.conn.execute(
-            update(a).where(a.c.id == assignment_id, a.c.sla_state == "pending").values(**values)
-        )
-        return bool(result.rowcount)
+        out: dict[tuple[int, int], set[str]] = {}
+        for chunk in chunks(list(lead_ids), 900):
+            q = select(a.c.lead_id, a.c.cycle, a.c.username).where(a.c.lead_id.in_(chunk))
+            for lead_id, cycle, username in self.conn.execute(q):
+                out.setdefault((int(lead_id), int(cycle)), set()).add(username)
+        return out
 
     def add_history(self, lead_id: int, entry: HistoryEntry) -> None:
         self.conn.execute(insert(t.lead_history), history_values(lead_id, entry))
@@ -513,6 +519,18 @@ _UPDATE_OWNER = (
     update(t.leads)
     .where(t.leads.c.id == bindparam("_id"), t.leads.c.version == bindparam("_v"))
     .values(owner_id=bindparam("_owner"), version=bindparam("_nv"), updated_at=bindparam("_at"))
+)
+
+
+_SET_SLA = (
+    update(t.assignments)
+    .where(t.assignments.c.id == bindparam("_id"), t.assignments.c.sla_state == "pending")
+    .values(
+        sla_state=bindparam("_state"),
+        breached_at=bindparam("_breached"),
+        responded_at=bindparam("_responded"),
+        response_minutes=bindparam("_minutes"),
+    )
 )
 
 
