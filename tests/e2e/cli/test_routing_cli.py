@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -134,11 +135,18 @@ def test_routing_end_to_end_promotion_routes_a_rep_may_not_reroute_tick_reports(
     assert [(i["user"], i["sla"]["state"]) for i in sla["items"]] == [("ben", "pending")]
     assert run(capsys, db_url, "routing", "sla", "--state", "late").code == 2
 
+    calls = write_csv(
+        tmp_path / "calls.csv",
+        ["email", "type", "occurred_at", "source"],
+        [["anna@firma.de", "call", (datetime.now(UTC) + timedelta(seconds=1)).isoformat(), "call_in"]],
+    )
+    assert run(capsys, db_url, "import", "activities", str(calls)).code == 0
     ticked = run(capsys, db_url, "tick", "--json")
     assert ticked.code == 0, ticked.err
     doc = ticked.json()
     assert set(doc["results"]) == {"sla", "handoff"}
     assert doc["results"]["sla"]["checked"] == 1
+    assert doc["results"]["sla"]["met"] == 1  # the imported call answered ben's deadline
     assert doc["errors"] == {}
     assert doc["skipped"] == []
     assert run(capsys, db_url, "tick").code == 0
