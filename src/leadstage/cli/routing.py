@@ -24,6 +24,8 @@ routing_app = typer.Typer(
     help="Routing MQLs to owners: rules, teams, the hand-off queue, response SLAs.", no_args_is_help=True
 )
 app.add_typer(routing_app, name="routing")
+teams_app = typer.Typer(help="Sales teams (declared in the routing document).", no_args_is_help=True)
+app.add_typer(teams_app, name="teams")
 
 
 def yaml_loader(text: str, name: str) -> tuple[Any, Any]:
@@ -145,6 +147,38 @@ def routing_show(as_json: JsonOpt = False) -> None:
         )
     out.print(rules)
     out.print(f"unassigned queue: {doc['unassigned_queue']} leads (`leadstage routing queue --team none`)")
+
+
+@teams_app.command("list")
+def teams_list(as_json: JsonOpt = False) -> None:
+    """Teams with their manager, hours, today's hand-offs against capacity, queue and members' loads."""
+    c = STATE.get()
+    with c.uow() as uow:
+        teams = routing_service.team_overview(uow, at=c.clock.now())
+    if as_json:
+        emit_json({"total": len(teams), "items": teams})
+        return
+    out = Console()
+    for team in teams:
+        capacity = team["daily_capacity"] if team["daily_capacity"] is not None else "unlimited"
+        out.print(
+            f"[bold]{team['name']}[/]: manager {team['manager'] or '-'}, {team['timezone']}; "
+            f"{team['handed_today']} of {capacity} handed over today, {team['queued']} waiting; first "
+            f"response within {team['first_response_minutes']} business minutes"
+        )
+        table = Table()
+        for col in ("member", "weight", "open MQLs", "today", "territories", "available"):
+            table.add_column(col)
+        for m in team["members"]:
+            table.add_row(
+                m["user"],
+                f"{m['weight']:g}",
+                f"{m['open_mqls']}" + (f" / {m['max_open']}" if m["max_open"] is not None else ""),
+                f"{m['today']}" + (f" / {m['max_per_day']}" if m["max_per_day"] is not None else ""),
+                ", ".join(m["territories"]) or "any",
+                f"away until {m['out_of_office_until']}" if m["away"] else "yes",
+            )
+        out.print(table)
 
 
 @routing_app.command("queue")

@@ -150,6 +150,46 @@ def set_away(uow: UnitOfWork, username: str, until: date | None, *, actor: Actor
         )
 
 
+def team_overview(uow: UnitOfWork, *, at: datetime) -> list[dict[str, Any]]:
+    """Each team of the active document with today's hand-offs, its queue and each member's load."""
+    stored = active_document(uow)
+    doc = stored.document
+    loads, days, _users = _loads(uow, doc, at)
+    queued_by_team = uow.routing.queue_counts()
+    out = []
+    for team in doc.teams.values():
+        day = days[team.name]
+        out.append(
+            {
+                "name": team.name,
+                "manager": team.manager,
+                "timezone": team.timezone,
+                "first_response_minutes": team.first_response_minutes,
+                "daily_capacity": team.daily_capacity,
+                "handed_today": day.handed,
+                "queued": queued_by_team.get(team.name, 0),
+                "reroute_on_breach": team.reroute_on_breach,
+                "members": [
+                    {
+                        "user": m.username,
+                        "weight": m.weight,
+                        "open_mqls": loads[m.username].open_mqls if m.username in loads else 0,
+                        "today": loads[m.username].today if m.username in loads else 0,
+                        "max_open": m.max_open,
+                        "max_per_day": m.max_per_day,
+                        "territories": list(m.territories),
+                        "out_of_office_until": m.out_of_office_until.isoformat()
+                        if m.out_of_office_until
+                        else None,
+                        "away": m.away(day.today),
+                    }
+                    for m in team.members
+                ],
+            }
+        )
+    return out
+
+
 # ---- routing -------------------------------------------------------------------------------------------
 
 

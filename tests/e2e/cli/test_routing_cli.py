@@ -163,3 +163,9 @@ def test_routing_end_to_end_promotion_routes_a_rep_may_not_reroute_tick_reports(
     assert run(capsys, db_url, "routing", "away", "ana", "--until", "soon").code == 2
     shown = run(capsys, db_url, "routing", "show", "--json").json()
     assert shown["teams"]["emea"]["members"][0]["out_of_office_until"] == "2026-12-01"
+    teams = run(capsys, db_url, "teams", "list", "--json").json()["items"]
+    assert [(t["name"], t["manager"], t["daily_capacity"]) for t in teams] == [("emea", "max", 10)]
+    members = {m["user"]: m for m in teams[0]["members"]}
+    assert members["ben"]["open_mqls"] == 1
+    assert members["ana"]["out_of_office_until"] == "2026-12-01"
+    assert run(capsys, db_url, "teams", "list").code == 0
