@@ -37,6 +37,8 @@ def route_now(c: Container, *, quiet: bool = False) -> routing_service.RouteRepo
     with c.uow() as uow:
         report = routing_service.route_pending(uow, at=c.clock.now())
         uow.commit()
+    for warning in report.warnings:
+        err.print(f"[yellow]warning[/]: routing: {warning}")
     if not quiet and report.document is not None and report.considered:
         err.print(
             f"routing: {report.routed} MQLs assigned, {report.queued} waiting in team queues, "

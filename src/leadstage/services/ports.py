@@ -663,7 +663,7 @@ class RoutingRepository(Protocol):
         """Open MQLs without an owner (stage mql, status open), with what routing needs."""
         ...
 
-    def matching(self, filters: Sequence[Any], ids: Sequence[int], *, as_of: datetime) -> set[int]:
+    def matching(self, filters: Sequence[Filter], ids: Sequence[int], *, as_of: datetime) -> set[int]:
         """The ids among ``ids`` that pass every filter (segment filters, compiled by storage)."""
         ...
 
@@ -687,7 +687,12 @@ class RoutingRepository(Protocol):
     def replace_queue(self, entries: Sequence[QueuedLead], *, at: datetime) -> None: ...
 
     def queue(
-        self, team: str | None = None, *, unassigned: bool = False, limit: int | None = None
+        self,
+        team: str | None = None,
+        *,
+        unassigned: bool = False,
+        limit: int | None = None,
+        lead_id: int | None = None,
     ) -> list[QueuedLead]: ...
 
     def queue_counts(self) -> dict[str | None, int]: ...

@@ -203,6 +203,7 @@ class RouteReport:
     conflicts: int = 0
     by_rule: dict[str, int] = field(default_factory=dict)
     skipped: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -310,8 +311,9 @@ def route_pending(uow: UnitOfWork, *, at: datetime, actor: str = "system", lock:
                 filters.append(segment_service.segment_filter(uow, rule.segment))
             if rule.filter:
                 filters.append(segment_service.parse(uow, rule.filter))
-        except (NotFound, ValidationError):
-            matches[index] = frozenset()  # its segment was deleted since: the rule matches nothing
+        except (NotFound, ValidationError) as exc:
+            matches[index] = frozenset()  # its segment was deleted or no longer reads: it matches nothing
+            report.warnings.append(f"rule {rule.name!r} matches nothing: {exc}")
             continue
         matches[index] = (
             frozenset(ids) if not filters else frozenset(uow.routing.matching(filters, ids, as_of=at))
@@ -564,7 +566,7 @@ def explain_lead(uow: UnitOfWork, ref: str | int) -> dict[str, Any]:
     """A lead's owner, every assignment with the rule and candidates, and its place in a queue."""
     lead = resolve_lead(uow, ref)
     assert lead.id is not None
-    waiting = [q for q in uow.routing.queue() if q.lead_id == lead.id]
+    waiting = uow.routing.queue(lead_id=lead.id)
     return {
         "lead_id": lead.id,
         "stage": lead.stage.value,

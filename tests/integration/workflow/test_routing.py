@@ -390,3 +390,20 @@ def test_two_ticks_at_once_act_once(container: Container) -> None:
     assert sum(r.results.get("handoff", {}).get("routed", 0) for r in reports) == 12
     assert count(container, t.assignments) == 12
     assert all(owners(container, ids))
+
+
+def test_a_rule_whose_segment_was_deleted_matches_nothing_and_says_so(container: Container) -> None:
+    setup(container)
+    (lead_id,) = mqls(container, ("big@corp.io", "A1", {**EMEA, "Employees": 5000}))
+    with container.uow() as uow:
+        segment_service.delete_segment(uow, "enterprise")
+        report = routing_service.route_pending(uow, at=NOW)
+        uow.commit()
+    assert report.by_rule == {"emea": 1}
+    assert report.warnings == [
+        "rule 'big accounts' matches nothing: no segment 'enterprise' (segments: none yet)"
+    ]
+    with container.uow() as uow:
+        explained = routing_service.explain_lead(uow, lead_id)
+    assert explained["owner"] in ("ana", "ben", "rob")
+    assert explained["queue"] is None

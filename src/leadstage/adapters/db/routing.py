@@ -18,6 +18,7 @@ from leadstage.adapters.db.segments import compile_filter
 from leadstage.domain.activities import SALES_ACTIVITY_TYPES
 from leadstage.domain.errors import ConcurrencyConflict
 from leadstage.domain.routing import LeadFacts, RoutingDocument
+from leadstage.domain.segments import Filter
 from leadstage.domain.stages import HistoryEntry
 from leadstage.services.ports import (
     AssignmentRecord,
@@ -201,7 +202,7 @@ class SqlRoutingRepository:
             )
         return out
 
-    def matching(self, filters: Sequence[Any], ids: Sequence[int], *, as_of: datetime) -> set[int]:
+    def matching(self, filters: Sequence[Filter], ids: Sequence[int], *, as_of: datetime) -> set[int]:
         conds = [compile_filter(f, dialect=self.dialect, as_of=as_of) for f in filters]
         found: set[int] = set()
         for chunk in chunks(list(ids), 900):
@@ -344,12 +345,19 @@ class SqlRoutingRepository:
             self.conn.execute(insert(q), chunk)
 
     def queue(
-        self, team: str | None = None, *, unassigned: bool = False, limit: int | None = None
+        self,
+        team: str | None = None,
+        *,
+        unassigned: bool = False,
+        limit: int | None = None,
+        lead_id: int | None = None,
     ) -> list[QueuedLead]:
         q, leads = t.routing_queue, t.leads
         stmt = select(q, leads.c.email, leads.c.first_name, leads.c.last_name, leads.c.company).select_from(
             q.join(leads, leads.c.id == q.c.lead_id)
         )
+        if lead_id is not None:
+            stmt = stmt.where(q.c.lead_id == lead_id)
         if unassigned:
             stmt = stmt.where(q.c.team.is_(None))
         elif team is not None:
