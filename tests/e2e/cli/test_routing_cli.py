@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, update
 
 from leadstage.adapters.db import tables as t
+from leadstage.adapters.db.engine import normalize_url
 from tests.cli_runner import run
 from tests.e2e.cli.test_cli import count, write_csv
 
@@ -169,3 +171,19 @@ def test_routing_end_to_end_promotion_routes_a_rep_may_not_reroute_tick_reports(
     assert members["ben"]["open_mqls"] == 1
     assert members["ana"]["out_of_office_until"] == "2026-12-01"
     assert run(capsys, db_url, "teams", "list").code == 0
+
+
+def test_score_run_routes_the_open_mqls_without_an_owner(
+    capsys: pytest.CaptureFixture[str], db_url: str, tmp_path: Path
+) -> None:
+    good = _setup(capsys, db_url, tmp_path)
+    assert run(capsys, db_url, "routing", "set", str(good)).code == 0
+    engine = create_engine(normalize_url(db_url))
+    with engine.begin() as conn:
+        conn.execute(update(t.leads).values(stage="mql", status="open", furthest_stage="mql"))
+    engine.dispose()
+    result = run(capsys, db_url, "score", "run")
+    assert result.code == 0, result.err
+    assert "routing: 2 MQLs assigned" in result.err
+    items = run(capsys, db_url, "routing", "sla", "--json").json()["items"]
+    assert sorted(item["user"] for item in items) == ["ana", "ben"]  # Germany to the DACH member
