@@ -252,6 +252,11 @@ def _loads(
     return loads, days, users
 
 
+def _awaits_response(stage: Stage, status: Status) -> bool:
+    """Only an MQL (open, or accepted and being worked) waits for a first response."""
+    return stage is Stage.MQL and status.value in SLA_OPEN_STATUSES
+
+
 def _deadline(doc: RoutingDocument, team: str | None, at: datetime) -> datetime | None:
     policy = doc.teams.get(team) if team else None
     if policy is None:
@@ -486,7 +491,9 @@ def assign_lead(
         at=at,
         counted=False,
         document_version=stored.version if stored else None,
-        sla_due_at=_deadline(doc, member_team, at) if doc else None,
+        sla_due_at=_deadline(doc, member_team, at)
+        if doc and _awaits_response(lead.stage, lead.status)
+        else None,
     )
     history = _entry(
         cycle=lead.cycle,

@@ -407,3 +407,16 @@ def test_a_rule_whose_segment_was_deleted_matches_nothing_and_says_so(container:
         explained = routing_service.explain_lead(uow, lead_id)
     assert explained["owner"] in ("ana", "ben", "rob")
     assert explained["queue"] is None
+
+
+def test_a_lead_past_the_mql_stage_reassigned_by_hand_gets_no_response_deadline(container: Container) -> None:
+    setup(container)
+    (lead_id,) = mqls(container, ("sql@a.io", "A1", EMEA))
+    with container.engine.begin() as conn:
+        conn.execute(update(t.leads).where(t.leads.c.id == lead_id).values(stage="sql", status="working"))
+    with container.uow() as uow:
+        record = routing_service.assign_lead(uow, lead_id, user="ben", team=None, actor=BUILTIN_ADMIN, at=NOW)
+        uow.commit()
+    assert record.username == "ben"
+    assert record.sla_due_at is None
+    assert record.sla_state is None
