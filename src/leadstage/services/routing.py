@@ -101,6 +101,8 @@ def set_routing(
         raise PermissionDenied(
             f"{actor.name} ({actor.role.value}) may not set routing; admins and sales managers may"
         )
+    if not uow.routing.lock(ROUTING_LOCK, holder=actor.name, at=at):
+        raise ConcurrencyConflict("routing is being changed or run by another process; try again")
     user_ids = {u.username: u.id for u in uow.users.all()}
     uow.routing.save(document, source=text, user_ids=user_ids, created_by=actor.name, at=at)
     stored = uow.routing.active()
