@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -11,14 +11,25 @@ from sqlalchemy import Engine
 from leadstage.adapters.clock import SystemClock
 from leadstage.adapters.db.engine import make_engine
 from leadstage.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from leadstage.adapters.http import UrllibSender
 from leadstage.adapters.identity import LibraryIdentityNormalizer
 from leadstage.adapters.scoring_yaml import load_qualification_setup, load_yaml
 from leadstage.config import Settings
 from leadstage.domain.identity import EmailRules
 from leadstage.domain.qualification import DEFAULT_SETUP, QualificationSetup
+from leadstage.services import tick as tick_service
+from leadstage.services import webhooks
 from leadstage.services.ingest import ImportContext
-from leadstage.services.ports import Clock, IdentityNormalizer, NullProgress, Progress, UnitOfWorkFactory
+from leadstage.services.ports import (
+    Clock,
+    IdentityNormalizer,
+    NullProgress,
+    Progress,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from leadstage.services.scoring import Loader
+from leadstage.services.tick import Evaluator
 
 
 @dataclass
@@ -33,6 +44,10 @@ class Container:
     def close(self) -> None:
         self.engine.dispose()
 
+    def writer(self, *, write: bool = True) -> UnitOfWork:
+        """A unit of work that will write (on SQLite: takes the write lock up front); a factory like ``uow``."""
+        return self.uow(write=write)
+
     def scoring_loader(self) -> Loader:
         """Reads scoring model documents (YAML with line numbers)."""
         return lambda text, name: load_yaml(text, source=name)
@@ -41,7 +56,7 @@ class Container:
         """How imports run here: settings, clock, identity rules, and scoring as records land (when on)."""
         s = self.settings
         return ImportContext(
-            uow_factory=partial(self.uow, write=True),  # imports always write: take the write lock up front
+            uow_factory=self.writer,  # imports always write: take the write lock up front
             clock=self.clock,
             normalizer=self.identity,
             email_rules=self.email_rules,
@@ -53,6 +68,11 @@ class Container:
             actor=actor,
             scoring_loader=self.scoring_loader() if s.incremental_scoring else None,
         )
+
+    def tick_evaluators(self) -> list[tuple[str, Evaluator]]:
+        """The time-based rules ``tick`` runs, with the ones that need an adapter (webhook delivery)."""
+        sender = UrllibSender()
+        return [*tick_service.EVALUATORS, ("webhooks", lambda uow, now: webhooks.run(uow, sender, now))]
 
     @cached_property
     def qualification(self) -> QualificationSetup:

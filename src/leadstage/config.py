@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `leadstage serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `leadstage serve` listens on.")
+    tick_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="`leadstage serve` runs `tick` (SLAs, hand-off queue) this often; 0 turns it off.",
+    )
 
     @field_validator("default_timezone")
     @classmethod

@@ -10,9 +10,12 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 
 from leadstage.services import demo
+
+DEMO_ROUTING_FILE = "demo_routing.yaml"
 
 #: Rows buffered before each ``writerows`` call.
 WRITE_CHUNK = 20_000
@@ -84,3 +87,10 @@ def write_benchmark_files(
         lead_writer.writerows(lead_rows)
         activity_writer.writerows(activity_rows)
     return {"leads": str(leads_path), "activities": str(activities_path)}
+
+
+def demo_routing_source() -> str:
+    """The demo company's routing document (its sales team, territories and rules)."""
+    return (
+        resources.files("leadstage.adapters.models").joinpath(DEMO_ROUTING_FILE).read_text(encoding="utf-8")
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,8 +16,11 @@ from sqlalchemy import text
 from leadstage import __version__
 from leadstage.api import capture, problems, routes
 from leadstage.api.security import BodyLimit, RateLimiter
-from leadstage.bootstrap import build
+from leadstage.bootstrap import Container, build
 from leadstage.config import Settings
+from leadstage.services import tick as tick_service
+
+log = logging.getLogger("leadstage.tick")
 
 INDEX = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>leadstage</title>
@@ -34,9 +40,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = build(settings)
         app.state.container = container
+        app.state.ticks = 0
+        loop = (
+            asyncio.create_task(_tick_loop(app, container, settings.tick_seconds))
+            if settings.tick_seconds > 0
+            else None
+        )
         try:
             yield
         finally:
+            if loop is not None:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
+                running = getattr(app.state, "tick_running", None)
+                if running is not None and not running.done():
+                    with contextlib.suppress(Exception):
+                        await running
             container.close()
 
     app = FastAPI(
@@ -49,7 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     problems.install(app)
-    app.state.rate_limiter = RateLimiter(settings.capture_rate_per_minute)
+    # per client address: form posts (people) and signed inbound hooks (tools sending event streams)
+    app.state.rate_limiters = {
+        "capture": RateLimiter(settings.capture_rate_per_minute),
+        "hooks": RateLimiter(600),
+    }
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(routes.router)
 
@@ -94,3 +118,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
 
     return app
+
+
+async def _tick_loop(app: FastAPI, container: Container, seconds: float) -> None:
+    """Run ``tick`` every ``seconds`` in a worker thread until the app shuts down."""
+    while True:
+        running = asyncio.ensure_future(
+            asyncio.to_thread(
+                tick_service.tick,
+                container.uow,
+                now=container.clock.now(),
+                holder="serve",
+                evaluators=container.tick_evaluators(),
+            )
+        )
+        app.state.tick_running = running
+        try:
+            # shielded: shutting down waits for a tick in flight instead of closing the engine under it
+            report = await asyncio.shield(running)
+            for name, problem in report.errors.items():
+                log.error("tick %s failed: %s", name, problem)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the loop must outlive one failing tick (e.g. the database restarting)
+            log.exception("tick failed")
+        app.state.ticks += 1
+        await asyncio.sleep(seconds)

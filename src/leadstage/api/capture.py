@@ -17,7 +17,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from leadstage.api.routes import PROBLEM_RESPONSES
 from leadstage.api.security import container, rate_limited
 from leadstage.domain.errors import NotFound, ValidationError
-from leadstage.services import capture
+from leadstage.domain.webhooks import SIGNATURE_HEADER
+from leadstage.services import capture, webhooks
 from leadstage.services import leads as lead_service
 
 router = APIRouter(prefix="/api/v1", responses=PROBLEM_RESPONSES, tags=["capture"])
@@ -113,3 +114,47 @@ async def capture_form(request: Request, key: Annotated[str, Path(min_length=6, 
     }
     capture.import_records("activities", [activity], ctx=ctx)
     return done
+
+
+@router.post(
+    "/hooks/{name}",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}},
+        }
+    },
+)
+async def inbound_hook(request: Request, name: Annotated[str, Path(min_length=1, max_length=60)]) -> Response:
+    """Public but signed: ``{"activities": [...]}`` from an email, ad or chat tool, with the
+    ``X-Leadstage-Signature`` header (``t=SECONDS,v1=HMAC``); stale or replayed deliveries are refused."""
+    rate_limited(request, "hooks")
+    c = container(request)
+    body = await request.body()
+    with c.uow(write=True) as uow:
+        source = webhooks.accept_inbound(
+            uow, name, request.headers.get(SIGNATURE_HEADER), body, now=c.clock.now()
+        )
+        uow.commit()
+    try:
+        doc = json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValidationError("the body is not valid JSON", field="body") from None
+    events = doc.get("activities") if isinstance(doc, dict) else None
+    if not isinstance(events, list) or not events or len(events) > capture.MAX_BATCH:
+        raise ValidationError(
+            f'the body must be {{"activities": [...]}} with 1 to {capture.MAX_BATCH} items',
+            field="activities",
+        )
+    records = [{**e, "source": e.get("source") or source} for e in events if isinstance(e, dict)]
+    report, rejects = capture.import_records(
+        "activities", records, ctx=c.import_context(actor=f"hook:{name}")
+    )
+    return JSONResponse(
+        {
+            "created": report.created,
+            "unchanged": report.unchanged,
+            "rejected": len(rejects),
+            "rejects": rejects,
+        }
+    )

@@ -15,7 +15,7 @@ from leadstage.api.security import Reader, Uow, Writer, container
 from leadstage.domain.errors import NotFound, PermissionDenied, ValidationError
 from leadstage.domain.leads import MAX_ID, as_id, lead_summary
 from leadstage.domain.stages import Action, Role, Stage, Status, TransitionRequest
-from leadstage.services import access, capture, privacy, scoring, tasks
+from leadstage.services import access, capture, privacy, scoring, tasks, webhooks
 from leadstage.services import leads as lead_service
 from leadstage.services import segments as segment_service
 from leadstage.services import users as user_service
@@ -492,3 +492,56 @@ def revoke_token(
     record = access.revoke_token(uow, token_id, actor=who.actor, at=container(request).clock.now())
     uow.commit()
     return access.token_document(record)
+
+
+# ---- webhooks ------------------------------------------------------------------------------------------
+
+
+class WebhookIn(Strict):
+    url: str = Field(min_length=8, max_length=2000)
+    events: list[
+        Literal[
+            "lead.created",
+            "lead.stage_changed",
+            "lead.assigned",
+            "lead.score_crossed",
+            "sla.breached",
+            "model.activated",
+        ]
+    ] = Field(min_length=1, max_length=6)
+
+
+@router.get("/webhooks", tags=["webhooks"])
+def list_webhooks(uow: Uow, who: Reader) -> Json:
+    if who.actor.role is not Role.ADMIN:
+        raise PermissionDenied("only an administrator manages webhooks")
+    subs = uow.webhooks.subscriptions(active_only=False)
+    return {
+        "total": len(subs),
+        "items": [{"id": s.id, "url": s.url, "events": s.events, "active": s.active} for s in subs],
+    }
+
+
+@router.post("/webhooks", tags=["webhooks"], status_code=201)
+def add_webhook(request: Request, body: WebhookIn, uow: Uow, who: Writer) -> Json:
+    """Subscribe an endpoint; the answer carries the signing secret, once."""
+    sub, secret = webhooks.add_subscription(
+        uow, body.url, list(body.events), actor=who.actor, at=container(request).clock.now()
+    )
+    uow.commit()
+    return {"id": sub.id, "url": sub.url, "events": sub.events, "secret": secret}
+
+
+@router.get("/webhooks/{subscription_id}/deliveries", tags=["webhooks"])
+def webhook_deliveries(
+    subscription_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    uow: Uow,
+    who: Reader,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Json:
+    if who.actor.role is not Role.ADMIN:
+        raise PermissionDenied("only an administrator manages webhooks")
+    if not any(s.id == subscription_id for s in uow.webhooks.subscriptions(active_only=False)):
+        raise NotFound(f"no webhook {subscription_id}")
+    items = [webhooks.outbox_json(i) for i in uow.webhooks.log(subscription_id, limit)]
+    return {"total": len(items), "items": items}

@@ -115,7 +115,7 @@ class RateLimiter:
 
 
 def rate_limited(request: Request, bucket: str) -> None:
-    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter: RateLimiter = request.app.state.rate_limiters[bucket]
     client = request.client.host if request.client else "unknown"
     if not limiter.allow(f"{bucket}:{client}"):
         raise HTTPException(

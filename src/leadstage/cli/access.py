@@ -28,7 +28,7 @@ def tokens_create(
 ) -> None:
     """Create a token for USER; it is printed once and only its hash is kept."""
     c = STATE.get()
-    with c.uow() as uow:
+    with c.uow(write=True) as uow:
         actor = lead_service.resolve_actor(uow, as_user)
         record, token = access.create_token(uow, user, scope=scope, actor=actor, at=c.clock.now(), name=name)
         uow.commit()
@@ -69,7 +69,7 @@ def tokens_revoke(
 ) -> None:
     """Revoke a token: it stops working at once."""
     c = STATE.get()
-    with c.uow() as uow:
+    with c.uow(write=True) as uow:
         actor = lead_service.resolve_actor(uow, as_user)
         record = access.revoke_token(uow, token_id, actor=actor, at=c.clock.now())
         uow.commit()
@@ -91,7 +91,7 @@ def forms_create(
 ) -> None:
     """Create a public capture form and print its key."""
     c = STATE.get()
-    with c.uow() as uow:
+    with c.uow(write=True) as uow:
         actor = lead_service.resolve_actor(uow, as_user)
         form = access.create_form(
             uow, name, actor=actor, at=c.clock.now(), source=source, redirect_url=redirect

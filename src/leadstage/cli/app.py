@@ -166,7 +166,7 @@ def install_default_model(c: Container) -> bool:
     from leadstage.adapters.scoring_yaml import default_model_source
     from leadstage.services import scoring
 
-    with c.uow() as uow:
+    with c.uow(write=True) as uow:
         segment_service.install_builtin_segments(uow, at=c.clock.now())
         uow.commit()
         if uow.scoring.active_model() is not None:
@@ -233,6 +233,10 @@ def _import(kind: str, file: Path, map_file: Path | None, id_column: str | None,
     finally:
         rejects.close()
     report.rejects_file = str(rejects.path) if rejects.count else None
+    if kind in ("leads", "activities"):  # new MQLs are routed at once; sales activities meet SLAs on tick
+        from leadstage.cli.routing import route_now
+
+        route_now(c, quiet=as_json)
     if as_json:
         emit_json(report.as_dict())
         return
@@ -396,6 +400,13 @@ def leads_show(
         )
     if details["account"]:
         out.print(f"account: {details['account']['name']} ({details['account']['domain'] or 'no domain'})")
+    assigned = details.get("assignment")
+    if assigned and assigned["sla_due_at"]:
+        state = assigned["sla_state"] or "open"
+        out.print(
+            f"routed to {assigned['user']} ({assigned['team'] or 'no team'}) by rule {assigned['rule'] or '-'}; "
+            f"first response due {assigned['sla_due_at'][:16].replace('T', ' ')} UTC: [bold]{state}[/]"
+        )
     dq = details.get("disqualification")
     if dq:
         if dq["active"]:
@@ -496,7 +507,7 @@ def leads_bant(
             raise ValidationError(f"--set: expected CRITERION=ANSWER, got {item!r}", field="set")
         answers[name.strip().lower()] = text
     c = STATE.get()
-    with c.uow() as uow:
+    with c.uow(write=True) as uow:
         actor = lead_service.resolve_actor(uow, as_user)
         lead, used, check = lead_service.record_qualification(
             uow, ref, answers, actor=actor, at=c.clock.now(), setup=c.qualification, framework=framework
@@ -531,7 +542,7 @@ def leads_forget(
     from leadstage.services import privacy
 
     c = STATE.get()
-    with c.uow() as uow:
+    with c.uow(write=True) as uow:
         actor = lead_service.resolve_actor(uow, as_user)
         lead_id = privacy.forget_lead(uow, ref, actor=actor, at=c.clock.now())
         uow.commit()
@@ -564,12 +575,16 @@ def leads_transition(
     request = TransitionRequest(
         action=action, reason=reason, note=note, amount=amount, currency=currency, close_date=close_date
     )
-    with c.uow() as uow:
+    with c.uow(write=True) as uow:
         actor = lead_service.resolve_actor(uow, as_user)
         lead, entry = lead_service.transition_lead(
             uow, ref, request, actor=actor, at=c.clock.now(), setup=c.qualification
         )
         uow.commit()
+    if entry.action == "promote_mql":  # a new MQL is routed at once
+        from leadstage.cli.routing import route_now
+
+        route_now(c, quiet=as_json)
     result = {
         "id": lead.id,
         "stage": lead.stage.value,
@@ -594,7 +609,7 @@ def leads_merge(
 ) -> None:
     """Merge OTHER_ID into ID: all activities, history and identifiers of both are kept."""
     c = STATE.get()
-    with c.uow() as uow:
+    with c.uow(write=True) as uow:
         actor = lead_service.resolve_actor(uow, as_user)
         lead = lead_service.merge_leads(uow, keep, other, actor=actor, at=c.clock.now())
         assert lead.id is not None
@@ -628,7 +643,7 @@ def users_add(
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     if password is not None and len(password) < 8:
         raise ValidationError("--password: at least 8 characters", field="password")
-    with c.uow() as uow:
+    with c.uow(write=True) as uow:
         user = user_service.add_user(
             uow,
             username=name,
@@ -689,7 +704,7 @@ def segments_create(
     """Save a segment; the filter is checked first (an invalid one exits 2 and stores nothing)."""
     c = STATE.get()
     now = c.clock.now()
-    with c.uow() as uow:
+    with c.uow(write=True) as uow:
         actor = lead_service.resolve_actor(uow, as_user)
         try:
             info = segment_service.create_segment(
@@ -760,7 +775,7 @@ def segments_show(
 def segments_delete(name: SegmentArg, as_json: JsonOpt = False) -> None:
     """Delete a segment (its leads are not touched)."""
     c = STATE.get()
-    with c.uow() as uow:
+    with c.uow(write=True) as uow:
         segment_service.delete_segment(uow, name)
         uow.commit()
     if as_json:

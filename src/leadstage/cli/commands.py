@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from leadstage.cli.app import STATE, JsonOpt, app, emit_json, err
+from leadstage.services import leads as lead_service
 
 
 @app.command()
@@ -55,15 +56,39 @@ def demo(
         return
     with progress_bar("demo company", leads) as bar:
         report = demo_service.generate_demo(
-            uow_factory=c.uow, normalizer=c.identity, leads=leads, seed=seed, now=c.clock.now(), progress=bar
+            uow_factory=c.writer,
+            normalizer=c.identity,
+            leads=leads,
+            seed=seed,
+            now=c.clock.now(),
+            progress=bar,
         )
     # The demo's story already made its promotions; scoring it now must not add a burst of new ones.
     from leadstage.cli.scoring import yaml_loader
     from leadstage.services.scoring import score_all
 
     with progress_bar("scoring", leads) as bar:
-        scored = score_all(c.uow, load=yaml_loader, at=c.clock.now(), progress=bar, promote=False)
+        scored = score_all(c.writer, load=yaml_loader, at=c.clock.now(), progress=bar, promote=False)
     report["scored"] = scored.leads
+    # the demo company's sales team routes its MQLs: owners, queues and first-response deadlines
+    from leadstage.adapters.demo_files import demo_routing_source
+    from leadstage.cli.routing import route_now, yaml_loader
+    from leadstage.services import routing as routing_service
+
+    with c.uow(write=True) as uow:
+        if uow.routing.active() is None:
+            routing_service.set_routing(
+                uow,
+                demo_routing_source(),
+                source="demo routing",
+                load=yaml_loader,
+                actor=lead_service.BUILTIN_ADMIN,
+                at=c.clock.now(),
+            )
+            uow.commit()
+    routed = route_now(c, quiet=True)
+    report["routed"] = routed.routed
+    report["queued"] = routed.queued + routed.unassigned
     if as_json:
         emit_json(report)
     else:
@@ -71,5 +96,7 @@ def demo(
 
 
 from leadstage.cli import access as _access  # noqa: E402,F401  (registers `leadstage tokens/forms ...`)
+from leadstage.cli import routing as _routing  # noqa: E402,F401  (registers `leadstage routing ...`, `tick`)
 from leadstage.cli import scoring as _scoring  # noqa: E402,F401  (registers `leadstage score ...`)
 from leadstage.cli import tasks as _tasks  # noqa: E402,F401  (registers `leadstage tasks ...`)
+from leadstage.cli import webhooks as _webhooks  # noqa: E402,F401  (registers `leadstage webhooks/hooks ...`)

@@ -54,7 +54,7 @@ def process_runner(c: Container, *, workers: int, at: datetime, promote: bool) -
     def run(ranges: Sequence[tuple[int, int]]) -> Iterator[scoring.ScoreRunReport]:
         if workers <= 1 or len(ranges) < 2:
             for id_range in ranges:
-                yield scoring.score_range(c.uow, id_range, load=yaml_loader, at=at, promote=promote)
+                yield scoring.score_range(c.writer, id_range, load=yaml_loader, at=at, promote=promote)
             return
         c.engine.dispose()  # no pooled connection may cross the fork
         context = multiprocessing.get_context("fork")
@@ -73,7 +73,11 @@ def rescore_all(c: Container, *, workers: int | None = None) -> scoring.ScoreRun
     at = c.clock.now()
     runner = process_runner(c, workers=workers or default_workers(total), at=at, promote=True)
     with progress_bar("scoring", max(1, total)) as bar:
-        return scoring.score_all(c.uow, load=yaml_loader, at=at, progress=bar, runner=runner)
+        report = scoring.score_all(c.writer, load=yaml_loader, at=at, progress=bar, runner=runner)
+    from leadstage.cli.routing import route_now  # new MQLs are routed at once
+
+    route_now(c)
+    return report
 
 
 def default_workers(leads: int) -> int:
@@ -98,7 +102,7 @@ def score_activate(
     """Validate a model, store it as a new version, make it active and rescore every lead."""
     c = STATE.get()
     source = read_model_file(file)
-    with c.uow() as uow:
+    with c.uow(write=True) as uow:
         actor = lead_service.resolve_actor(uow, as_user)
         stored, model = scoring.activate_model(
             uow, source, name=str(file), load=yaml_loader, actor=actor, at=c.clock.now()

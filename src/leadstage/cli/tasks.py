@@ -93,7 +93,7 @@ def tasks_done(
 ) -> None:
     """Mark a task done (or cancelled)."""
     c = STATE.get()
-    with c.uow() as uow:
+    with c.uow(write=True) as uow:
         actor = lead_service.resolve_actor(uow, as_user)
         task = task_service.close_task(uow, task_id, actor=actor, at=c.clock.now(), cancel=cancel)
         uow.commit()

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from leadstage.domain.activities import Activity
 from leadstage.domain.disqualification import Disqualification
 from leadstage.domain.leads import Account, ExternalId, Lead, PropertyType
+from leadstage.domain.routing import LeadFacts, RoutingDocument
 from leadstage.domain.segments import Filter, Segment
 from leadstage.domain.stages import HistoryEntry, TransitionOutcome
 from leadstage.domain.tasks import Task, TaskKind, TaskStatus
@@ -338,6 +339,95 @@ class AccessRepository(Protocol):
     def forms(self) -> list[CaptureForm]: ...
 
 
+@dataclass(frozen=True)
+class Subscription:
+    id: int
+    url: str
+    secret: str
+    events: list[str]
+    active: bool
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    subscription_id: int
+    url: str
+    secret: str
+    event_key: str
+    event_type: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class InboundHook:
+    id: int
+    name: str
+    secret: str
+    source: str
+
+
+class WebhookRepository(Protocol):
+    def add_subscription(self, *, url: str, secret: str, events: list[str], by: str, at: datetime) -> int: ...
+
+    def subscriptions(self, *, active_only: bool = True) -> list[Subscription]: ...
+
+    def deactivate(self, subscription_id: int) -> bool: ...
+
+    def cursor(self, name: str) -> str | None: ...
+
+    def set_cursor(self, name: str, position: str) -> None: ...
+
+    def history_since(self, after_id: int, limit: int) -> list[dict[str, Any]]: ...
+
+    def scores_since(self, after_id: int, limit: int) -> list[dict[str, Any]]: ...
+
+    def activations_since(self, after: datetime | None) -> list[dict[str, Any]]: ...
+
+    def last_ids(self) -> tuple[int, int]: ...
+
+    def enqueue(self, items: Sequence[dict[str, Any]]) -> int: ...
+
+    def due(self, now: datetime, limit: int) -> list[OutboxItem]: ...
+
+    def record_attempt(
+        self,
+        item_id: int,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: datetime,
+        last_status: int | None,
+        last_error: str | None,
+        delivered_at: datetime | None,
+    ) -> None: ...
+
+    def log(self, subscription_id: int, limit: int = 100) -> list[OutboxItem]: ...
+
+    def add_inbound(self, *, name: str, secret: str, source: str, at: datetime) -> int: ...
+
+    def inbound(self, name: str) -> InboundHook | None: ...
+
+    def inbound_hooks(self) -> list[InboundHook]: ...
+
+    def remember_signature(self, hook_id: int, signature: str, at: datetime) -> bool: ...
+
+
+class WebhookSender(Protocol):
+    def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int | None, str | None]:
+        """POST the body; the HTTP status (None when no answer came) and an error text when it failed."""
+        ...
+
+
 class ExportQueries(Protocol):
     def lead_property_names(self) -> list[str]: ...
 
@@ -385,6 +475,12 @@ class UnitOfWork(Protocol):
 
     @property
     def access(self) -> AccessRepository: ...
+
+    @property
+    def routing(self) -> RoutingRepository: ...
+
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
     def __enter__(self) -> Self: ...
 
@@ -651,3 +747,179 @@ class SegmentRepository(Protocol):
     def search(self, flt: Filter, leads: LeadFilter, *, as_of: datetime) -> tuple[int, list[Lead]]:
         """Members that also pass ``leads`` (stage, status, owner, page): (total, the page)."""
         ...
+
+
+# ---- routing and response SLAs -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredRouting:
+    version: int
+    name: str
+    source: str
+    document: RoutingDocument  # members' time away as stored now (``routing away`` changes it)
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewAssignment:
+    lead_id: int
+    cycle: int
+    team: str | None
+    user_id: int
+    username: str
+    kind: str
+    rule: str | None
+    reason: str
+    candidates: Sequence[Mapping[str, Any]]
+    actor: str
+    at: datetime
+    counted: bool
+    document_version: int | None
+    sla_due_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AssignmentRecord:
+    id: int
+    lead_id: int
+    cycle: int
+    team: str | None
+    user_id: int | None
+    username: str
+    kind: str
+    rule: str | None
+    reason: str
+    candidates: list[dict[str, Any]]
+    actor: str
+    at: datetime
+    current: bool
+    sla_due_at: datetime | None
+    sla_state: str | None
+    responded_at: datetime | None
+    response_minutes: float | None
+    breached_at: datetime | None
+
+
+@dataclass(frozen=True)
+class QueuedLead:
+    lead_id: int
+    team: str | None
+    rule: str | None
+    reason: str
+    position: int
+    priority: str | None
+    queued_at: datetime
+    email: str | None = None
+    name: str | None = None
+    company: str | None = None
+
+
+@dataclass(frozen=True)
+class PendingResponse:
+    """A current assignment whose first response is still awaited, with what the SLA check needs."""
+
+    assignment_id: int
+    lead_id: int
+    cycle: int
+    team: str | None
+    user_id: int | None
+    username: str
+    at: datetime
+    sla_due_at: datetime
+    first_sales_at: datetime | None  # the first sales activity since the assignment
+    stage: str
+    status: str
+    owner_id: int | None
+    version: int
+
+
+class RoutingRepository(Protocol):
+    """Routing documents, teams, assignments, the hand-off queue and SLA state; never commits."""
+
+    def lock(self, name: str, *, holder: str, at: datetime) -> bool:
+        """Hold the named lock until the transaction ends (waits for another holder; False on time-out)."""
+        ...
+
+    def active(self) -> StoredRouting | None: ...
+
+    def save(
+        self,
+        document: RoutingDocument,
+        *,
+        source: str,
+        user_ids: Mapping[str, int],
+        created_by: str,
+        at: datetime,
+    ) -> int:
+        """Store a new active version, replace teams and members; returns the version."""
+        ...
+
+    def set_out_of_office(self, user_id: int, until: date | None) -> bool: ...
+
+    def unrouted(self) -> list[LeadFacts]:
+        """Open MQLs without an owner (stage mql, status open), with what routing needs."""
+        ...
+
+    def matching(self, filters: Sequence[Filter], ids: Sequence[int], *, as_of: datetime) -> set[int]:
+        """The ids among ``ids`` that pass every filter (segment filters, compiled by storage)."""
+        ...
+
+    def loads(
+        self, user_ids: Mapping[str, int], since: Mapping[str, datetime]
+    ) -> dict[str, tuple[int, int, float]]:
+        """Per user name: (open MQLs, leads assigned since ``since[name]``, last assignment in Unix seconds)."""
+        ...
+
+    def handed_since(self, team: str, since: datetime) -> int: ...
+
+    def assign(self, new: NewAssignment, *, version: int, history: HistoryEntry) -> int | None:
+        """Set the lead's owner if it is still at ``version``; supersede its current assignment, record
+        the new one and the history row. None (nothing written) when the lead changed meanwhile."""
+        ...
+
+    def assign_many(self, items: Sequence[tuple[NewAssignment, int, HistoryEntry]]) -> list[int | None]:
+        """:meth:`assign` for many leads (new, version read, history) at once; None where the lead changed."""
+        ...
+
+    def replace_queue(self, entries: Sequence[QueuedLead], *, at: datetime) -> None: ...
+
+    def queue(
+        self,
+        team: str | None = None,
+        *,
+        unassigned: bool = False,
+        limit: int | None = None,
+        lead_id: int | None = None,
+    ) -> list[QueuedLead]: ...
+
+    def queue_counts(self) -> dict[str | None, int]: ...
+
+    def current(self, lead_id: int) -> AssignmentRecord | None: ...
+
+    def history(self, lead_id: int) -> list[AssignmentRecord]: ...
+
+    def current_assignments(
+        self, *, team: str | None = None, sla_state: str | None = None, limit: int | None = None
+    ) -> list[AssignmentRecord]: ...
+
+    def pending_responses(self) -> list[PendingResponse]: ...
+
+    def set_sla_state(
+        self,
+        assignment_id: int,
+        *,
+        state: str,
+        at: datetime | None,
+        responded_at: datetime | None,
+        minutes: float | None,
+    ) -> bool:
+        """Move a pending SLA to ``state``; False when it is no longer pending (another process did)."""
+        ...
+
+    def assigned_users(self, lead_ids: Sequence[int]) -> dict[tuple[int, int], set[str]]:
+        """Per (lead, cycle): every user the lead was ever assigned to."""
+        ...
+
+    def add_history(self, lead_id: int, entry: HistoryEntry) -> None: ...

@@ -32,6 +32,7 @@ class Api:
 @pytest.fixture
 def api(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.setenv("LEADSTAGE_CAPTURE_RATE_PER_MINUTE", "5")
+    monkeypatch.setenv("LEADSTAGE_TICK_SECONDS", "0")  # no background tick racing the assertions
     settings = Settings(database_url=db_url)
     c = build(settings)
     tokens: dict[str, str] = {}

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -374,4 +375,158 @@ capture_forms = Table(
     Column("redirect_url", String(2000)),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+# ---- routing and response SLAs (R15, R16): teams and members are linked to users by name (ADR 8) -------
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(120), nullable=False, unique=True),
+    Column("manager_id", Id, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("timezone", String(64), nullable=False),
+    Column("hours", JSON, nullable=False),  # seven lists of [start, end] minutes after local midnight
+    Column("holidays", JSON, nullable=False),
+    Column("first_response_minutes", Integer, nullable=False),
+    Column("daily_capacity", Integer),
+    Column("reroute_on_breach", Boolean, nullable=False, default=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+routing_members = Table(
+    "routing_members",
+    metadata,
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("team", String(120), nullable=False),
+    Column("weight", Float, nullable=False),
+    Column("max_open", Integer),
+    Column("max_per_day", Integer),
+    Column("territories", JSON, nullable=False),
+    Column("out_of_office_until", Date),
+)
+
+routing_documents = Table(
+    "routing_documents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version", Integer, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("active", Boolean, nullable=False, default=False),
+    Column("created_by", String(120), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("version", name="uq_routing_documents_version"),
+)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+    Column("cycle", Integer, nullable=False),
+    Column("team", String(120)),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("username", String(120), nullable=False),
+    Column("kind", String(20), nullable=False),  # rule, account_owner, sla_reroute, manual
+    Column("rule", String(200)),
+    Column("reason", Text, nullable=False),
+    Column("candidates", JSON, nullable=False),
+    Column("actor", String(120), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("current", Boolean, nullable=False),
+    Column("counted", Boolean, nullable=False),  # counts towards the team's daily hand-off capacity
+    Column("document_version", Integer),
+    Column("sla_due_at", UTCDateTime),
+    Column("sla_state", String(12)),  # pending, met, breached, closed; null: no SLA
+    Column("responded_at", UTCDateTime),
+    Column("response_minutes", Float),  # business minutes from assignment to the first sales activity
+    Column("breached_at", UTCDateTime),
+    Index("ix_assignments_lead_current", "lead_id", "current"),
+    Index("ix_assignments_sla_state_due", "sla_state", "sla_due_at"),
+    Index("ix_assignments_team_at", "team", "at"),
+    Index("ix_assignments_user_at", "user_id", "at"),
+)
+
+routing_queue = Table(
+    "routing_queue",
+    metadata,
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), primary_key=True),
+    Column("team", String(120)),  # null: the unassigned queue (no rule matched)
+    Column("rule", String(200)),
+    Column("reason", Text, nullable=False),
+    Column("position", Integer, nullable=False),  # 1 = handed over next
+    Column("priority", String(4)),
+    Column("queued_at", UTCDateTime, nullable=False),
+    Index("ix_routing_queue_team_position", "team", "position"),
+)
+
+locks = Table(
+    "locks",
+    metadata,
+    Column("name", String(60), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+
+# ---- webhooks: subscriptions, the outbox, event cursors, signed inbound hooks ------------------------------
+
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(128), nullable=False),  # used to sign; readable by the server by necessity
+    Column("events", JSON, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_by", String(120), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("subscription_id", Id, ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"), nullable=False),
+    Column("event_key", String(120), nullable=False),
+    Column("event_type", String(60), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(20), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_status", Integer),
+    Column("last_error", String(500)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    UniqueConstraint("subscription_id", "event_key", name="uq_outbox_subscription_event"),
+    Index("ix_outbox_status_next", "status", "next_attempt_at"),
+)
+
+event_cursors = Table(
+    "event_cursors",
+    metadata,
+    Column("name", String(60), primary_key=True),
+    Column("position", String(60), nullable=False),
+)
+
+inbound_hooks = Table(
+    "inbound_hooks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(120), nullable=False, unique=True),
+    Column("secret", String(128), nullable=False),
+    Column("source", String(120), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+inbound_events = Table(
+    "inbound_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("hook_id", Id, ForeignKey("inbound_hooks.id", ondelete="CASCADE"), nullable=False),
+    Column("signature", String(64), nullable=False, unique=True),  # a replayed delivery is refused
+    Column("received_at", UTCDateTime, nullable=False),
 )

@@ -19,9 +19,11 @@ from leadstage.adapters.db.repositories import (
     SqlQualificationRepository,
     SqlUserRepository,
 )
+from leadstage.adapters.db.routing import SqlRoutingRepository
 from leadstage.adapters.db.scoring import SqlScoringRepository
 from leadstage.adapters.db.segments import SqlSegmentRepository
 from leadstage.adapters.db.tasks import SqlTaskRepository
+from leadstage.adapters.db.webhooks import SqlWebhookRepository
 
 
 class SqlUnitOfWork:
@@ -38,6 +40,8 @@ class SqlUnitOfWork:
     tasks: SqlTaskRepository
     disqualifications: SqlDisqualificationRepository
     access: SqlAccessRepository
+    routing: SqlRoutingRepository
+    webhooks: SqlWebhookRepository
 
     def __init__(self, engine: Engine, *, write: bool = False) -> None:
         self.engine = engine
@@ -63,6 +67,8 @@ class SqlUnitOfWork:
         self.tasks = SqlTaskRepository(conn)
         self.disqualifications = SqlDisqualificationRepository(conn)
         self.access = SqlAccessRepository(conn)
+        self.routing = SqlRoutingRepository(conn)
+        self.webhooks = SqlWebhookRepository(conn)
         return self
 
     def __exit__(

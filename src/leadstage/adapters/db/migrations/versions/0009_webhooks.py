@@ -1,0 +1,89 @@
+"""webhooks: subscriptions, outbox, event cursors, signed inbound hooks
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-11-22
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0009"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+When = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "webhook_subscriptions",
+        sa.Column("id", Id, autoincrement=True, nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("secret", sa.String(length=128), nullable=False),
+        sa.Column("events", sa.JSON(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_by", sa.String(length=120), nullable=False),
+        sa.Column("created_at", When, nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "outbox",
+        sa.Column("id", Id, autoincrement=True, nullable=False),
+        sa.Column("subscription_id", Id, nullable=False),
+        sa.Column("event_key", sa.String(length=120), nullable=False),
+        sa.Column("event_type", sa.String(length=60), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", When, nullable=False),
+        sa.Column("last_status", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.String(length=500), nullable=True),
+        sa.Column("created_at", When, nullable=False),
+        sa.Column("delivered_at", When, nullable=True),
+        sa.ForeignKeyConstraint(["subscription_id"], ["webhook_subscriptions.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("subscription_id", "event_key", name="uq_outbox_subscription_event"),
+    )
+    op.create_index("ix_outbox_status_next", "outbox", ["status", "next_attempt_at"], unique=False)
+    op.create_table(
+        "event_cursors",
+        sa.Column("name", sa.String(length=60), nullable=False),
+        sa.Column("position", sa.String(length=60), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "inbound_hooks",
+        sa.Column("id", Id, autoincrement=True, nullable=False),
+        sa.Column("name", sa.String(length=120), nullable=False),
+        sa.Column("secret", sa.String(length=128), nullable=False),
+        sa.Column("source", sa.String(length=120), nullable=False),
+        sa.Column("created_at", When, nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("name"),
+    )
+    op.create_table(
+        "inbound_events",
+        sa.Column("id", Id, autoincrement=True, nullable=False),
+        sa.Column("hook_id", Id, nullable=False),
+        sa.Column("signature", sa.String(length=64), nullable=False),
+        sa.Column("received_at", When, nullable=False),
+        sa.ForeignKeyConstraint(["hook_id"], ["inbound_hooks.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("signature"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("inbound_events")
+    op.drop_table("inbound_hooks")
+    op.drop_table("event_cursors")
+    op.drop_index("ix_outbox_status_next", table_name="outbox")
+    op.drop_table("outbox")
+    op.drop_table("webhook_subscriptions")

@@ -1,0 +1,189 @@
+"""Webhook subscriptions, the outbox, event cursors and inbound hooks in SQL; never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from leadstage.adapters.db import tables as t
+from leadstage.services.ports import InboundHook, OutboxItem, Subscription
+
+_S, _O = t.webhook_subscriptions, t.outbox
+
+
+class SqlWebhookRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # -- subscriptions
+
+    def add_subscription(self, *, url: str, secret: str, events: list[str], by: str, at: datetime) -> int:
+        values = {
+            "url": url,
+            "secret": secret,
+            "events": events,
+            "active": True,
+            "created_by": by,
+            "created_at": at,
+        }
+        return int(self.conn.execute(insert(_S).values(values).returning(_S.c.id)).scalar_one())
+
+    def subscriptions(self, *, active_only: bool = True) -> list[Subscription]:
+        q = select(_S).order_by(_S.c.id)
+        if active_only:
+            q = q.where(_S.c.active.is_(True))
+        return [
+            Subscription(r.id, r.url, r.secret, list(r.events), bool(r.active), r.created_by, r.created_at)
+            for r in self.conn.execute(q)
+        ]
+
+    def deactivate(self, subscription_id: int) -> bool:
+        q = update(_S).where(_S.c.id == subscription_id, _S.c.active.is_(True)).values(active=False)
+        return bool(self.conn.execute(q).rowcount)
+
+    # -- cursors over the tables events come from
+
+    def cursor(self, name: str) -> str | None:
+        value = self.conn.execute(select(t.event_cursors.c.position).where(t.event_cursors.c.name == name))
+        found = value.scalar_one_or_none()
+        return None if found is None else str(found)
+
+    def set_cursor(self, name: str, position: str) -> None:
+        c = t.event_cursors
+        if self.conn.execute(update(c).where(c.c.name == name).values(position=position)).rowcount == 0:
+            self.conn.execute(insert(c).values(name=name, position=position))
+
+    def history_since(self, after_id: int, limit: int) -> list[dict[str, Any]]:
+        h = t.lead_history
+        q = select(h).where(h.c.id > after_id).order_by(h.c.id).limit(limit)
+        return [dict(r._mapping) for r in self.conn.execute(q)]
+
+    def scores_since(self, after_id: int, limit: int) -> list[dict[str, Any]]:
+        s = t.score_history
+        q = select(s).where(s.c.id > after_id).order_by(s.c.id).limit(limit)
+        return [dict(r._mapping) for r in self.conn.execute(q)]
+
+    def activations_since(self, after: datetime | None) -> list[dict[str, Any]]:
+        m = t.scoring_models
+        q = select(m.c.id, m.c.name, m.c.version, m.c.activated_at, m.c.created_by).where(
+            m.c.activated_at.is_not(None)
+        )
+        if after is not None:
+            q = q.where(m.c.activated_at > after)
+        return [dict(r._mapping) for r in self.conn.execute(q.order_by(m.c.activated_at))]
+
+    def last_ids(self) -> tuple[int, int]:
+        h = self.conn.execute(select(func.max(t.lead_history.c.id))).scalar_one()
+        s = self.conn.execute(select(func.max(t.score_history.c.id))).scalar_one()
+        return int(h or 0), int(s or 0)
+
+    # -- the outbox
+
+    def enqueue(self, items: Sequence[dict[str, Any]]) -> int:
+        """Queue deliveries; one per (subscription, event) however often the same event is offered."""
+        added = 0
+        for item in items:
+            try:
+                with self.conn.begin_nested():
+                    self.conn.execute(insert(_O).values(item))
+                added += 1
+            except IntegrityError:
+                continue
+        return added
+
+    def due(self, now: datetime, limit: int) -> list[OutboxItem]:
+        q = (
+            select(_O, _S.c.url, _S.c.secret)
+            .select_from(_O.join(_S, _S.c.id == _O.c.subscription_id))
+            .where(_O.c.status == "pending", _O.c.next_attempt_at <= now, _S.c.active.is_(True))
+            .order_by(_O.c.next_attempt_at, _O.c.id)
+            .limit(limit)
+        )
+        return [_item(r) for r in self.conn.execute(q)]
+
+    def record_attempt(
+        self,
+        item_id: int,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: datetime,
+        last_status: int | None,
+        last_error: str | None,
+        delivered_at: datetime | None,
+    ) -> None:
+        self.conn.execute(
+            update(_O)
+            .where(_O.c.id == item_id)
+            .values(
+                status=status,
+                attempts=attempts,
+                next_attempt_at=next_attempt_at,
+                last_status=last_status,
+                last_error=(last_error or "")[:500] or None,
+                delivered_at=delivered_at,
+            )
+        )
+
+    def log(self, subscription_id: int, limit: int = 100) -> list[OutboxItem]:
+        q = (
+            select(_O, _S.c.url, _S.c.secret)
+            .select_from(_O.join(_S, _S.c.id == _O.c.subscription_id))
+            .where(_O.c.subscription_id == subscription_id)
+            .order_by(_O.c.id.desc())
+            .limit(limit)
+        )
+        return [_item(r) for r in self.conn.execute(q)]
+
+    # -- inbound hooks
+
+    def add_inbound(self, *, name: str, secret: str, source: str, at: datetime) -> int:
+        h = t.inbound_hooks
+        values = {"name": name, "secret": secret, "source": source, "created_at": at}
+        return int(self.conn.execute(insert(h).values(values).returning(h.c.id)).scalar_one())
+
+    def inbound(self, name: str) -> InboundHook | None:
+        h = t.inbound_hooks
+        r = self.conn.execute(select(h).where(h.c.name == name)).first()
+        return None if r is None else InboundHook(r.id, r.name, r.secret, r.source)
+
+    def inbound_hooks(self) -> list[InboundHook]:
+        h = t.inbound_hooks
+        return [
+            InboundHook(r.id, r.name, r.secret, r.source)
+            for r in self.conn.execute(select(h).order_by(h.c.id))
+        ]
+
+    def remember_signature(self, hook_id: int, signature: str, at: datetime) -> bool:
+        """False when this signature was seen before (a replay)."""
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(
+                    insert(t.inbound_events).values(hook_id=hook_id, signature=signature, received_at=at)
+                )
+        except IntegrityError:
+            return False
+        return True
+
+
+def _item(r: Any) -> OutboxItem:
+    return OutboxItem(
+        id=int(r.id),
+        subscription_id=int(r.subscription_id),
+        url=r.url,
+        secret=r.secret,
+        event_key=r.event_key,
+        event_type=r.event_type,
+        payload=r.payload,
+        status=r.status,
+        attempts=int(r.attempts),
+        next_attempt_at=r.next_attempt_at,
+        last_status=r.last_status,
+        last_error=r.last_error,
+        created_at=r.created_at,
+        delivered_at=r.delivered_at,
+    )
