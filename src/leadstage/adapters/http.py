@@ -22,7 +22,9 @@ class UrllibSender:
         self.timeout = timeout
 
     def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int | None, str | None]:
-        request = urllib.request.Request(
+        if not url.startswith(("http://", "https://")):
+            return None, f"not an http(s) URL: {url!r}"
+        request = urllib.request.Request(  # noqa: S310  (the scheme is checked just above)
             url, data=body, method="POST", headers={**headers, "User-Agent": "leadstage"}
         )
         try:
