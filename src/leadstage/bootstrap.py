@@ -13,12 +13,13 @@ from leadstage.adapters.db.engine import make_engine
 from leadstage.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from leadstage.adapters.http import UrllibSender
 from leadstage.adapters.identity import LibraryIdentityNormalizer
+from leadstage.adapters.mail import SmtpMailer
 from leadstage.adapters.scoring_yaml import load_qualification_setup, load_yaml
 from leadstage.config import Settings
 from leadstage.domain.identity import EmailRules
 from leadstage.domain.qualification import DEFAULT_SETUP, QualificationSetup
+from leadstage.services import notifications, webhooks
 from leadstage.services import tick as tick_service
-from leadstage.services import webhooks
 from leadstage.services.ingest import ImportContext
 from leadstage.services.ports import (
     Clock,
@@ -72,7 +73,19 @@ class Container:
     def tick_evaluators(self) -> list[tuple[str, Evaluator]]:
         """The time-based rules ``tick`` runs, with the ones that need an adapter (webhook delivery)."""
         sender = UrllibSender()
-        return [*tick_service.EVALUATORS, ("webhooks", lambda uow, now: webhooks.run(uow, sender, now))]
+        evaluators = [*tick_service.EVALUATORS, ("webhooks", lambda uow, now: webhooks.run(uow, sender, now))]
+        s = self.settings
+        if s.smtp_host:
+            mailer = SmtpMailer(
+                s.smtp_host,
+                s.smtp_port,
+                s.smtp_from,
+                starttls=s.smtp_starttls,
+                user=s.smtp_user,
+                password=s.smtp_password,
+            )
+            evaluators.append(("mail", lambda uow, now: notifications.run(uow, mailer, now)))
+        return evaluators
 
     @cached_property
     def qualification(self) -> QualificationSetup:

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     capture_rate_per_minute: int = Field(
         default=30, ge=1, description="Form posts accepted per minute from one address (more: 429)."
     )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for e-mail notifications; unset: no e-mail is sent."
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP port.")
+    smtp_from: str = Field(default="leadstage@localhost", description="Sender address of notifications.")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_user: str | None = Field(default=None, description="SMTP login (with SMTP_PASSWORD).")
+    smtp_password: str | None = Field(default=None, description="SMTP password.")
     host: str = Field(default="127.0.0.1", description="Address `leadstage serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `leadstage serve` listens on.")
     tick_seconds: float = Field(

@@ -445,6 +445,7 @@ class UserIn(Strict):
     role: Literal["admin", "marketing", "sales_rep", "sales_manager", "viewer"]
     team: str | None = Field(default=None, max_length=120)
     password: str | None = Field(default=None, min_length=8, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
 
 
 @router.post("/users", tags=["users"], status_code=201)
@@ -458,6 +459,7 @@ def add_user(request: Request, body: UserIn, uow: Uow, who: Writer) -> Json:
         team=body.team,
         password_hash=hash_password(body.password) if body.password else None,
         at=container(request).clock.now(),
+        email=body.email,
     )
     uow.commit()
     return {

@@ -632,6 +632,9 @@ def users_add(
     name: Annotated[str, typer.Argument()],
     role: Annotated[str, typer.Option(help=", ".join(user_service.ASSIGNABLE_ROLES))],
     team: Annotated[str | None, typer.Option(help="Team name.")] = None,
+    email: Annotated[
+        str | None, typer.Option(help="Where notifications go (routed MQLs, SLA breaches).")
+    ] = None,
     password: Annotated[
         str | None, typer.Option(help="Password (prompted when omitted on a terminal).")
     ] = None,
@@ -651,6 +654,7 @@ def users_add(
             team=team,
             password_hash=hash_password(password) if password else None,
             at=c.clock.now(),
+            email=email,
         )
         uow.commit()
     if as_json:

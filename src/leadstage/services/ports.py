@@ -71,6 +71,7 @@ class UserRecord:
     team: str | None
     active: bool
     password_hash: str | None = None
+    email: str | None = None
 
 
 class LeadRepository(Protocol):
@@ -142,7 +143,14 @@ class UserRepository(Protocol):
     def get(self, user_id: int) -> UserRecord | None: ...
 
     def add(
-        self, *, username: str, role: str, team: str | None, password_hash: str | None, at: datetime
+        self,
+        *,
+        username: str,
+        role: str,
+        team: str | None,
+        password_hash: str | None,
+        at: datetime,
+        email: str | None = None,
     ) -> int: ...
 
     def all(self) -> list[UserRecord]: ...
@@ -422,6 +430,28 @@ class WebhookRepository(Protocol):
     def remember_signature(self, hook_id: int, signature: str, at: datetime) -> bool: ...
 
 
+class MailRepository(Protocol):
+    def max_ids(self) -> tuple[int, int]: ...
+
+    def assignments_since(self, after_id: int, limit: int) -> list[dict[str, Any]]: ...
+
+    def last_history_id(self, after_id: int, limit: int) -> int: ...
+
+    def tasks_since(self, after_id: int, kind: str, limit: int) -> list[dict[str, Any]]: ...
+
+    def enqueue(self, items: Sequence[dict[str, Any]]) -> int: ...
+
+    def due(self, now: datetime, limit: int) -> list[dict[str, Any]]: ...
+
+    def record(self, mail_id: int, **values: Any) -> None: ...
+
+
+class Mailer(Protocol):
+    def send(self, to: str, subject: str, body: str) -> str | None:
+        """Send one message; an error text when it failed."""
+        ...
+
+
 class WebhookSender(Protocol):
     def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int | None, str | None]:
         """POST the body; the HTTP status (None when no answer came) and an error text when it failed."""
@@ -481,6 +511,9 @@ class UnitOfWork(Protocol):
 
     @property
     def webhooks(self) -> WebhookRepository: ...
+
+    @property
+    def mail(self) -> MailRepository: ...
 
     def __enter__(self) -> Self: ...
 

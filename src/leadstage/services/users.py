@@ -9,12 +9,20 @@ from leadstage.domain.errors import AlreadyExists, ValidationError
 from leadstage.domain.stages import Role
 from leadstage.services.ports import UnitOfWork, UserRecord
 
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,119}")
 ASSIGNABLE_ROLES = tuple(r.value for r in Role if r is not Role.SYSTEM)
 
 
 def add_user(
-    uow: UnitOfWork, *, username: str, role: str, team: str | None, password_hash: str | None, at: datetime
+    uow: UnitOfWork,
+    *,
+    username: str,
+    role: str,
+    team: str | None,
+    password_hash: str | None,
+    at: datetime,
+    email: str | None = None,
 ) -> UserRecord:
     """Create a user with a role (and optionally a team); names are unique."""
     if not USERNAME.fullmatch(username) or username in ("admin", "system"):
@@ -27,7 +35,16 @@ def add_user(
         raise ValidationError(f"unknown role {role!r}; one of {', '.join(ASSIGNABLE_ROLES)}", field="role")
     if uow.users.get_by_username(username) is not None:
         raise AlreadyExists(f"user {username!r} already exists", field="name")
-    user_id = uow.users.add(username=username, role=role, team=team, password_hash=password_hash, at=at)
+    if email is not None and not EMAIL.fullmatch(email.strip()):
+        raise ValidationError(f"--email: not an e-mail address: {email!r}", field="email")
+    user_id = uow.users.add(
+        username=username,
+        role=role,
+        team=team,
+        password_hash=password_hash,
+        at=at,
+        email=email.strip() if email else None,
+    )
     user = uow.users.get(user_id)
     assert user is not None
     return user

@@ -509,6 +509,7 @@ class SqlUserRepository:
             team=r.team,
             active=r.active,
             password_hash=r.password_hash,
+            email=r.email,
         )
 
     def get_by_username(self, username: str) -> UserRecord | None:
@@ -520,7 +521,14 @@ class SqlUserRepository:
         return None if r is None else self._to_user(r)
 
     def add(
-        self, *, username: str, role: str, team: str | None, password_hash: str | None, at: datetime
+        self,
+        *,
+        username: str,
+        role: str,
+        team: str | None,
+        password_hash: str | None,
+        at: datetime,
+        email: str | None = None,
     ) -> int:
         return int(
             self.conn.execute(
@@ -529,6 +537,7 @@ class SqlUserRepository:
                     username=username,
                     role=role,
                     team=team,
+                    email=email,
                     password_hash=password_hash,
                     active=True,
                     created_at=at,

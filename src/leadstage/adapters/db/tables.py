@@ -81,6 +81,7 @@ users = Table(
     Column("role", String(32), nullable=False),
     Column("team", String(120)),
     Column("password_hash", String(255)),
+    Column("email", String(320)),  # where notifications go
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
@@ -529,4 +530,21 @@ inbound_events = Table(
     Column("hook_id", Id, ForeignKey("inbound_hooks.id", ondelete="CASCADE"), nullable=False),
     Column("signature", String(64), nullable=False, unique=True),  # a replayed delivery is refused
     Column("received_at", UTCDateTime, nullable=False),
+)
+
+mail_outbox = Table(
+    "mail_outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(120), nullable=False, unique=True),  # one mail per event, however often offered
+    Column("to_addr", String(320), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(20), nullable=False),  # pending, sent, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", String(500)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Index("ix_mail_outbox_status_next", "status", "next_attempt_at"),
 )

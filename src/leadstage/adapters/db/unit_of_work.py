@@ -23,7 +23,7 @@ from leadstage.adapters.db.routing import SqlRoutingRepository
 from leadstage.adapters.db.scoring import SqlScoringRepository
 from leadstage.adapters.db.segments import SqlSegmentRepository
 from leadstage.adapters.db.tasks import SqlTaskRepository
-from leadstage.adapters.db.webhooks import SqlWebhookRepository
+from leadstage.adapters.db.webhooks import SqlMailRepository, SqlWebhookRepository
 
 
 class SqlUnitOfWork:
@@ -42,6 +42,7 @@ class SqlUnitOfWork:
     access: SqlAccessRepository
     routing: SqlRoutingRepository
     webhooks: SqlWebhookRepository
+    mail: SqlMailRepository
 
     def __init__(self, engine: Engine, *, write: bool = False) -> None:
         self.engine = engine
@@ -69,6 +70,7 @@ class SqlUnitOfWork:
         self.access = SqlAccessRepository(conn)
         self.routing = SqlRoutingRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
+        self.mail = SqlMailRepository(conn)
         return self
 
     def __exit__(

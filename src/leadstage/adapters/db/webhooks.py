@@ -170,6 +170,80 @@ class SqlWebhookRepository:
         return True
 
 
+class SqlMailRepository:
+    """The e-mail outbox and what notifications are made from."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def max_ids(self) -> tuple[int, int]:
+        h = self.conn.execute(select(func.max(t.lead_history.c.id))).scalar_one()
+        k = self.conn.execute(select(func.max(t.tasks.c.id))).scalar_one()
+        return int(h or 0), int(k or 0)
+
+    def assignments_since(self, after_id: int, limit: int) -> list[dict[str, Any]]:
+        """``assign`` history rows after the cursor, with the lead and its owner's address; and the last id read."""
+        h, lead, user = t.lead_history, t.leads, t.users
+        q = (
+            select(
+                h.c.id,
+                h.c.lead_id,
+                h.c.at,
+                lead.c.first_name,
+                lead.c.last_name,
+                lead.c.company,
+                lead.c.email,
+                lead.c.priority,
+                user.c.username,
+                user.c.email.label("owner_email"),
+            )
+            .select_from(h.join(lead, lead.c.id == h.c.lead_id).outerjoin(user, user.c.id == lead.c.owner_id))
+            .where(h.c.id > after_id, h.c.action == "assign")
+            .order_by(h.c.id)
+            .limit(limit)
+        )
+        return [dict(r._mapping) for r in self.conn.execute(q)]
+
+    def last_history_id(self, after_id: int, limit: int) -> int:
+        """How far a scan of ``limit`` history rows after the cursor reaches."""
+        h = t.lead_history
+        ids = select(h.c.id).where(h.c.id > after_id).order_by(h.c.id).limit(limit).subquery()
+        found = self.conn.execute(select(func.max(ids.c.id))).scalar_one()
+        return int(found or after_id)
+
+    def tasks_since(self, after_id: int, kind: str, limit: int) -> list[dict[str, Any]]:
+        k, user = t.tasks, t.users
+        q = (
+            select(
+                k.c.id, k.c.lead_id, k.c.title, k.c.due_at, user.c.username, user.c.email.label("owner_email")
+            )
+            .select_from(k.outerjoin(user, user.c.id == k.c.owner_id))
+            .where(k.c.id > after_id, k.c.kind == kind)
+            .order_by(k.c.id)
+            .limit(limit)
+        )
+        return [dict(r._mapping) for r in self.conn.execute(q)]
+
+    def enqueue(self, items: Sequence[dict[str, Any]]) -> int:
+        added = 0
+        for item in items:
+            try:
+                with self.conn.begin_nested():
+                    self.conn.execute(insert(t.mail_outbox).values(item))
+                added += 1
+            except IntegrityError:
+                continue
+        return added
+
+    def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        m = t.mail_outbox
+        q = select(m).where(m.c.status == "pending", m.c.next_attempt_at <= now).order_by(m.c.id).limit(limit)
+        return [dict(r._mapping) for r in self.conn.execute(q)]
+
+    def record(self, mail_id: int, **values: Any) -> None:
+        self.conn.execute(update(t.mail_outbox).where(t.mail_outbox.c.id == mail_id).values(**values))
+
+
 def _item(r: Any) -> OutboxItem:
     return OutboxItem(
         id=int(r.id),

@@ -1,4 +1,5 @@
-"""webhooks: subscriptions, outbox, event cursors, signed inbound hooks
+"""webhooks and notifications: subscriptions, outbox, event cursors, signed inbound hooks, mail outbox,
+users' e-mail addresses
 
 Revision ID: 0009
 Revises: 0008
@@ -79,8 +80,32 @@ def upgrade() -> None:
         sa.UniqueConstraint("signature"),
     )
 
+    op.create_table(
+        "mail_outbox",
+        sa.Column("id", Id, autoincrement=True, nullable=False),
+        sa.Column("key", sa.String(length=120), nullable=False),
+        sa.Column("to_addr", sa.String(length=320), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", When, nullable=False),
+        sa.Column("last_error", sa.String(length=500), nullable=True),
+        sa.Column("created_at", When, nullable=False),
+        sa.Column("sent_at", When, nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("key"),
+    )
+    op.create_index("ix_mail_outbox_status_next", "mail_outbox", ["status", "next_attempt_at"], unique=False)
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("email", sa.String(length=320), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("email")
+    op.drop_index("ix_mail_outbox_status_next", table_name="mail_outbox")
+    op.drop_table("mail_outbox")
     op.drop_table("inbound_events")
     op.drop_table("inbound_hooks")
     op.drop_table("event_cursors")
