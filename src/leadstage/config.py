@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with STARTTLS.")
     smtp_user: str | None = Field(default=None, description="SMTP login (with SMTP_PASSWORD).")
     smtp_password: str | None = Field(default=None, description="SMTP password.")
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="How long a web login lasts.")
+    secure_cookies: bool = Field(
+        default=False,
+        description="Mark session cookies Secure (set it when serving over HTTPS, e.g. behind a proxy).",
+    )
     host: str = Field(default="127.0.0.1", description="Address `leadstage serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `leadstage serve` listens on.")
     tick_seconds: float = Field(

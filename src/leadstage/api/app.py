@@ -14,11 +14,12 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 
 from leadstage import __version__
-from leadstage.api import capture, problems, routes
+from leadstage.api import capture, problems, routes, web_auth
 from leadstage.api.security import BodyLimit, RateLimiter
 from leadstage.bootstrap import Container, build
 from leadstage.config import Settings
 from leadstage.services import tick as tick_service
+from leadstage.services.ports import Clock
 
 log = logging.getLogger("leadstage.tick")
 
@@ -33,12 +34,12 @@ code{background:#f2f4f7;padding:.1rem .3rem;border-radius:3px}</style></head>
 <a href="/api/v1/health"><code>/api/v1/health</code></a>.</p></body></html>"""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        container = build(settings)
+        container = build(settings, clock=clock)
         app.state.container = container
         app.state.ticks = 0
         loop = (
@@ -69,10 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     problems.install(app)
-    # per client address: form posts (people) and signed inbound hooks (tools sending event streams)
+    # per client address: form posts (people), signed inbound hooks (tools sending event streams), logins
     app.state.rate_limiters = {
         "capture": RateLimiter(settings.capture_rate_per_minute),
         "hooks": RateLimiter(600),
+        "login": RateLimiter(10),  # password guesses per address and minute
     }
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(routes.router)
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await call_next(request)
 
     app.include_router(capture.router)
+    app.include_router(web_auth.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:

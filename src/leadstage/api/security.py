@@ -3,6 +3,7 @@ size limits and rate limits for the public endpoints."""
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from leadstage.services.ports import UnitOfWork
 bearer = HTTPBearer(auto_error=False, description="An API token from `leadstage tokens create USER`.")
 #: How often a token's last-used time is written (not on every request).
 TOUCH_EVERY = timedelta(minutes=5)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def container(request: Request) -> Container:
@@ -32,7 +34,7 @@ def container(request: Request) -> Container:
 
 def unit_of_work(request: Request) -> Iterator[UnitOfWork]:
     """The request's transaction: endpoints commit what they change; anything else is rolled back."""
-    with container(request).uow(write=request.method not in ("GET", "HEAD", "OPTIONS")) as uow:
+    with container(request).uow(write=request.method not in SAFE_METHODS) as uow:
         yield uow
 
 
@@ -54,16 +56,29 @@ def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The caller, from a bearer token; 401 without one that is valid. Read in its own short transaction,
-    so that the request's own unit of work (or the import pipeline's) is the only one that writes."""
+    """The caller: a bearer token, else a web session (whose changes need its CSRF token in the
+    ``X-CSRF-Token`` header); 401 without either. Read in its own short transaction, so that the
+    request's own unit of work (or the import pipeline's) is the only one that writes."""
+    c = container(request)
+    cookie = request.cookies.get(access.SESSION_COOKIE)
+    if credentials is None and cookie:
+        with c.uow() as uow:
+            actor, csrf = access.session_actor(uow, cookie, now=c.clock.now())
+        if request.method not in SAFE_METHODS and not hmac.compare_digest(
+            request.headers.get("x-csrf-token", ""), csrf
+        ):
+            raise PermissionDenied(
+                "missing or wrong CSRF token (X-CSRF-Token) for a change made with a session"
+            )
+        return Principal(actor=actor, scope="write")
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated(
-            "this endpoint needs 'Authorization: Bearer TOKEN' (see `leadstage tokens create`)"
+            "this endpoint needs 'Authorization: Bearer TOKEN' (see `leadstage tokens create`) or a login"
         )
-    with container(request).uow() as uow:
+    with c.uow() as uow:
         actor, scope, token_id = access.authenticate_token(uow, credentials.credentials)
         record = uow.access.get_token(token_id)
-    now = container(request).clock.now()
+    now = c.clock.now()
     if record is not None and (record.last_used_at is None or now - record.last_used_at > TOUCH_EVERY):
         _touch(request, token_id, now)
     return Principal(actor=actor, scope=scope, token_id=token_id)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from leadstage.domain.errors import NotFound, PermissionDenied, Unauthenticated, ValidationError
 from leadstage.domain.stages import Actor, Role
@@ -120,3 +121,58 @@ def create_form(
     assert stored is not None
     assert stored.id == form_id
     return stored
+
+
+# ---- web sessions ---------------------------------------------------------------------------------------
+
+SESSION_COOKIE = "ls_session"
+
+
+def login(
+    uow: UnitOfWork,
+    username: str,
+    password: str,
+    *,
+    verify: Callable[[str, str], bool],
+    dummy_hash: str,
+    at: datetime,
+    hours: float,
+    client: str | None,
+) -> tuple[str, str, Actor]:
+    """A new session for the right user name and password: (cookie value, CSRF token, actor).
+
+    The same ``Unauthenticated`` for an unknown user, a wrong password or a deactivated user, after the
+    same password check (against a dummy hash when there is no user), so the answer tells nothing.
+    """
+    user = uow.users.get_by_username(username.strip())
+    stored = user.password_hash if user is not None and user.password_hash else dummy_hash
+    ok = verify(stored, password)
+    if user is None or not user.password_hash or not ok or not user.active:
+        raise Unauthenticated("wrong user name or password")
+    cookie = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    uow.access.add_session(
+        digest=token_digest(cookie),
+        user_id=user.id,
+        csrf=csrf,
+        at=at,
+        expires_at=at + timedelta(hours=hours),
+        client=client,
+    )
+    return cookie, csrf, Actor(name=user.username, role=Role(user.role), user_id=user.id, team=user.team)
+
+
+def session_actor(uow: UnitOfWork, cookie: str, *, now: datetime) -> tuple[Actor, str]:
+    """The actor of a session cookie and its CSRF token; ``Unauthenticated`` when it is unknown or expired."""
+    found = uow.access.session(token_digest(cookie)) if cookie and len(cookie) < 200 else None
+    if found is None or not found.user_active:
+        raise Unauthenticated("not logged in (or the session was ended)")
+    if found.expires_at <= now:
+        raise Unauthenticated("the session has expired: log in again")
+    return Actor(
+        name=found.username, role=Role(found.role), user_id=found.user_id, team=found.team
+    ), found.csrf
+
+
+def logout(uow: UnitOfWork, cookie: str) -> None:
+    uow.access.end_session(token_digest(cookie))

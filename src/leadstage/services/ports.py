@@ -325,7 +325,29 @@ class CaptureForm:
     id: int | None = None
 
 
+@dataclass(frozen=True)
+class WebSession:
+    digest: str
+    user_id: int
+    username: str
+    role: str
+    team: str | None
+    user_active: bool
+    csrf: str
+    expires_at: datetime
+
+
 class AccessRepository(Protocol):
+    def add_session(
+        self, *, digest: str, user_id: int, csrf: str, at: datetime, expires_at: datetime, client: str | None
+    ) -> None: ...
+
+    def session(self, digest: str) -> WebSession | None: ...
+
+    def end_session(self, digest: str) -> None: ...
+
+    def end_sessions(self, user_id: int) -> None: ...
+
     def add_token(
         self, *, user_id: int, name: str | None, digest: str, prefix: str, scope: str, by: str, at: datetime
     ) -> int: ...

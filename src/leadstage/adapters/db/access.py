@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from leadstage.adapters.db import tables as t
-from leadstage.services.ports import CaptureForm, TokenRecord
+from leadstage.services.ports import CaptureForm, TokenRecord, WebSession
 
 _T = t.api_tokens
 _F = t.capture_forms
@@ -58,6 +58,35 @@ class SqlAccessRepository:
         return select(_T, t.users.c.username, t.users.c.role, t.users.c.team, t.users.c.active).select_from(
             _T.join(t.users, t.users.c.id == _T.c.user_id)
         )
+
+    # -- web sessions
+
+    def add_session(
+        self, *, digest: str, user_id: int, csrf: str, at: datetime, expires_at: datetime, client: str | None
+    ) -> None:
+        self.conn.execute(
+            insert(t.web_sessions).values(
+                id=digest, user_id=user_id, csrf=csrf, created_at=at, expires_at=expires_at, client=client
+            )
+        )
+
+    def session(self, digest: str) -> WebSession | None:
+        s = t.web_sessions
+        q = select(s, t.users.c.username, t.users.c.role, t.users.c.team, t.users.c.active).select_from(
+            s.join(t.users, t.users.c.id == s.c.user_id)
+        )
+        r = self.conn.execute(q.where(s.c.id == digest)).first()
+        if r is None:
+            return None
+        return WebSession(
+            r.id, int(r.user_id), r.username, r.role, r.team, bool(r.active), r.csrf, r.expires_at
+        )
+
+    def end_session(self, digest: str) -> None:
+        self.conn.execute(delete(t.web_sessions).where(t.web_sessions.c.id == digest))
+
+    def end_sessions(self, user_id: int) -> None:
+        self.conn.execute(delete(t.web_sessions).where(t.web_sessions.c.user_id == user_id))
 
     # -- capture forms
 

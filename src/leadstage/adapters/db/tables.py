@@ -548,3 +548,14 @@ mail_outbox = Table(
     Column("sent_at", UTCDateTime),
     Index("ix_mail_outbox_status_next", "status", "next_attempt_at"),
 )
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the session cookie's value
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("client", String(64)),
+)

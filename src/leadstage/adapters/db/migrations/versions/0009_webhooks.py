@@ -1,5 +1,5 @@
 """webhooks and notifications: subscriptions, outbox, event cursors, signed inbound hooks, mail outbox,
-users' e-mail addresses
+users' e-mail addresses, web sessions
 
 Revision ID: 0009
 Revises: 0008
@@ -99,9 +99,23 @@ def upgrade() -> None:
     op.create_index("ix_mail_outbox_status_next", "mail_outbox", ["status", "next_attempt_at"], unique=False)
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("email", sa.String(length=320), nullable=True))
+    op.create_table(
+        "web_sessions",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("user_id", Id, nullable=False),
+        sa.Column("csrf", sa.String(length=64), nullable=False),
+        sa.Column("created_at", When, nullable=False),
+        sa.Column("expires_at", When, nullable=False),
+        sa.Column("client", sa.String(length=64), nullable=True),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_web_sessions_user_id"), "web_sessions", ["user_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_web_sessions_user_id"), table_name="web_sessions")
+    op.drop_table("web_sessions")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("email")
     op.drop_index("ix_mail_outbox_status_next", table_name="mail_outbox")
