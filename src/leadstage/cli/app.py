@@ -663,6 +663,27 @@ def users_add(
         err.print(f"user {user.username} ({user.role}) added")
 
 
+@users_app.command("deactivate")
+def users_deactivate(
+    name: Annotated[str, typer.Argument(metavar="NAME")], as_user: AsOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Deactivate a user: history kept, login and tokens blocked, open leads and tasks handed on by the routing rules."""
+    from leadstage.services import offboarding
+
+    c = STATE.get()
+    with c.uow(write=True) as uow:
+        actor = lead_service.resolve_actor(uow, as_user)
+        report = offboarding.deactivate_user(uow, name, actor=actor, at=c.clock.now())
+        uow.commit()
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        err.print(
+            f"{report.user} deactivated: {report.rerouted} MQLs routed again, {report.to_manager} leads to "
+            f"{report.manager or 'their manager'}, {report.unassigned} waiting unassigned, {report.tasks_moved} tasks moved"
+        )
+
+
 @users_app.command("list")
 def users_list(as_json: JsonOpt = False) -> None:
     """List users."""

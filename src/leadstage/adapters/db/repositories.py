@@ -512,6 +512,9 @@ class SqlUserRepository:
             email=r.email,
         )
 
+    def set_active(self, user_id: int, active: bool) -> None:
+        self.conn.execute(update(t.users).where(t.users.c.id == user_id).values(active=active))
+
     def get_by_username(self, username: str) -> UserRecord | None:
         r = self.conn.execute(select(t.users).where(t.users.c.username == username)).first()
         return None if r is None else self._to_user(r)

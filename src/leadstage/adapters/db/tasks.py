@@ -89,6 +89,9 @@ class SqlTaskRepository:
         )
         return bool(result.rowcount)
 
+    def reassign(self, task_id: int, owner_id: int | None) -> None:
+        self.conn.execute(update(t.tasks).where(t.tasks.c.id == task_id).values(owner_id=owner_id))
+
     def cancel_open(self, lead_id: int, kinds: Sequence[TaskKind], *, by: str, at: datetime) -> int:
         """Cancel a lead's open tasks of these kinds (their reason is gone); returns how many."""
         result = self.conn.execute(
