@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 
 from leadstage import __version__
-from leadstage.api import capture, problems, routes, web_auth
+from leadstage.api import capture, jobs, problems, routes, scoring_routes, web_auth
 from leadstage.api.security import BodyLimit, RateLimiter
 from leadstage.bootstrap import Container, build
 from leadstage.config import Settings
@@ -42,6 +43,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         container = build(settings, clock=clock)
         app.state.container = container
         app.state.ticks = 0
+        with container.uow(write=True) as uow:  # jobs a previous server left unfinished say so
+            uow.access.interrupt_jobs(container.clock.now())
+            uow.commit()
+        app.state.jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadstage-job")
         loop = (
             asyncio.create_task(_tick_loop(app, container, settings.tick_seconds))
             if settings.tick_seconds > 0
@@ -50,6 +55,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             yield
         finally:
+            app.state.jobs.shutdown(wait=True)
             if loop is not None:
                 loop.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -99,6 +105,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     app.include_router(capture.router)
     app.include_router(web_auth.router)
+    app.include_router(jobs.router)
+    app.include_router(scoring_routes.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:

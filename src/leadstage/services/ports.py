@@ -341,7 +341,29 @@ class WebSession:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    status: str
+    params: Mapping[str, Any]
+    created_by: str
+    created_at: datetime
+    result: Any = None
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
 class AccessRepository(Protocol):
+    def add_job(self, job: Job) -> None: ...
+
+    def job(self, job_id: str) -> Job | None: ...
+
+    def update_job(self, job_id: str, **values: Any) -> None: ...
+
+    def interrupt_jobs(self, at: datetime) -> int: ...
+
     def add_session(
         self, *, digest: str, user_id: int, csrf: str, at: datetime, expires_at: datetime, client: str | None
     ) -> None: ...

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from leadstage.adapters.db import tables as t
-from leadstage.services.ports import CaptureForm, TokenRecord, WebSession
+from leadstage.services.ports import CaptureForm, Job, TokenRecord, WebSession
 
 _T = t.api_tokens
 _F = t.capture_forms
@@ -87,6 +87,53 @@ class SqlAccessRepository:
 
     def end_sessions(self, user_id: int) -> None:
         self.conn.execute(delete(t.web_sessions).where(t.web_sessions.c.user_id == user_id))
+
+    # -- jobs
+
+    def add_job(self, job: Job) -> None:
+        self.conn.execute(
+            insert(t.jobs).values(
+                id=job.id,
+                kind=job.kind,
+                status=job.status,
+                params=dict(job.params),
+                created_by=job.created_by,
+                created_at=job.created_at,
+            )
+        )
+
+    def job(self, job_id: str) -> Job | None:
+        r = self.conn.execute(select(t.jobs).where(t.jobs.c.id == job_id)).first()
+        if r is None:
+            return None
+        return Job(
+            r.id,
+            r.kind,
+            r.status,
+            r.params,
+            r.created_by,
+            r.created_at,
+            r.result,
+            r.error,
+            r.started_at,
+            r.finished_at,
+        )
+
+    def update_job(self, job_id: str, **values: Any) -> None:
+        self.conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(**values))
+
+    def interrupt_jobs(self, at: datetime) -> int:
+        """Jobs left queued or running by a server that stopped: failed, saying so."""
+        q = (
+            update(t.jobs)
+            .where(t.jobs.c.status.in_(("queued", "running")))
+            .values(
+                status="failed",
+                error="interrupted: the server stopped before the job finished",
+                finished_at=at,
+            )
+        )
+        return int(self.conn.execute(q).rowcount)
 
     # -- capture forms
 

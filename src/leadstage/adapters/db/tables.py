@@ -559,3 +559,18 @@ web_sessions = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("client", String(64)),
 )
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("status", String(20), nullable=False),  # queued, running, done, failed
+    Column("params", JSON, nullable=False),
+    Column("result", JSON),
+    Column("error", Text),
+    Column("created_by", String(120), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+)

@@ -93,14 +93,12 @@ class SqlUnitOfWork:
         return self._conn
 
     def commit(self) -> None:
-        conn = self.connection
-        conn.commit()
-        conn.begin()
+        # The next statement begins the next transaction (SQLAlchemy's autobegin): a writing unit of work
+        # does not hold SQLite's write lock between its commit and its next write.
+        self.connection.commit()
 
     def rollback(self) -> None:
-        conn = self.connection
-        conn.rollback()
-        conn.begin()
+        self.connection.rollback()
 
 
 class SqlUnitOfWorkFactory:

@@ -1,5 +1,5 @@
 """webhooks and notifications: subscriptions, outbox, event cursors, signed inbound hooks, mail outbox,
-users' e-mail addresses, web sessions
+users' e-mail addresses, web sessions, jobs
 
 Revision ID: 0009
 Revises: 0008
@@ -111,9 +111,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(op.f("ix_web_sessions_user_id"), "web_sessions", ["user_id"], unique=False)
+    op.create_table(
+        "jobs",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("result", sa.JSON(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("created_by", sa.String(length=120), nullable=False),
+        sa.Column("created_at", When, nullable=False),
+        sa.Column("started_at", When, nullable=True),
+        sa.Column("finished_at", When, nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("jobs")
     op.drop_index(op.f("ix_web_sessions_user_id"), table_name="web_sessions")
     op.drop_table("web_sessions")
     with op.batch_alter_table("users") as batch:
