@@ -242,6 +242,45 @@ def get_lead(request: Request, ref: Ref, uow: Uow, who: Reader, response: Respon
     return details
 
 
+class LeadPatch(Strict):
+    first_name: str | None = Field(default=None, max_length=200)
+    last_name: str | None = Field(default=None, max_length=200)
+    job_title: str | None = Field(default=None, max_length=300)
+    company: str | None = Field(default=None, max_length=300)
+    properties: dict[str, PropertyValue] = Field(default_factory=dict, max_length=200)
+
+
+@router.patch("/leads/{ref}", tags=["leads"])
+def update_lead(
+    request: Request,
+    ref: Ref,
+    body: LeadPatch,
+    uow: Uow,
+    who: Writer,
+    response: Response,
+    if_match: Annotated[str | None, Header(max_length=40)] = None,
+) -> Json:
+    """Change name, title, company or custom properties (null removes a property); with If-Match, only
+    from that version (else 412). The lead is rescored."""
+    c = container(request)
+    fields = body.model_dump(exclude={"properties"}, exclude_unset=True)
+    lead = lead_service.update_lead(
+        uow,
+        ref,
+        fields=fields,
+        properties=body.properties,
+        actor=who.actor,
+        at=c.clock.now(),
+        expected_version=_expected(if_match),
+    )
+    assert lead.id is not None
+    if c.settings.incremental_scoring:
+        scoring.score_leads(uow, [lead.id], load=c.scoring_loader(), at=c.clock.now())
+    uow.commit()
+    response.headers["ETag"] = _etag(lead.version)
+    return {"lead": lead_summary(lead)}
+
+
 class TransitionIn(Strict):
     action: Action
     reason: str | None = Field(default=None, max_length=120)

@@ -443,6 +443,47 @@ def transition_lead(
     return updated, outcome.entry
 
 
+EDITABLE_FIELDS = ("first_name", "last_name", "job_title", "company")
+
+
+def update_lead(
+    uow: UnitOfWork,
+    ref: str | int,
+    *,
+    fields: Mapping[str, str | None],
+    properties: Mapping[str, Any],
+    actor: Actor,
+    at: datetime,
+    expected_version: int | None = None,
+) -> Lead:
+    """Change a lead's name, title, company or custom properties (``None`` removes a property); the caller
+    commits. Identifiers (email, phone, external ids) change only by merge or forget."""
+    unknown = [name for name in fields if name not in EDITABLE_FIELDS]
+    if unknown:
+        raise ValidationError(
+            f"{unknown[0]} cannot be changed here; editable: {', '.join(EDITABLE_FIELDS)} and properties",
+            field=unknown[0],
+        )
+    if actor.role in (Role.VIEWER, Role.SYSTEM):
+        raise PermissionDenied(f"role {actor.role.value} may not edit leads")
+    lead = resolve_lead(uow, ref)
+    if actor.role is Role.SALES_REP and lead.owner_id not in (None, actor.user_id):
+        raise PermissionDenied(f"{actor.name} may edit only their own and unassigned leads")
+    if expected_version is not None and lead.version != expected_version:
+        raise ConcurrencyConflict(f"lead {lead.id} is at version {lead.version}, not {expected_version}")
+    changes: dict[str, Any] = {
+        k: (v.strip() or None) if isinstance(v, str) else None for k, v in fields.items()
+    }
+    identity = replace(lead.identity, **changes)
+    props = dict(lead.properties)
+    for key, value in properties.items():
+        if value is None:
+            props.pop(key, None)
+        else:
+            props[key] = value
+    return uow.leads.update(replace(lead, identity=identity, properties=props, updated_at=at))
+
+
 def record_qualification(
     uow: UnitOfWork,
     ref: str | int,

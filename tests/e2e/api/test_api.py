@@ -236,3 +236,21 @@ def test_form_capture_is_public_redirects_browsers_and_keeps_bots_and_floods_out
     assert api.client.post("/api/v1/capture/nosuchform", json={"email": "x@y.example"}).status_code == 404
     codes = [api.client.post(url, json={"email": f"f{i}@retail.example"}).status_code for i in range(6)]
     assert 429 in codes  # five per minute per address in this test
+
+
+def test_a_lead_is_edited_with_if_match_and_identifiers_stay_put(api: Api) -> None:
+    _lead(api)
+    url = "/api/v1/leads/ana@acme-logistics.com"
+    etag = api.client.get(url, headers=api.headers()).headers["etag"]
+    changed = api.client.patch(
+        url,
+        json={"job_title": "CEO", "properties": {"Budget Band": "100k", "Old": None}},
+        headers={**api.headers(), "If-Match": etag},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["lead"]["job_title"] == "CEO"
+    stale = api.client.patch(url, json={"job_title": "CTO"}, headers={**api.headers(), "If-Match": etag})
+    assert stale.status_code == 412
+    assert api.client.get(url, headers=api.headers()).json()["properties"]["Budget Band"] == "100k"
+    assert api.client.patch(url, json={"email": "x@y.example"}, headers=api.headers()).status_code == 422
+    assert api.client.patch(url, json={"job_title": "X"}, headers=api.headers("viewer")).status_code == 403
