@@ -90,6 +90,23 @@ def webhooks_log(
     Console().print(table)
 
 
+@webhooks_app.command("retry")
+def webhooks_retry(
+    subscription_id: Annotated[int, typer.Argument(metavar="ID")], as_user: AsOpt = None
+) -> None:
+    """Make a subscription's waiting and given-up deliveries due now (after an outage is fixed)."""
+    c = STATE.get()
+    with c.uow(write=True) as uow:
+        actor = lead_service.resolve_actor(uow, as_user)
+        if actor.role is not Role.ADMIN:
+            raise PermissionDenied("only an administrator manages webhooks")
+        if not any(s.id == subscription_id for s in uow.webhooks.subscriptions(active_only=False)):
+            raise NotFound(f"no webhook {subscription_id}")
+        count = uow.webhooks.retry_now(subscription_id, c.clock.now())
+        uow.commit()
+    err.print(f"{count} deliveries of webhook {subscription_id} are due now; the next tick sends them")
+
+
 @webhooks_app.command("remove")
 def webhooks_remove(
     subscription_id: Annotated[int, typer.Argument(metavar="ID")], as_user: AsOpt = None

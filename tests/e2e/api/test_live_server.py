@@ -3,14 +3,20 @@ journey over HTTP."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -31,38 +37,50 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def _prepared(tmp_path: Path, demo_leads: int = 200) -> tuple[str, str]:
     db_url = f"sqlite:///{tmp_path / 'live.db'}"
     assert run_process(db_url, "init").code == 0
-    assert run_process(db_url, "demo", "--leads", "200", "--seed", "3").code == 0
-    assert (
-        run_process(db_url, "users", "add", "ops", "--role", "admin", "--password", "ops-password-1").code
-        == 0
-    )
+    if demo_leads:
+        assert run_process(db_url, "demo", "--leads", str(demo_leads), "--seed", "3").code == 0
+    added = run_process(db_url, "users", "add", "ops", "--role", "admin", "--password", "ops-password-1")
+    assert added.code == 0
     made = run_process(db_url, "tokens", "create", "ops", "--scope", "write", "--json")
-    token = json.loads(made.out)["token"]
+    return db_url, json.loads(made.out)["token"]
+
+
+@contextmanager
+def _serving(db_url: str, tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     port = _free_port()
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [leadstage_bin(), "--db", db_url, "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"{base}/api/v1/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"the server did not start: {(tmp_path / 'serve.log').read_text()}")
+    log_path = tmp_path / f"serve-{port}.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [leadstage_bin(), "--db", db_url, "serve", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    with urllib.request.urlopen(f"{base}/api/v1/health", timeout=1) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    time.sleep(0.1)
+            else:
+                pytest.fail(f"the server did not start: {log_path.read_text()}")
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    db_url, token = _prepared(tmp_path)
+    with _serving(db_url, tmp_path) as base:
         yield Server(base, token, db_url)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 def test_schemathesis_finds_no_server_errors_and_no_schema_violations(server: Server, tmp_path: Path) -> None:
@@ -95,6 +113,11 @@ def test_schemathesis_finds_no_server_errors_and_no_schema_violations(server: Se
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert "Authentication failed" not in proc.stdout
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
 
 
 def _call(
@@ -177,3 +200,104 @@ def test_a_lead_from_capture_to_customer_over_http(server: Server) -> None:
     assert (lead["stage"], lead["furthest_stage"]) == ("customer", "customer")
     actions = [h["action"] for h in lead["history"]]
     assert actions[-4:] == ["accept", "qualify_sql", "open_opportunity", "win"]
+
+
+def test_integrating_forms_signed_hooks_batches_and_webhooks_that_survive_a_restart(tmp_path: Path) -> None:
+    """JOURNEYS.md 7: forms post to capture, the email tool to a signed hook, the ad platform sends batches
+    with idempotency keys (a retry adds nothing), and a stage change reaches the chat tool through a
+    signed, retried webhook, also when the chat tool was down and the server restarted meanwhile."""
+    received: list[tuple[dict[str, str], bytes]] = []
+    state = {"up": False}
+
+    class Chat(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if state["up"]:
+                received.append((dict(self.headers), body))
+            self.send_response(200 if state["up"] else 503)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    chat = ThreadingHTTPServer(("127.0.0.1", 0), Chat)
+    threading.Thread(target=chat.serve_forever, daemon=True).start()
+    db_url, token = _prepared(tmp_path, demo_leads=0)
+    sub = json.loads(
+        run_process(
+            db_url,
+            "webhooks",
+            "add",
+            f"http://127.0.0.1:{chat.server_address[1]}/in",
+            "--event",
+            "lead.stage_changed",
+            "--json",
+        ).out
+    )
+    hook = json.loads(run_process(db_url, "hooks", "add", "mailer", "--source", "mailer", "--json").out)
+    form = json.loads(
+        run_process(db_url, "forms", "create", "Contact us", "--redirect", "/thanks", "--json").out
+    )
+    env = {"LEADSTAGE_TICK_SECONDS": "1"}
+    server = Server("", token, db_url)
+    with _serving(db_url, tmp_path, env) as base:
+        server.base = base
+        page = urllib.request.Request(
+            f"{base}/api/v1/capture/{form['key']}",
+            data=b"email=dana%40northwind.example&first_name=Dana&company=Northwind",
+            method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        opener = urllib.request.build_opener(_NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as redirected:
+            opener.open(page, timeout=30)
+        assert redirected.value.code == 303
+        assert redirected.value.headers["Location"] == "/thanks"
+        events = json.dumps(
+            {
+                "activities": [
+                    {
+                        "email": "dana@northwind.example",
+                        "type": "email_click",
+                        "occurred_at": "2026-11-02T09:00:00Z",
+                    }
+                ]
+            }
+        ).encode()
+        stamp = int(time.time())
+        mac = hmac.new(hook["secret"].encode(), f"{stamp}.".encode() + events, hashlib.sha256).hexdigest()
+        signed = urllib.request.Request(
+            f"{base}/api/v1/hooks/mailer",
+            data=events,
+            method="POST",
+            headers={"Content-Type": "application/json", "X-Leadstage-Signature": f"t={stamp},v1={mac}"},
+        )
+        with urllib.request.urlopen(signed, timeout=30) as r:
+            assert json.loads(r.read())["created"] == 1
+        batch = {"leads": [{"email": f"ad{i}@retail.example", "source": "paid_social"} for i in range(3)]}
+        assert _call(server, "POST", "/api/v1/leads/batch", batch)[1]["created"] == 3
+        assert _call(server, "POST", "/api/v1/leads/batch", batch)[1]["created"] == 0  # the retry
+        code, moved = _call(
+            server,
+            "POST",
+            "/api/v1/leads/dana@northwind.example/transitions",
+            {"action": "promote_mql", "reason": "manual", "note": "asked for a call"},
+        )
+        assert code == 200, moved
+        time.sleep(3)  # the chat tool is down: the delivery fails and waits for its retry
+    assert received == []
+    pending = json.loads(run_process(db_url, "webhooks", "log", str(sub["id"]), "--json").out)["items"]
+    assert [(i["type"], i["status"]) for i in pending] == [("lead.stage_changed", "pending")]
+    assert pending[0]["attempts"] >= 1
+    state["up"] = True  # the chat tool is back; the server is not running: nothing was lost meanwhile
+    assert run_process(db_url, "webhooks", "retry", str(sub["id"])).code == 0  # don't wait for the backoff
+    assert run_process(db_url, "tick").code == 0
+    chat.shutdown()
+    assert len(received) == 1
+    headers, body = received[0]
+    assert json.loads(body)["data"]["to_stage"] == "mql"
+    stamp, mac = (p.split("=", 1)[1] for p in headers["X-Leadstage-Signature"].split(","))
+    expected = hmac.new(sub["secret"].encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(mac, expected)
+    log = json.loads(run_process(db_url, "webhooks", "log", str(sub["id"]), "--json").out)["items"]
+    assert [i["status"] for i in log] == ["delivered"]

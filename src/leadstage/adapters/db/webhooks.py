@@ -129,6 +129,14 @@ class SqlWebhookRepository:
             )
         )
 
+    def retry_now(self, subscription_id: int, now: datetime) -> int:
+        q = (
+            update(_O)
+            .where(_O.c.subscription_id == subscription_id, _O.c.status.in_(("pending", "failed")))
+            .values(status="pending", next_attempt_at=now)
+        )
+        return int(self.conn.execute(q).rowcount)
+
     def log(self, subscription_id: int, limit: int = 100) -> list[OutboxItem]:
         q = (
             select(_O, _S.c.url, _S.c.secret)
