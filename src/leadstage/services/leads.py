@@ -698,6 +698,20 @@ def lead_details(
     details["disqualification"] = disqualification.disqualification_facts(
         uow.disqualifications.latest(lead.id)
     )
+    current = [a for a in uow.routing.history(lead.id) if a.current]
+    details["assignment"] = (
+        None
+        if not current
+        else {
+            "team": current[-1].team,
+            "user": current[-1].username,
+            "rule": current[-1].rule,
+            "at": current[-1].at.isoformat(),
+            "sla_due_at": _iso(current[-1].sla_due_at),
+            "sla_state": current[-1].sla_state,
+            "responded_at": _iso(current[-1].responded_at),
+        }
+    )
     scores = uow.scoring.lead_rows(ids=[lead.id])
     if scores:
         row = scores[0]
