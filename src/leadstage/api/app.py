@@ -19,6 +19,7 @@ from leadstage.api import capture, jobs, problems, routes, scoring_routes, web_a
 from leadstage.api.security import BodyLimit, RateLimiter
 from leadstage.bootstrap import Container, build
 from leadstage.config import Settings
+from leadstage.services import audit
 from leadstage.services import tick as tick_service
 from leadstage.services.ports import Clock
 
@@ -84,6 +85,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     }
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(routes.router)
+
+    @app.middleware("http")
+    async def client_address(request: Request, call_next: Any) -> Any:
+        """Audit rows say where a request came from."""
+        audit.CLIENT.set(request.client.host if request.client else None)
+        return await call_next(request)
 
     @app.middleware("http")
     async def json_bodies(request: Request, call_next: Any) -> Any:

@@ -15,7 +15,7 @@ from leadstage.api.security import Reader, Uow, Writer, container
 from leadstage.domain.errors import NotFound, PermissionDenied, ValidationError
 from leadstage.domain.leads import MAX_ID, as_id, lead_summary
 from leadstage.domain.stages import Action, Role, Stage, Status, TransitionRequest
-from leadstage.services import access, capture, privacy, scoring, tasks, webhooks
+from leadstage.services import access, audit, capture, privacy, scoring, tasks, webhooks
 from leadstage.services import leads as lead_service
 from leadstage.services import segments as segment_service
 from leadstage.services import users as user_service
@@ -499,6 +499,7 @@ def add_user(request: Request, body: UserIn, uow: Uow, who: Writer) -> Json:
         password_hash=hash_password(body.password) if body.password else None,
         at=container(request).clock.now(),
         email=body.email,
+        actor=who.actor,
     )
     uow.commit()
     return {
@@ -585,4 +586,18 @@ def webhook_deliveries(
     if not any(s.id == subscription_id for s in uow.webhooks.subscriptions(active_only=False)):
         raise NotFound(f"no webhook {subscription_id}")
     items = [webhooks.outbox_json(i) for i in uow.webhooks.log(subscription_id, limit)]
+    return {"total": len(items), "items": items}
+
+
+@router.get("/audit", tags=["audit"])
+def audit_log(
+    uow: Uow,
+    who: Reader,
+    actor: Annotated[str | None, Query(max_length=120)] = None,
+    action: Annotated[str | None, Query(max_length=60)] = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+) -> Json:
+    """The audit log, latest first (administrators)."""
+    items = audit.entries(uow, actor=who.actor, who=actor, action=action, since=since, limit=limit)
     return {"total": len(items), "items": items}

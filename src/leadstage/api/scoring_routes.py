@@ -16,7 +16,7 @@ from leadstage.api.security import Reader, Uow, Writer, container
 from leadstage.bootstrap import Container
 from leadstage.domain.errors import PermissionDenied
 from leadstage.domain.stages import Role
-from leadstage.services import backtest, routing, scoring
+from leadstage.services import audit, backtest, routing, scoring
 
 router = APIRouter(prefix="/api/v1/scoring", responses=PROBLEM_RESPONSES, tags=["scoring"])
 MODEL_EDITORS = frozenset({Role.ADMIN, Role.MARKETING})
@@ -70,6 +70,9 @@ def activate_model(request: Request, body: ModelIn, uow: Uow, who: Writer) -> JS
     c = container(request)
     stored, model = scoring.activate_model(
         uow, body.source, name=body.name, load=c.scoring_loader(), actor=who.actor, at=c.clock.now()
+    )
+    audit.record(
+        uow, who.actor, "scoring_model.activate", at=c.clock.now(), target=model.name, version=stored.version
     )
     uow.commit()
 

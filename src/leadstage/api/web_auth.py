@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from leadstage.adapters.security import hash_password, verify_password
 from leadstage.api.security import Reader, container, rate_limited
 from leadstage.domain.errors import PermissionDenied, Unauthenticated
-from leadstage.services import access
+from leadstage.services import access, audit
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF = "ls_login_csrf"
@@ -108,6 +108,9 @@ def login(
             )
             uow.commit()
     except Unauthenticated:
+        with c.uow(write=True) as uow:
+            audit.record(uow, username[:120] or "-", "login.failed", at=now)
+            uow.commit()
         return _form(request, '<p class="error">Wrong user name or password.</p>', 401, _safe_next(next))
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(

@@ -46,8 +46,8 @@ from leadstage.config import Settings
 from leadstage.domain.errors import ConcurrencyConflict, NotFound, RuleViolation, ValidationError
 from leadstage.domain.segments import FilterSyntaxError
 from leadstage.domain.stages import Stage, Status, TransitionRequest
+from leadstage.services import audit, ingest, scoring
 from leadstage.services import exports as export_service
-from leadstage.services import ingest, scoring
 from leadstage.services import leads as lead_service
 from leadstage.services import segments as segment_service
 from leadstage.services import users as user_service
@@ -286,6 +286,9 @@ def _export(kind: str, file: Path, as_json: bool) -> None:
     count = export_service.export_records(
         kind, uow_factory=c.uow, open_sink=lambda columns: RecordWriter(file, columns)
     )
+    with c.uow(write=True) as uow:
+        audit.record(uow, "admin", "export", at=c.clock.now(), target=kind, file=str(file), rows=count)
+        uow.commit()
     if as_json:
         emit_json({"kind": kind, "file": str(file), "rows": count})
     else:
@@ -638,9 +641,10 @@ def users_add(
     password: Annotated[
         str | None, typer.Option(help="Password (prompted when omitted on a terminal).")
     ] = None,
+    as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add a user with a role."""
+    """Add a user with a role (administrators only)."""
     c = STATE.get()
     if password is None and sys.stdin.isatty():
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
@@ -655,6 +659,7 @@ def users_add(
             password_hash=hash_password(password) if password else None,
             at=c.clock.now(),
             email=email,
+            actor=lead_service.resolve_actor(uow, as_user),
         )
         uow.commit()
     if as_json:
@@ -845,6 +850,8 @@ def _error(exc: BaseException) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     from leadstage.cli import commands  # noqa: F401  (registers demo, serve and friends)
+
+    audit.CLIENT.set("cli")
 
     try:
         app(args=argv, standalone_mode=False)

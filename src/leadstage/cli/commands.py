@@ -138,3 +138,6 @@ def restore(
         emit_json({"file": str(file), "verified": True, **doc})
     else:
         err.print(f"restored {file} (taken {doc['taken_at']}): every table verified")
+
+
+from leadstage.cli import audit as _audit  # noqa: E402,F401  (registers `leadstage audit ...`)

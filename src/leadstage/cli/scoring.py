@@ -20,8 +20,8 @@ from leadstage.bootstrap import Container, build
 from leadstage.cli.app import STATE, AsOpt, JsonOpt, app, emit_json, err, progress_bar
 from leadstage.config import Settings
 from leadstage.domain.errors import ValidationError
+from leadstage.services import audit, scoring
 from leadstage.services import leads as lead_service
-from leadstage.services import scoring
 from leadstage.services.ports import LeadFilter
 
 score_app = typer.Typer(help="Scoring models: activate, run, explain, backtest.", no_args_is_help=True)
@@ -106,6 +106,9 @@ def score_activate(
         actor = lead_service.resolve_actor(uow, as_user)
         stored, model = scoring.activate_model(
             uow, source, name=str(file), load=yaml_loader, actor=actor, at=c.clock.now()
+        )
+        audit.record(
+            uow, actor, "scoring_model.activate", at=c.clock.now(), target=model.name, version=stored.version
         )
         uow.commit()
     report = rescore_all(c)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from leadstage.domain.errors import NotFound, PermissionDenied, Unauthenticated, ValidationError
 from leadstage.domain.stages import Actor, Role
+from leadstage.services import audit
 from leadstage.services.ports import CaptureForm, TokenRecord, UnitOfWork
 
 TOKEN_PREFIX = "lst_"  # noqa: S105  (a marker that tells tokens apart, not a secret)
@@ -51,6 +52,7 @@ def create_token(
     )
     record = uow.access.get_token(token_id)
     assert record is not None
+    audit.record(uow, actor, "token.create", at=at, target=user.username, scope=scope, token_id=token_id)
     return record, token
 
 
@@ -72,6 +74,7 @@ def revoke_token(uow: UnitOfWork, token_id: int, *, actor: Actor, at: datetime) 
     if actor.role is not Role.ADMIN and actor.user_id != record.user_id:
         raise PermissionDenied("only an administrator revokes someone else's token")
     uow.access.revoke_token(token_id, at=at)
+    audit.record(uow, actor, "token.revoke", at=at, target=record.username, token_id=token_id)
     revoked = uow.access.get_token(token_id)
     assert revoked is not None
     return revoked
@@ -159,6 +162,7 @@ def login(
         expires_at=at + timedelta(hours=hours),
         client=client,
     )
+    audit.record(uow, user.username, "login", at=at)
     return cookie, csrf, Actor(name=user.username, role=Role(user.role), user_id=user.id, team=user.team)
 
 

@@ -43,7 +43,7 @@ from leadstage.domain.stages import (
     plan_transition,
     role_may,
 )
-from leadstage.services import disqualification
+from leadstage.services import audit, disqualification
 from leadstage.services.ports import IdentityNormalizer, LeadFilter, UnitOfWork
 
 BUILTIN_ADMIN = Actor(name="admin", role=Role.ADMIN)
@@ -582,6 +582,7 @@ def merge_leads(
             data={"merged_id": other.id},
         ),
     )
+    audit.record(uow, actor, "lead.merge", at=at, target=str(keep.id), merged_id=other.id)
     return updated
 
 

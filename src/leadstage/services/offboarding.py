@@ -17,7 +17,7 @@ from datetime import datetime
 from leadstage.domain.errors import NotFound, PermissionDenied, ValidationError
 from leadstage.domain.stages import Actor, HistoryEntry, Role, Stage, Status
 from leadstage.domain.tasks import TaskStatus
-from leadstage.services import routing
+from leadstage.services import audit, routing
 from leadstage.services.ports import LeadFilter, TaskQuery, UnitOfWork
 
 REASSIGN = "reassign"
@@ -100,6 +100,14 @@ def deactivate_user(uow: UnitOfWork, username: str, *, actor: Actor, at: datetim
         report.tasks_moved += 1
     if report.rerouted:
         report.routed_now = routing.route_pending(uow, at=at).as_dict()
+    audit.record(
+        uow,
+        actor,
+        "user.deactivate",
+        at=at,
+        target=user.username,
+        **{k: v for k, v in report.as_dict().items() if k != "routed_now"},
+    )
     return report
 
 

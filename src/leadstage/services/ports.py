@@ -508,6 +508,24 @@ class WebhookSender(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    actor: str
+    action: str
+    target: str | None = None
+    client: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class AuditRepository(Protocol):
+    def add(self, entry: AuditEntry) -> None: ...
+
+    def find(
+        self, *, actor: str | None, action: str | None, since: datetime | None, limit: int
+    ) -> list[AuditEntry]: ...
+
+
 class ExportQueries(Protocol):
     def lead_property_names(self) -> list[str]: ...
 
@@ -564,6 +582,9 @@ class UnitOfWork(Protocol):
 
     @property
     def mail(self) -> MailRepository: ...
+
+    @property
+    def audit(self) -> AuditRepository: ...
 
     def __enter__(self) -> Self: ...
 

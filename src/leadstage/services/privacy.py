@@ -16,6 +16,7 @@ from leadstage.domain import identity as ident_rules
 from leadstage.domain.errors import PermissionDenied
 from leadstage.domain.leads import ExternalId, Identity
 from leadstage.domain.stages import Actor, HistoryEntry, Role
+from leadstage.services import audit
 from leadstage.services.leads import resolve_lead
 from leadstage.services.ports import Tombstone, UnitOfWork
 
@@ -103,4 +104,5 @@ def forget_lead(uow: UnitOfWork, ref: str | int, *, actor: Actor, at: datetime) 
             note="personal data erased on request; hashed identifiers kept to recognise the person",
         ),
     )
+    audit.record(uow, actor, "lead.forget", at=at, target=str(lead.id))
     return lead.id

@@ -44,6 +44,7 @@ from leadstage.domain.routing import (
 )
 from leadstage.domain.stages import Actor, HistoryEntry, Role, Stage, Status
 from leadstage.domain.tasks import Task, TaskKind
+from leadstage.services import audit
 from leadstage.services import segments as segment_service
 from leadstage.services.leads import resolve_lead
 from leadstage.services.ports import (
@@ -107,6 +108,15 @@ def set_routing(
     uow.routing.save(document, source=text, user_ids=user_ids, created_by=actor.name, at=at)
     stored = uow.routing.active()
     assert stored is not None
+    audit.record(
+        uow,
+        actor,
+        "routing.set",
+        at=at,
+        target=stored.name,
+        version=stored.version,
+        teams=sorted(document.teams),
+    )
     return stored
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from leadstage.domain.errors import AlreadyExists, ValidationError
-from leadstage.domain.stages import Role
+from leadstage.domain.errors import AlreadyExists, PermissionDenied, ValidationError
+from leadstage.domain.stages import Actor, Role
+from leadstage.services import audit
 from leadstage.services.ports import UnitOfWork, UserRecord
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -23,8 +24,11 @@ def add_user(
     password_hash: str | None,
     at: datetime,
     email: str | None = None,
+    actor: Actor | None = None,
 ) -> UserRecord:
-    """Create a user with a role (and optionally a team); names are unique."""
+    """Create a user with a role (and optionally a team); names are unique. Administrators only."""
+    if actor is not None and actor.role is not Role.ADMIN:
+        raise PermissionDenied(f"role {actor.role.value} may not add users")
     if not USERNAME.fullmatch(username) or username in ("admin", "system"):
         raise ValidationError(
             f"invalid user name {username!r}: letters, digits and . _ @ - (not 'admin' or "
@@ -47,4 +51,5 @@ def add_user(
     )
     user = uow.users.get(user_id)
     assert user is not None
+    audit.record(uow, actor or "admin", "user.add", at=at, target=username, role=role, team=team)
     return user

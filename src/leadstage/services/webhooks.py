@@ -21,6 +21,7 @@ from typing import Any
 from leadstage.domain import webhooks as wh
 from leadstage.domain.errors import NotFound, PermissionDenied, RuleViolation, ValidationError
 from leadstage.domain.stages import Actor, Role
+from leadstage.services import audit
 from leadstage.services.ports import OutboxItem, Subscription, UnitOfWork, WebhookSender
 
 BATCH = 5_000
@@ -53,6 +54,7 @@ def add_subscription(
         url=url, secret=secret, events=sorted(set(events)), by=actor.name, at=at
     )
     found = next(s for s in uow.webhooks.subscriptions() if s.id == new_id)
+    audit.record(uow, actor, "webhook.add", at=at, target=url, events=found.events)
     return found, secret
 
 
@@ -247,6 +249,7 @@ def add_inbound(uow: UnitOfWork, name: str, *, source: str, actor: Actor, at: da
         raise ValidationError(f"an inbound hook named {name!r} exists", field="name")
     secret = "whsec_" + secrets.token_urlsafe(24)
     uow.webhooks.add_inbound(name=name, secret=secret, source=source, at=at)
+    audit.record(uow, actor, "hook.add", at=at, target=name, source=source)
     return secret
 
 

@@ -8,6 +8,7 @@ from typing import Self
 from sqlalchemy import Connection, Engine
 
 from leadstage.adapters.db.access import SqlAccessRepository
+from leadstage.adapters.db.audit import SqlAuditRepository
 from leadstage.adapters.db.disqualification import SqlDisqualificationRepository
 from leadstage.adapters.db.repositories import (
     SqlAccountRepository,
@@ -43,6 +44,7 @@ class SqlUnitOfWork:
     routing: SqlRoutingRepository
     webhooks: SqlWebhookRepository
     mail: SqlMailRepository
+    audit: SqlAuditRepository
 
     def __init__(self, engine: Engine, *, write: bool = False) -> None:
         self.engine = engine
@@ -71,6 +73,7 @@ class SqlUnitOfWork:
         self.routing = SqlRoutingRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
         self.mail = SqlMailRepository(conn)
+        self.audit = SqlAuditRepository(conn)
         return self
 
     def __exit__(
