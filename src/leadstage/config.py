@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(
         default=False,
         description="Mark session cookies Secure (set it when serving over HTTPS, e.g. behind a proxy).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`serve`'s logs: text lines, or one JSON object per line (`json`)."
     )
     host: str = Field(default="127.0.0.1", description="Address `leadstage serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `leadstage serve` listens on.")

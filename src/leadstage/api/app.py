@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -15,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 
 from leadstage import __version__
-from leadstage.api import capture, jobs, problems, routes, scoring_routes, web_auth
+from leadstage.api import capture, jobs, observability, problems, routes, scoring_routes, web_auth
 from leadstage.api.security import BodyLimit, RateLimiter
 from leadstage.bootstrap import Container, build
 from leadstage.config import Settings
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
 
     problems.install(app)
+    observability.install(app)
+    app.include_router(observability.router)
     # per client address: form posts (people), signed inbound hooks (tools sending event streams), logins
     app.state.rate_limiters = {
         "capture": RateLimiter(settings.capture_rate_per_minute),
@@ -129,10 +132,22 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             database = "ok"
         except Exception as exc:  # reported, not raised: health must answer
             database = f"unreachable: {type(exc).__name__}"
+        seconds = settings.tick_seconds
+        last = getattr(request.app.state, "last_tick_at", None)
+        if seconds <= 0:
+            loop = "off"
+        elif last is None:
+            loop = "starting"
+        else:
+            late = time.monotonic() - last > max(3 * seconds, seconds + 120)
+            loop = "stalled" if late else "ok"
+        healthy = database == "ok" and loop in ("ok", "off", "starting")
         return {
-            "status": "ok" if database == "ok" else "degraded",
+            "status": "ok" if healthy else "degraded",
             "version": __version__,
             "database": database,
+            "background_loop": loop,
+            "ticks": getattr(request.app.state, "ticks", 0),
         }
 
     return app
@@ -161,4 +176,5 @@ async def _tick_loop(app: FastAPI, container: Container, seconds: float) -> None
         except Exception:  # the loop must outlive one failing tick (e.g. the database restarting)
             log.exception("tick failed")
         app.state.ticks += 1
+        app.state.last_tick_at = time.monotonic()
         await asyncio.sleep(seconds)

@@ -26,7 +26,13 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     err.print(f"leadstage on http://{host}:{port}/  (API health: http://{host}:{port}/api/v1/health)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    from leadstage.api.observability import configure_logging
+
+    configure_logging(settings.log_format)
+    # requests are logged by the app (with their request id), not by uvicorn's access log
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level="info", log_config=None, access_log=False
+    )
 
 
 @app.command()

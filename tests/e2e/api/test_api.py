@@ -254,3 +254,16 @@ def test_a_lead_is_edited_with_if_match_and_identifiers_stay_put(api: Api) -> No
     assert api.client.get(url, headers=api.headers()).json()["properties"]["Budget Band"] == "100k"
     assert api.client.patch(url, json={"email": "x@y.example"}, headers=api.headers()).status_code == 422
     assert api.client.patch(url, json={"job_title": "X"}, headers=api.headers("viewer")).status_code == 403
+
+
+def test_health_metrics_and_request_ids(api: Api) -> None:
+    health = api.client.get("/api/v1/health").json()
+    assert (health["database"], health["background_loop"]) == ("ok", "off")  # the tests turn the loop off
+    r = api.client.get("/api/v1/leads", headers={**api.headers(), "X-Request-ID": "trace-42"})
+    assert r.headers["x-request-id"] == "trace-42"
+    assert len(api.client.get("/api/v1/health").headers["x-request-id"]) == 16
+    assert api.client.get("/metrics").status_code == 401
+    assert api.client.get("/metrics", headers=api.headers("marketing")).status_code == 403
+    text = api.client.get("/metrics", headers=api.headers("admin:read")).text
+    assert 'leadstage_http_requests_total{method="GET",route="/api/v1/leads",status="200"} 1' in text
+    assert "leadstage_outbox_backlog 0" in text

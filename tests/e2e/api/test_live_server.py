@@ -301,3 +301,21 @@ def test_integrating_forms_signed_hooks_batches_and_webhooks_that_survive_a_rest
     assert hmac.compare_digest(mac, expected)
     log = json.loads(run_process(db_url, "webhooks", "log", str(sub["id"]), "--json").out)["items"]
     assert [i["status"] for i in log] == ["delivered"]
+
+
+def test_serve_logs_json_lines_with_the_request_id(tmp_path: Path) -> None:
+    db_url, _token = _prepared(tmp_path, demo_leads=0)
+    with _serving(db_url, tmp_path, {"LEADSTAGE_LOG_FORMAT": "json", "LEADSTAGE_TICK_SECONDS": "0"}) as base:
+        req = urllib.request.Request(f"{base}/api/v1/health", headers={"X-Request-ID": "probe-7"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers["X-Request-ID"] == "probe-7"
+            assert json.loads(r.read())["background_loop"] == "off"
+    lines = [
+        json.loads(line)
+        for p in tmp_path.glob("serve-*.log")
+        for line in p.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    assert any(line["request_id"] == "probe-7" and "/api/v1/health" in line["message"] for line in lines), (
+        lines
+    )
