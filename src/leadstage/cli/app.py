@@ -246,6 +246,9 @@ def _import(kind: str, file: Path, map_file: Path | None, id_column: str | None,
     finally:
         rejects.close()
     report.rejects_file = str(rejects.path) if rejects.count else None
+    from leadstage.cli.model import score_with_active_model
+
+    score_with_active_model(c)  # new and changed leads get the active predictive model's score
     if as_json:
         emit_json(report.as_dict())
         return

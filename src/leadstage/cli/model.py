@@ -11,6 +11,7 @@ from rich.table import Table
 
 from leadstage.adapters.charts import write_model_card_chart
 from leadstage.adapters.ml import SklearnLightGbmTrainer
+from leadstage.bootstrap import Container
 from leadstage.cli.app import STATE, AsOpt, JsonOpt, app, emit_json, err
 from leadstage.domain.errors import ValidationError
 from leadstage.domain.predictive import DEFAULT_SALES_ASSIGNED_FIELDS, MIN_LABELLED, MIN_POSITIVES, LabelSpec
@@ -217,3 +218,14 @@ def model_explain(
         out.print(f"  [green]+[/] {item['text']}")
     for item in doc["negative"]:
         out.print(f"  [red]-[/] {item['text']}")
+
+
+def score_with_active_model(c: Container) -> int:
+    """Score new and changed leads with the active predictive model, if there is one (after imports)."""
+    with c.uow() as uow:
+        if uow.predictive.active_model() is None:
+            return 0
+    scored = predictive.score_leads(c.uow, _trainer(), at=c.clock.now(), changed_only=True)
+    if scored:
+        err.print(f"predictive model: {scored} new or changed leads scored")
+    return scored
