@@ -425,7 +425,12 @@ class SklearnLightGbmTrainer:
         doc["deciles"] = [float(q) for q in np.quantile(p_fit, np.linspace(0.9, 0.1, 9))]
         text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
         return TrainedModel(
-            kind=kind, artifact=text, sha256=sha256_text(text), metrics=metrics, features=list(frame.names)
+            kind=kind,
+            artifact=text,
+            sha256=sha256_text(text),
+            metrics=metrics,
+            features=list(frame.names),
+            evaluated=[int(i) for i in ev.rows],
         )
 
     def load(self, artifact: str, sha256: str) -> LoadedPredictor:

@@ -629,6 +629,7 @@ class TrainedModel:
     sha256: str
     metrics: dict[str, Any]
     features: list[str]
+    evaluated: list[int] = field(default_factory=list)  # frame rows the quality figures are measured on
 
 
 class Predictor(Protocol):
@@ -660,6 +661,7 @@ class LeadFeatureRow:
     furthest_stage: str
     reached_at: datetime | None = None  # when it first reached the label stage (lifecycle labels)
     first_move_at: datetime | None = None  # when it first left its initial stage
+    rule_priority: str | None = None  # the rule-based priority as stored now (for comparison only)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from leadstage.domain.predictive import (
     Column,
     ColumnKind,
     LabelSpec,
+    auc,
     check_enough,
     check_names,
     classify_column,
@@ -181,6 +182,11 @@ def train_model(
     trained = trainer.train(frame, labels, TrainingOptions(cv=request.cv, time_order=time_order))
     data_sha = _data_hash(rows, labels, frame)
     metrics = trained.metrics
+    if time_order is not None and request.cv is None:
+        held = trained.evaluated
+        metrics["rule_priority_auc"] = round(
+            auc([_priority_rank(rows[i].rule_priority) for i in held], [labels[i] for i in held]), 4
+        )
     card: dict[str, Any] = {
         "label": {**spec.as_dict(), "definition": spec.describe()},
         "data_window": {
@@ -203,6 +209,7 @@ def train_model(
         "features_kept_by_include": [e.as_dict() for e in guard.included_despite],
         **{k: metrics[k] for k in ("validation", "auc", "pr_auc", "base_rate", "lift_top_decile", "brier")},
         "models_compared": metrics["compared"],
+        "rule_priority_auc_same_rows": metrics.get("rule_priority_auc"),
         "evaluated_rows": metrics["evaluated_rows"],
         "calibration": metrics["calibration"],
         "curves": metrics["curves"],
@@ -223,6 +230,13 @@ def train_model(
     return summary(record)
 
 
+def _priority_rank(priority: str | None) -> float:
+    """A rule priority as a number for ranking: A1 (best) highest, no priority lowest."""
+    if not priority or len(priority) < 2 or priority[0] not in "ABCD" or not priority[1:].isdigit():
+        return 0.0
+    return float((4 - "ABCD".index(priority[0])) * 10 + (5 - int(priority[1:])))
+
+
 def summary(record: PredictiveModelRecord) -> dict[str, Any]:
     """What ``model train --json`` prints: the contract fields first, then the rest of the card."""
     card = record.card
@@ -237,6 +251,7 @@ def summary(record: PredictiveModelRecord) -> dict[str, Any]:
         "pr_auc": card["pr_auc"],
         "lift_top_decile": card["lift_top_decile"],
         "models_compared": card["models_compared"],
+        "rule_priority_auc_same_rows": card.get("rule_priority_auc_same_rows"),
         "n_rows": card["n_rows"],
         "n_positive": card["n_positive"],
         "features_used": [f["name"] for f in card["features_used"]],

@@ -90,6 +90,7 @@ class SqlPredictiveRepository:
                 lt.c.job_title,
                 lt.c.email_normalized,
                 lt.c.properties,
+                lt.c.priority,
                 at.c.industry,
                 at.c.employees,
                 at.c.annual_revenue,
@@ -120,6 +121,7 @@ class SqlPredictiveRepository:
                         fields=fields,
                         properties=dict(r.properties or {}),
                         furthest_stage=r.furthest_stage,
+                        rule_priority=r.priority,
                     )
                 )
         by_id = {row.lead_id: row for row in rows}
