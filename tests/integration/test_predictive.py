@@ -144,6 +144,19 @@ def test_train_reports_exclusions_activation_scores_and_explains_beside_the_rule
     assert unscored == 0
     assert fit == 730  # the rule-based grades are still there, beside the predictive score
 
+    # activities arriving for known leads get those leads rescored
+    acts = tmp_path / "acts.csv"
+    acts.write_text(
+        "external_id,type,occurred_at,source\n"
+        "K-7-000001,webinar_attended,2026-10-30T10:00:00Z,email\n"
+        "K-7-000002,page_view,2026-10-30T11:00:00Z,direct\n",
+        encoding="utf-8",
+    )
+    imported = run(capsys, db_url, "import", "activities", str(acts))
+    assert imported.code == 0, imported.err
+    assert "2 new or changed leads scored" in imported.err
+    assert run(capsys, db_url, "model", "score", "--json").json() == {"scored": 0}
+
 
 def test_a_tampered_model_is_refused_on_load(capsys, db_url, tmp_path):
     load(capsys, db_url, write_leads(tmp_path / "leads.csv", 400))
@@ -284,3 +297,18 @@ def test_x_education_guard_drops_tags_and_lead_quality_and_cv_auc_reaches_0_91(c
     assert "Converted" not in doc["features_used"]
     assert (doc["n_rows"], doc["n_positive"]) == (9240, 3561)
     assert doc["auc"] >= 0.91, doc["models_compared"]
+
+
+def test_demo_company_is_validated_on_a_time_split_against_the_rule_priority(capsys, db_url):
+    assert run(capsys, db_url, "init").code == 0
+    assert run(capsys, db_url, "demo", "--leads", "1500", "--seed", "3").code == 0
+    result = run(capsys, db_url, "model", "train", "--min-positives", "10", "--json")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert doc["label"] == "reached customer within 180 days of becoming a lead"
+    assert doc["validation"].startswith("time-based holdout")
+    assert 0.5 < doc["auc"] <= 1
+    assert doc["rule_priority_auc_same_rows"] is not None
+    assert any(name.startswith("activities: ") for name in doc["features_used"])
+    card = run(capsys, db_url, "model", "report", "--json").json()
+    assert "30 days after creation" in card["data_window"]["snapshot"]

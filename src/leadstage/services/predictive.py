@@ -340,6 +340,7 @@ def score_leads(
         if loaded is None:
             return 0
         record, predictor = loaded
+        mark = uow.predictive.activity_watermark()
         if lead_ids is None:
             ids = (
                 uow.predictive.lead_ids_needing_scores(record.id)
@@ -364,6 +365,10 @@ def score_leads(
             )
             uow.commit()
         done += len(rows)
+    if lead_ids is None:
+        with uow_factory() as uow:
+            uow.predictive.set_activity_watermark(record.id, mark)
+            uow.commit()
     return done
 
 

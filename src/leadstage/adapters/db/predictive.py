@@ -55,22 +55,28 @@ class SqlPredictiveRepository:
         return [int(r[0]) for r in self.conn.execute(select(t.leads.c.id).order_by(t.leads.c.id))]
 
     def lead_ids_needing_scores(self, model_id: int, limit: int | None = None) -> list[int]:
-        """Leads never scored by this model, or changed since it last scored them."""
-        lt = t.leads
-        q = (
-            select(lt.c.id)
-            .where(
-                (lt.c.predictive_model_id.is_(None))
-                | (lt.c.predictive_model_id != model_id)
-                | (lt.c.predictive_scored_at.is_(None))
-                | (lt.c.updated_at > lt.c.predictive_scored_at)
-                | (lt.c.last_touch_at > lt.c.predictive_scored_at)
-            )
-            .order_by(lt.c.id)
+        """Leads never scored by this model, changed since, or with activities it has not seen."""
+        lt, m, a = t.leads, t.predictive_models, t.activities
+        mark = self.conn.execute(select(m.c.activity_watermark).where(m.c.id == model_id)).scalar()
+        stale = (
+            (lt.c.predictive_model_id.is_(None))
+            | (lt.c.predictive_model_id != model_id)
+            | (lt.c.predictive_scored_at.is_(None))
+            | (lt.c.updated_at > lt.c.predictive_scored_at)
         )
+        if mark is not None:
+            stale = stale | lt.c.id.in_(select(a.c.lead_id).where(a.c.id > mark))
+        q = select(lt.c.id).where(stale).order_by(lt.c.id)
         if limit is not None:
             q = q.limit(limit)
         return [int(r[0]) for r in self.conn.execute(q)]
+
+    def activity_watermark(self) -> int:
+        return int(self.conn.execute(select(func.coalesce(func.max(t.activities.c.id), 0))).scalar_one())
+
+    def set_activity_watermark(self, model_id: int, mark: int) -> None:
+        m = t.predictive_models
+        self.conn.execute(update(m).where(m.c.id == model_id).values(activity_watermark=mark))
 
     def feature_rows(
         self,

@@ -369,5 +369,6 @@ predictive_models = Table(
     Column("created_by", String(120), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("activated_at", UTCDateTime),
+    Column("activity_watermark", Id),  # the newest activity id its last scoring run had seen
     UniqueConstraint("version", name="uq_predictive_models_version"),
 )

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(length=120), nullable=False),
         sa.Column("created_at", When, nullable=False),
         sa.Column("activated_at", When, nullable=True),
+        sa.Column("activity_watermark", Id, nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("version", name="uq_predictive_models_version"),
     )
