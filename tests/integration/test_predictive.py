@@ -158,24 +158,46 @@ def test_train_reports_exclusions_activation_scores_and_explains_beside_the_rule
     assert run(capsys, db_url, "model", "score", "--json").json() == {"scored": 0}
 
 
-def test_a_tampered_model_is_refused_on_load(capsys, db_url, tmp_path):
-    load(capsys, db_url, write_leads(tmp_path / "leads.csv", 400))
-    doc = run(
-        capsys, db_url, "model", "train", "--label", "Deal won", "--positive", "yes", "--cv", "2", "--json"
-    ).json()
+def _tamper(db_url: str, model_id: int) -> None:
     engine = create_engine(normalize_url(db_url))
     with engine.begin() as conn:
         conn.execute(
             text(
                 "UPDATE predictive_models SET artifact = replace(artifact, '\"platt\":[', '\"platt\":[ ') WHERE id = :i"
             ),
-            {"i": doc["model_id"]},
+            {"i": model_id},
         )
     engine.dispose()
-    refused = run(capsys, db_url, "model", "activate", str(doc["model_id"]))
+
+
+def test_a_tampered_model_is_refused_on_load(capsys, db_url, tmp_path):
+    load(capsys, db_url, write_leads(tmp_path / "leads.csv", 400))
+    train = ["model", "train", "--label", "Deal won", "--positive", "yes", "--cv", "2", "--json"]
+    first = run(capsys, db_url, *train).json()["model_id"]
+    second = run(capsys, db_url, *train).json()["model_id"]
+    _tamper(db_url, second)
+    refused = run(capsys, db_url, "model", "activate", str(second))
     assert refused.code == 2
     assert "hash" in refused.err
-    assert run(capsys, db_url, "model", "report", "--json").json()["active"] is False
+    assert run(capsys, db_url, "model", "report", "--json", "--model", str(second)).json()["active"] is False
+
+    assert run(capsys, db_url, "model", "activate", str(first)).code == 0
+    _tamper(db_url, first)
+    scoring = run(capsys, db_url, "model", "score", "--all")
+    assert scoring.code == 2
+    assert "hash" in scoring.err
+    # an import still lands; it says why the predictive scores were not updated
+    more = run(
+        capsys,
+        db_url,
+        "import",
+        "leads",
+        str(write_leads(tmp_path / "more.csv", 5, seed=9)),
+        "--id-column",
+        "CRM Key",
+    )
+    assert more.code == 0
+    assert "predictive scores not updated" in more.err
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,13 @@ from leadstage.adapters.ml import SklearnLightGbmTrainer
 from leadstage.bootstrap import Container
 from leadstage.cli.app import STATE, AsOpt, JsonOpt, app, emit_json, err
 from leadstage.domain.errors import ValidationError
-from leadstage.domain.predictive import DEFAULT_SALES_ASSIGNED_FIELDS, MIN_LABELLED, MIN_POSITIVES, LabelSpec
+from leadstage.domain.predictive import (
+    DEFAULT_SALES_ASSIGNED_FIELDS,
+    MIN_LABELLED,
+    MIN_POSITIVES,
+    LabelSpec,
+    TamperedModel,
+)
 from leadstage.services import leads as lead_service
 from leadstage.services import predictive
 
@@ -225,7 +231,11 @@ def score_with_active_model(c: Container) -> int:
     with c.uow() as uow:
         if uow.predictive.active_model() is None:
             return 0
-    scored = predictive.score_leads(c.uow, _trainer(), at=c.clock.now(), changed_only=True)
+    try:
+        scored = predictive.score_leads(c.uow, _trainer(), at=c.clock.now(), changed_only=True)
+    except TamperedModel as exc:  # the import itself is done and stays; say why nothing was scored
+        err.print(f"[yellow]warning[/]: predictive scores not updated: {exc}")
+        return 0
     if scored:
         err.print(f"predictive model: {scored} new or changed leads scored")
     return scored
