@@ -265,10 +265,14 @@ def _fit_trees(x: Array, y: Array, monotone: list[int], n_rows: int) -> list[lgb
     if any(monotone):
         params["monotone_constraints"] = monotone
         params["monotone_constraints_method"] = "advanced"
+    rounds = _LGB_ROUNDS
+    if n_rows > 30_000:  # plenty of data: half the rounds at twice the rate, one seed (ADR 11)
+        params["learning_rate"] = 2 * params["learning_rate"]
+        rounds //= 2
     boosters = []
     for seed in range(_seeds(n_rows)):
         data = lgb.Dataset(x, label=y, free_raw_data=True)
-        boosters.append(lgb.train({**params, "seed": seed}, data, num_boost_round=_LGB_ROUNDS))
+        boosters.append(lgb.train({**params, "seed": seed}, data, num_boost_round=rounds))
     return boosters
 
 
