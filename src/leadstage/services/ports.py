@@ -687,6 +687,7 @@ class PredictiveRepository(Protocol):
         snapshot_days: int | None,
         as_of: datetime,
         lead_ids: Sequence[int] | None = None,
+        activities: bool = True,
     ) -> list[LeadFeatureRow]:
         """Leads with their fields, properties and activity aggregates as of each lead's snapshot
         (``created_at + snapshot_days``, capped by ``as_of`` and by its first stage change when

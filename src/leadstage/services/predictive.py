@@ -311,6 +311,14 @@ def _frame_for(
     return FeatureFrame(names=list(predictor_features), kinds=kind_map, columns=columns, n_rows=len(rows))
 
 
+ACTIVITY_FEATURES = ("engagement (decayed)", "days since last activity", "content consumed")
+
+
+def _reads_activities(features: Sequence[str]) -> bool:
+    """Whether a model uses any activity aggregate (else scoring need not read activities at all)."""
+    return any(f.startswith("activities") or f in ACTIVITY_FEATURES for f in features)
+
+
 def activate_model(
     uow_factory: UowFactory, trainer: ModelTrainer, model_id: int, *, at: datetime
 ) -> dict[str, Any]:
@@ -355,7 +363,13 @@ def score_leads(
     for start in range(0, len(ids), SCORE_BATCH):
         batch = ids[start : start + SCORE_BATCH]
         with uow_factory() as uow:
-            rows = uow.predictive.feature_rows(label_stage=None, snapshot_days=None, as_of=at, lead_ids=batch)
+            rows = uow.predictive.feature_rows(
+                label_stage=None,
+                snapshot_days=None,
+                as_of=at,
+                lead_ids=batch,
+                activities=_reads_activities(features),
+            )
             frame = _frame_for(features, kinds, rows)
             probs = predictor.predict(frame)
             uow.predictive.write_scores(
@@ -381,7 +395,13 @@ def explain_lead(
         if loaded is None:
             raise NotFound("no active predictive model: train one and `leadstage model activate ID`")
         record, predictor = loaded
-        rows = uow.predictive.feature_rows(label_stage=None, snapshot_days=None, as_of=at, lead_ids=[lead_id])
+        rows = uow.predictive.feature_rows(
+            label_stage=None,
+            snapshot_days=None,
+            as_of=at,
+            lead_ids=[lead_id],
+            activities=_reads_activities([f["name"] for f in record.card["features_used"]]),
+        )
     if not rows:
         raise NotFound(f"no lead {lead_id}")
     features = [f["name"] for f in record.card["features_used"]]

@@ -85,6 +85,7 @@ class SqlPredictiveRepository:
         snapshot_days: int | None,
         as_of: datetime,
         lead_ids: Sequence[int] | None = None,
+        activities: bool = True,
     ) -> list[LeadFeatureRow]:
         lt, at = t.leads, t.accounts
         q = (
@@ -142,7 +143,8 @@ class SqlPredictiveRepository:
                 if row.first_move_at is not None:
                     snap = min(snap, row.first_move_at)
                 snapshots[row.lead_id] = snap
-        self._activity_aggregates(by_id, snapshots, lead_ids)
+        if activities:
+            self._activity_aggregates(by_id, snapshots, lead_ids)
         return rows
 
     def _stage_times(self, by_id: dict[int, LeadFeatureRow], label_stage: str) -> None:
