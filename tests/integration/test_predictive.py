@@ -122,6 +122,9 @@ def test_train_reports_exclusions_activation_scores_and_explains_beside_the_rule
     assert texts
     assert all(" = " in t and (": +" in t or ": -" in t) for t in texts)
 
+    shown = run(capsys, db_url, "leads", "show", "K-7-000001", "--json").json()
+    assert shown["predictive"]["score"] == pytest.approx(why["probability"], abs=1e-4)
+    assert shown["predictive"]["decile"] == why["decile"]
     card = run(capsys, db_url, "model", "report", "--json", "--png", str(tmp_path / "card.png"))
     assert card.code == 0, card.err
     report = card.json()

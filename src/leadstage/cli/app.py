@@ -396,6 +396,7 @@ def leads_show(
     c = STATE.get()
     with c.uow() as uow:
         details = lead_service.lead_details(uow, ref, normalizer=c.identity)
+        details["predictive"] = uow.predictive.lead_score(details["id"])  # beside the rule scores
     if as_json:
         emit_json(details)
         return

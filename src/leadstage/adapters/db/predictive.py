@@ -71,6 +71,26 @@ class SqlPredictiveRepository:
             q = q.limit(limit)
         return [int(r[0]) for r in self.conn.execute(q)]
 
+    def lead_score(self, lead_id: int) -> dict[str, Any] | None:
+        """The lead's predictive score, decile, model and time, or None when it has none."""
+        lt = t.leads
+        r = self.conn.execute(
+            select(
+                lt.c.predictive_score,
+                lt.c.predictive_decile,
+                lt.c.predictive_model_id,
+                lt.c.predictive_scored_at,
+            ).where(lt.c.id == lead_id)
+        ).first()
+        if r is None or r.predictive_score is None:
+            return None
+        return {
+            "score": r.predictive_score,
+            "decile": r.predictive_decile,
+            "model_id": r.predictive_model_id,
+            "scored_at": r.predictive_scored_at.isoformat() if r.predictive_scored_at else None,
+        }
+
     def activity_watermark(self) -> int:
         return int(self.conn.execute(select(func.coalesce(func.max(t.activities.c.id), 0))).scalar_one())
 
