@@ -124,9 +124,10 @@ class Encoder:
         for name in self.categorical:
             codes = self._codes(frame, name, rows)
             k = len(self.levels[name])
-            for j in range(k + 1):
-                parts.append((codes == j).astype(np.float64))
-                groups.append(name)
+            onehot = np.zeros((n, k + 2))
+            onehot[np.arange(n), codes] = 1.0
+            parts.append(onehot[:, : k + 1])
+            groups += [name] * (k + 1)
             missing += codes == k + 1
             if len(self.levels[name]) >= 5:  # how common the lead's answer is
                 freq = np.array(
@@ -148,7 +149,7 @@ class Encoder:
         if self.categorical:
             parts.append(missing)
             groups.append("(unanswered fields)")
-        return np.column_stack(parts) if parts else np.zeros((n, 0)), groups
+        return _stack(parts, n), groups
 
     def tree_monotone(self, groups: Sequence[str]) -> list[int]:
         out: list[int] = []
@@ -228,6 +229,21 @@ class Encoder:
             doc.get("linear_mean"),
             doc.get("linear_std"),
         )
+
+
+def _stack(parts: Sequence[Array], n: int) -> Array:
+    """Columns (1-d) and blocks (2-d) side by side, written once into one matrix."""
+    width = sum(1 if p.ndim == 1 else p.shape[1] for p in parts)
+    out = np.empty((n, width))
+    at = 0
+    for p in parts:
+        if p.ndim == 1:
+            out[:, at] = p
+            at += 1
+        else:
+            out[:, at : at + p.shape[1]] = p
+            at += p.shape[1]
+    return out
 
 
 def _n(frame: FeatureFrame, rows: NDArray[np.int64] | None) -> int:

@@ -461,7 +461,12 @@ def top_factors(
 def clean_for_model(raw: Sequence[Any], kind: ColumnKind) -> list[Any]:
     """Clean a column the way a stored model saw it in training (unreadable numbers become missing)."""
     if kind is ColumnKind.NUMERIC:
-        return [None if is_missing(v) else _number(v) for v in raw]
+        return [
+            float(v)
+            if type(v) is int or (type(v) is float and v == v)
+            else (None if is_missing(v) else _number(v))
+            for v in raw
+        ]
     out: list[Any] = []
     for v in raw:
         if is_missing(v):

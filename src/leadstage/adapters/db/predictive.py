@@ -196,7 +196,7 @@ class SqlPredictiveRepository:
             qq = q if batch is None else q.where(a.c.lead_id.in_(batch))
             for lead_id, kind, when, source, content in self.conn.execute(qq).yield_per(50_000):
                 snap = snapshots.get(lead_id)
-                moment = t.UTCDateTime().process_result_value(when, self.conn.dialect)
+                moment = when  # already an aware UTC datetime (UTCDateTime)
                 if snap is None or moment is None or moment >= snap:
                     continue  # never read anything at or after the snapshot
                 agg = per_lead.get(lead_id)
