@@ -33,7 +33,6 @@ from leadstage.domain.errors import RuleViolation, ValidationError
 #: a whole word sequence (``Lead Quality`` and ``lead_quality_v2`` both match ``lead quality``).
 DEFAULT_SALES_ASSIGNED_FIELDS: tuple[str, ...] = (
     "tags",
-    "tag",
     "lead quality",
     "lead status",
     "lead stage",
@@ -60,7 +59,6 @@ DEFAULT_SALES_ASSIGNED_FIELDS: tuple[str, ...] = (
     "converted date",
     "sales notes",
     "sales owner",
-    "qualification",
     "bant",
 )
 
