@@ -337,3 +337,18 @@ def test_demo_company_is_validated_on_a_time_split_against_the_rule_priority(cap
     assert any(name.startswith("activities: ") for name in doc["features_used"])
     card = run(capsys, db_url, "model", "report", "--json").json()
     assert "30 days after creation" in card["data_window"]["snapshot"]
+
+
+def test_the_sales_assigned_list_is_configurable_and_include_overrides_it(capsys, sqlite_url, tmp_path):
+    load(capsys, sqlite_url, write_leads(tmp_path / "leads.csv", 400))
+    names = tmp_path / "sales_fields.txt"
+    names.write_text("# fields our reps fill in\nindustry\n", encoding="utf-8")
+    base = ["model", "train", "--label", "Deal won", "--positive", "yes", "--cv", "2", "--json"]
+    doc = run(capsys, sqlite_url, *base, "--sales-fields", str(names)).json()
+    reasons = {e["name"]: e["reason"] for e in doc["features_excluded"]}
+    assert reasons["Industry"].startswith("sales-assigned")
+    assert "Lead Status" in reasons  # not on this list, but it alone predicts the label: a leak
+    assert reasons["Lead Status"].startswith("leaks the label")
+    kept = run(capsys, sqlite_url, *base, "--include", "Lead Status").json()
+    assert "Lead Status" in kept["features_used"]
+    assert kept["features_kept_by_include"][0]["name"] == "Lead Status"
