@@ -165,3 +165,50 @@ def write_backtest_chart(doc: Mapping[str, Any], path: Path) -> None:
     )
     FigureCanvasAgg(fig)  # attaches the Agg canvas to the figure
     fig.savefig(path, format="png")
+
+
+def write_model_card_chart(card: Mapping[str, Any], path: Path) -> None:
+    """Write a predictive model card as a PNG: ROC curve, cumulative gains and calibration."""
+    fig = Figure(figsize=(15, 5), dpi=110, layout="constrained")  # drawn by Agg: never a display
+    roc_ax, gains_ax, cal_ax = fig.subplots(1, 3)
+    fig.suptitle(
+        f"Predictive model {card['model_id']} (v{card['version']}, {card['kind']}): {card['label']['definition']}\n"
+        f"{card['validation']}; {card['n_rows']} leads, {card['n_positive']} positive"
+    )
+    roc = card["curves"]["roc"]
+    roc_ax.plot([p[0] for p in roc], [p[1] for p in roc], color=CANDIDATE, label=f"ROC AUC {card['auc']:.3f}")
+    roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
+    roc_ax.set(title="ROC curve", xlabel="false positive rate", ylabel="true positive rate")
+    roc_ax.legend(loc="lower right")
+    gains = card["curves"]["gains"]
+    gains_ax.plot(
+        [p[0] for p in gains],
+        [p[1] for p in gains],
+        color=CANDIDATE,
+        marker="o",
+        markersize=3,
+        label=f"model (top-decile lift {card['lift_top_decile']})",
+    )
+    gains_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
+    gains_ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    gains_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    gains_ax.set(title="Cumulative gains", xlabel="leads contacted, best first", ylabel="conversions found")
+    gains_ax.legend(loc="lower right")
+    cal = card["calibration"]
+    cal_ax.plot(
+        [b["predicted"] for b in cal],
+        [b["observed"] for b in cal],
+        color=CANDIDATE,
+        marker="o",
+        label=f"model (Brier {card['brier']})",
+    )
+    cal_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    cal_ax.set(
+        title="Calibration",
+        xlabel="predicted probability",
+        ylabel="observed conversion rate",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
+    cal_ax.legend(loc="upper left")
+    fig.savefig(path, format="png")

@@ -237,6 +237,9 @@ def _import(kind: str, file: Path, map_file: Path | None, id_column: str | None,
         from leadstage.cli.routing import route_now
 
         route_now(c, quiet=as_json)
+    from leadstage.cli.model import score_with_active_model
+
+    score_with_active_model(c)  # new and changed leads get the active predictive model's score
     if as_json:
         emit_json(report.as_dict())
         return
@@ -387,6 +390,7 @@ def leads_show(
     c = STATE.get()
     with c.uow() as uow:
         details = lead_service.lead_details(uow, ref, normalizer=c.identity)
+        details["predictive"] = uow.predictive.lead_score(details["id"])  # beside the rule scores
     if as_json:
         emit_json(details)
         return

@@ -54,6 +54,8 @@ Fields
     ``fit_grade``                                 A (best) .. D
     ``engagement_level``                          1 (most engaged) .. 4
     ``priority``                                  grade and level, ``A1`` (best) .. ``D4``
+    ``predictive_score``                          the active predictive model's probability, 0..1
+    ``predictive_decile``                         1 (the top tenth of leads) .. 10; a plain number
     ``account.industry``, ``account.country``,    text, of the lead's account (no account: null)
     ``account.domain``
     ``account.employees``,                        numbers, of the lead's account
@@ -201,6 +203,8 @@ LEAD_FIELDS: dict[str, Kind] = {
     "engagement_score": Kind.NUMBER,
     "engagement_level": Kind.LEVEL,
     "priority": Kind.PRIORITY,
+    "predictive_score": Kind.NUMBER,
+    "predictive_decile": Kind.INTEGER,
     "account.industry": Kind.TEXT,
     "account.employees": Kind.INTEGER,
     "account.annual_revenue": Kind.NUMBER,

@@ -586,6 +586,9 @@ class UnitOfWork(Protocol):
     @property
     def audit(self) -> AuditRepository: ...
 
+    @property
+    def predictive(self) -> PredictiveRepository: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -1027,3 +1030,149 @@ class RoutingRepository(Protocol):
         ...
 
     def add_history(self, lead_id: int, entry: HistoryEntry) -> None: ...
+
+
+# ---- predictive scoring (services/predictive.py, adapters/ml.py, adapters/db/predictive.py) -----------
+
+
+@dataclass
+class FeatureFrame:
+    """Cleaned feature columns, one value per lead: floats for numeric columns, text for categories,
+    None when missing."""
+
+    names: list[str]
+    kinds: dict[str, Any]  # name -> domain.predictive.ColumnKind
+    columns: dict[str, list[Any]]
+    n_rows: int
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    cv: int | None = None  # K-fold cross-validation; None with time_order: a time-based holdout
+    time_order: Sequence[int] | None = None  # row indexes oldest first, when leads have real timestamps
+    holdout_share: float = 0.2
+
+
+@dataclass
+class TrainedModel:
+    kind: str  # logistic_regression | lightgbm
+    artifact: str  # the JSON document that is stored
+    sha256: str
+    metrics: dict[str, Any]
+    features: list[str]
+    evaluated: list[int] = field(default_factory=list)  # frame rows the quality figures are measured on
+
+
+class Predictor(Protocol):
+    kind: str
+
+    def predict(self, frame: FeatureFrame) -> list[float]: ...
+
+    def decile(self, p: float) -> int: ...
+
+    def contributions(self, frame: FeatureFrame) -> list[dict[str, float]]: ...
+
+
+class ModelTrainer(Protocol):
+    def train(self, frame: FeatureFrame, labels: Sequence[int], options: TrainingOptions) -> TrainedModel: ...
+
+    def load(self, artifact: str, sha256: str) -> Predictor:
+        """Parse a stored model; raises TamperedModel when the hash does not match."""
+        ...
+
+
+@dataclass
+class LeadFeatureRow:
+    """What a predictive model reads about one lead."""
+
+    lead_id: int
+    created_at: datetime
+    fields: dict[str, Any]  # lead and account fields, activity aggregates
+    properties: dict[str, Any]
+    furthest_stage: str
+    reached_at: datetime | None = None  # when it first reached the label stage (lifecycle labels)
+    first_move_at: datetime | None = None  # when it first left its initial stage
+    rule_priority: str | None = None  # the rule-based priority as stored now (for comparison only)
+
+
+@dataclass
+class PredictiveModelRecord:
+    id: int
+    version: int
+    kind: str
+    label: dict[str, Any]
+    card: dict[str, Any]
+    sha256: str
+    data_sha256: str
+    active: bool
+    created_by: str
+    created_at: datetime
+    activated_at: datetime | None
+
+
+class PredictiveRepository(Protocol):
+    def feature_rows(
+        self,
+        *,
+        label_stage: str | None,
+        snapshot_days: int | None,
+        as_of: datetime,
+        lead_ids: Sequence[int] | None = None,
+        activities: bool = True,
+    ) -> list[LeadFeatureRow]:
+        """Leads with their fields, properties and activity aggregates as of each lead's snapshot
+        (``created_at + snapshot_days``, capped by ``as_of`` and by its first stage change when
+        ``label_stage`` is given), or as of ``as_of`` when ``snapshot_days`` is None."""
+        ...
+
+    def property_names(self) -> list[str]: ...
+
+    def add_model(
+        self,
+        *,
+        kind: str,
+        label: dict[str, Any],
+        card: dict[str, Any],
+        artifact: str,
+        sha256: str,
+        data_sha256: str,
+        created_by: str,
+        at: datetime,
+    ) -> PredictiveModelRecord: ...
+
+    def get_model(self, model_id: int) -> PredictiveModelRecord | None: ...
+
+    def latest_model(self) -> PredictiveModelRecord | None: ...
+
+    def active_model(self) -> PredictiveModelRecord | None: ...
+
+    def artifact(self, model_id: int) -> str: ...
+
+    def activate(self, model_id: int, *, at: datetime) -> None: ...
+
+    def write_scores(
+        self, rows: Sequence[tuple[int, float, int]], *, model_id: int, at: datetime
+    ) -> None: ...
+
+    def lead_ids_needing_scores(self, model_id: int, limit: int | None = None) -> list[int]: ...
+
+    def lead_score(self, lead_id: int) -> dict[str, Any] | None: ...
+
+    def activity_watermark(self) -> int: ...
+
+    def set_activity_watermark(self, model_id: int, mark: int) -> None: ...
+
+    def all_lead_ids(self) -> list[int]: ...
+
+
+class PredictiveUnitOfWork(Protocol):
+    @property
+    def predictive(self) -> PredictiveRepository: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def commit(self) -> None: ...

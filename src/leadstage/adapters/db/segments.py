@@ -94,6 +94,8 @@ _LEAD_COLUMNS: dict[str, str] = {
     "engagement_score": "engagement_score",
     "engagement_level": "engagement_level",
     "priority": "priority",
+    "predictive_score": "predictive_score",
+    "predictive_decile": "predictive_decile",
 }
 
 

@@ -142,6 +142,11 @@ leads = Table(
     Column("scored_at", UTCDateTime),
     Column("engagement_state", JSON),  # per engagement rule: what reading the score as of any time needs
     Column("score_model_id", Id),
+    # the active predictive model's calibrated probability of conversion, beside the rule scores
+    Column("predictive_score", Float),
+    Column("predictive_decile", Integer),
+    Column("predictive_model_id", Id),
+    Column("predictive_scored_at", UTCDateTime),
     Index("ix_leads_stage_status", "stage", "status"),
     Index("ix_leads_priority", "priority"),
     Index("ix_leads_fit_grade_level", "fit_grade", "engagement_level"),
@@ -587,4 +592,23 @@ audit_log = Table(
     Column("details", JSON),
     Index("ix_audit_log_at", "at"),
     Index("ix_audit_log_actor_at", "actor", "at"),
+)
+
+predictive_models = Table(
+    "predictive_models",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("label", JSON, nullable=False),
+    Column("card", JSON, nullable=False),  # the model card: data window, features, exclusions, quality
+    Column("artifact", Text, nullable=False),  # JSON model document (never a pickle)
+    Column("sha256", String(64), nullable=False),  # of the artifact: a changed artifact is refused on load
+    Column("data_sha256", String(64), nullable=False),  # of the training data
+    Column("active", Boolean, nullable=False, default=False),
+    Column("created_by", String(120), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("activated_at", UTCDateTime),
+    Column("activity_watermark", Id),  # the newest activity id its last scoring run had seen
+    UniqueConstraint("version", name="uq_predictive_models_version"),
 )

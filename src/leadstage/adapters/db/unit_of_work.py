@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine
 from leadstage.adapters.db.access import SqlAccessRepository
 from leadstage.adapters.db.audit import SqlAuditRepository
 from leadstage.adapters.db.disqualification import SqlDisqualificationRepository
+from leadstage.adapters.db.predictive import SqlPredictiveRepository
 from leadstage.adapters.db.repositories import (
     SqlAccountRepository,
     SqlActivityRepository,
@@ -45,6 +46,7 @@ class SqlUnitOfWork:
     webhooks: SqlWebhookRepository
     mail: SqlMailRepository
     audit: SqlAuditRepository
+    predictive: SqlPredictiveRepository
 
     def __init__(self, engine: Engine, *, write: bool = False) -> None:
         self.engine = engine
@@ -74,6 +76,7 @@ class SqlUnitOfWork:
         self.webhooks = SqlWebhookRepository(conn)
         self.mail = SqlMailRepository(conn)
         self.audit = SqlAuditRepository(conn)
+        self.predictive = SqlPredictiveRepository(conn)
         return self
 
     def __exit__(
