@@ -10,17 +10,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from leadstage.domain.errors import PermissionDenied
 from leadstage.domain.stages import Actor, Role
-from leadstage.services.ports import AuditEntry, UnitOfWork
+from leadstage.services.ports import AuditEntry, AuditRepository, UnitOfWork
 
 CLIENT: ContextVar[str | None] = ContextVar("leadstage_client", default=None)
 
 
+class Audited(Protocol):
+    """Any unit of work with the audit log (the full one, or a narrower one such as predictive's)."""
+
+    @property
+    def audit(self) -> AuditRepository: ...
+
+
 def record(
-    uow: UnitOfWork,
+    uow: Audited,
     actor: Actor | str,
     action: str,
     *,

@@ -1169,6 +1169,9 @@ class PredictiveUnitOfWork(Protocol):
     @property
     def predictive(self) -> PredictiveRepository: ...
 
+    @property
+    def audit(self) -> AuditRepository: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
