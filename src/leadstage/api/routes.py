@@ -4,6 +4,7 @@ the same services run behind both."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -54,9 +55,13 @@ Json = dict[str, Any]
 PropertyValue = str | int | float | bool | None
 
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _text_time(value: Any) -> Any:
-    """Times are ISO 8601 text in this API: a bare number is refused, not read as seconds since 1970."""
-    if isinstance(value, int | float):
+    """Times are ISO 8601 text in this API: a number (or text that is one) is refused, not read as seconds
+    since 1970."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
         raise ValueError("a time is ISO 8601 text such as 2026-11-02T09:30:00Z")
     return value
 
@@ -595,7 +600,7 @@ def audit_log(
     who: Reader,
     actor: Annotated[str | None, Query(max_length=120)] = None,
     action: Annotated[str | None, Query(max_length=60)] = None,
-    since: datetime | None = None,
+    since: Timestamp | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
 ) -> Json:
     """The audit log, latest first (administrators)."""

@@ -267,3 +267,15 @@ def test_health_metrics_and_request_ids(api: Api) -> None:
     text = api.client.get("/metrics", headers=api.headers("admin:read")).text
     assert 'leadstage_http_requests_total{method="GET",route="/api/v1/leads",status="200"} 1' in text
     assert "leadstage_outbox_backlog 0" in text
+
+
+def test_times_are_iso_text_never_bare_numbers(api: Api) -> None:
+    assert api.client.get("/api/v1/audit", params={"since": "0.5"}, headers=api.headers()).status_code == 422
+    assert (
+        api.client.get(
+            "/api/v1/audit", params={"since": "2026-01-01T00:00:00Z"}, headers=api.headers()
+        ).status_code
+        == 200
+    )
+    bad = {"activities": [{"email": "a@b.example", "type": "page_view", "occurred_at": "1700000000"}]}
+    assert api.client.post("/api/v1/activities/batch", json=bad, headers=api.headers()).status_code == 422
