@@ -70,5 +70,6 @@ def demo(
         err.print("demo company: " + ", ".join(f"{v} {k}" for k, v in report.items() if isinstance(v, int)))
 
 
+from leadstage.cli import reports as _reports  # noqa: E402,F401  (registers `leadstage report ...`)
 from leadstage.cli import scoring as _scoring  # noqa: E402,F401  (registers `leadstage score ...`)
 from leadstage.cli import tasks as _tasks  # noqa: E402,F401  (registers `leadstage tasks ...`)

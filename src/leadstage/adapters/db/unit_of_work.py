@@ -8,6 +8,7 @@ from typing import Self
 from sqlalchemy import Connection, Engine
 
 from leadstage.adapters.db.disqualification import SqlDisqualificationRepository
+from leadstage.adapters.db.reports import SqlReportQueries
 from leadstage.adapters.db.repositories import (
     SqlAccountRepository,
     SqlActivityRepository,
@@ -36,6 +37,7 @@ class SqlUnitOfWork:
     segments: SqlSegmentRepository
     tasks: SqlTaskRepository
     disqualifications: SqlDisqualificationRepository
+    reports: SqlReportQueries
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -57,6 +59,7 @@ class SqlUnitOfWork:
         self.segments = SqlSegmentRepository(conn)
         self.tasks = SqlTaskRepository(conn)
         self.disqualifications = SqlDisqualificationRepository(conn)
+        self.reports = SqlReportQueries(conn)
         return self
 
     def __exit__(
