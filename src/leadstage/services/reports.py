@@ -373,7 +373,9 @@ def attribution_report(uow: UnitOfWork, request: ReportRequest, *, as_of: dateti
                     "sql": round(credit["sql"], 4),
                     "customer": round(credit["customer"], 4),
                     "revenue": {
-                        cur: round(x, 2) for cur, x in sorted(v["revenue"][model.value].items()) if x > 0
+                        cur: round(x, 2)
+                        for cur, x in sorted(v["revenue"][model.value].items())
+                        if round(x, 2) > 0
                     },
                     "leads_touched": dict(v["leads_touched"]),
                     "touches": dict(v["touches"]),
