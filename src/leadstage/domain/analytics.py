@@ -106,9 +106,12 @@ class AttributionModel(StrEnum):
 #: What attribution credits, in order: the first MQL, SQL and win of each lead (and the win's revenue).
 OUTCOMES: tuple[str, ...] = ("mql", "sql", "customer")
 
-#: Activity types that are not marketing touches: done by sales, negative, or after the sale.
+#: Activity types that are not marketing touches: passive impressions (a page view, an email open),
+#: work done by sales, negative signals, and what customers do after the sale.
 NON_TOUCH_TYPES: frozenset[str] = frozenset(
     {
+        "page_view",
+        "email_open",
         "email_sent",
         "call",
         "meeting",

@@ -87,6 +87,12 @@ class SqlReportQueries:
             return f"(julianday({later}) - julianday({earlier}))"
         return f"(EXTRACT(EPOCH FROM ({later} - {earlier})) / 86400.0)"
 
+    def action(self, column: str = "action", *, ranged: bool = False) -> str:
+        """The history action column for a filter. Unless the statement also bounds the time (where the
+        ``(action, at)`` index pays), SQLite is told not to use that index (``+column``): a scan of the
+        table is several times faster than hundreds of thousands of index look-ups (docs/benchmarks.md)."""
+        return column if ranged or self.dialect != "sqlite" else f"+{column}"
+
     def least(self, a: str, b: str) -> str:
         return f"min({a}, {b})" if self.dialect == "sqlite" else f"LEAST({a}, {b})"
 
@@ -168,11 +174,19 @@ class SqlReportQueries:
         """Cohort: leads created in the range per group and furthest stage reached."""
         params: dict[str, Any] = {}
         joins, grp = self.groups(grouping)
+        # one sum per stage rather than GROUP BY the stage: SQLite groups by sorting every row
+        sums = ", ".join(f"sum(CASE WHEN l.furthest_stage = '{s.value}' THEN 1 ELSE 0 END)" for s in Stage)
         sql = (
-            f"SELECT {grp} AS grp, l.furthest_stage, count(*) FROM leads l {joins} "
-            f"WHERE {self.scope('l.created_at', request, params)} GROUP BY 1, 2"
+            f"SELECT {grp} AS grp, {sums} FROM leads l {joins} "
+            f"WHERE {self.scope('l.created_at', request, params)}"
+            + (" GROUP BY 1" if grouping.dimension else "")
         )
-        return [(r[0], r[1], int(r[2])) for r in self._rows(sql, params)]
+        return [
+            (r[0], stage.value, int(r[k + 1] or 0))
+            for r in self._rows(sql, params)
+            for k, stage in enumerate(Stage)
+            if r[k + 1]
+        ]
 
     def funnel_cycles(self, request: ReportRequest, grouping: Grouping) -> list[tuple[str, int, int]]:
         """Cohort per cycle: attempts (lead, cycle) of leads created in the range per group and furthest rank."""
@@ -192,7 +206,8 @@ class SqlReportQueries:
         joins, grp = self.groups(grouping)
         sql = (
             f"SELECT {grp} AS grp, h.to_stage, count(*) FROM lead_history h JOIN leads l ON l.id = h.lead_id "
-            f"{joins} WHERE h.action IN ('create', {FORWARD}) AND {self.scope('h.at', request, params)} "
+            f"{joins} WHERE {self.action('h.action', ranged=request.start is not None or request.end is not None)} "
+            f"IN ('create', {FORWARD}) AND {self.scope('h.at', request, params)} "
             "GROUP BY 1, 2"
         )
         return [(r[0], r[1], int(r[2])) for r in self._rows(sql, params)]
@@ -208,17 +223,23 @@ class SqlReportQueries:
         if request.per_cycle:
             source = (
                 "WITH f AS (SELECT lead_id, cycle, to_stage, min(at) AS at FROM lead_history "
-                f"WHERE action IN ({FORWARD}) GROUP BY lead_id, cycle, to_stage), "
+                f"WHERE {self.action()} IN ({FORWARD}) GROUP BY lead_id, cycle, to_stage), "
                 "s AS (SELECT lead_id, cycle, min(at) AS at FROM lead_history GROUP BY lead_id, cycle) "
                 f"SELECT {grp} AS grp, f.to_stage AS key, {self.days('f.at', 's.at')} AS v FROM f "
                 "JOIN s ON s.lead_id = f.lead_id AND s.cycle = f.cycle JOIN leads l ON l.id = f.lead_id "
                 f"{joins} WHERE {cohort}"
             )
         else:
+            stage_of = (
+                "CASE f.action "
+                + " ".join(f"WHEN '{a.value}' THEN '{st.value}'" for st, a in FORWARD_ACTIONS.items())
+                + " END"
+            )
             source = (
-                "WITH f AS (SELECT lead_id, to_stage, min(at) AS at FROM lead_history "
-                f"WHERE action IN ({FORWARD}) GROUP BY lead_id, to_stage) "
-                f"SELECT {grp} AS grp, f.to_stage AS key, {self.days('f.at', 'l.created_at')} AS v FROM f "
+                # grouped by action (one per stage) so that the (action, lead_id, at) index answers alone
+                "WITH f AS (SELECT action, lead_id, min(at) AS at FROM lead_history "
+                f"WHERE action IN ({FORWARD}) GROUP BY action, lead_id) "
+                f"SELECT {grp} AS grp, {stage_of} AS key, {self.days('f.at', 'l.created_at')} AS v FROM f "
                 f"JOIN leads l ON l.id = f.lead_id {joins} WHERE {cohort}"
             )
         return self._ranked_rows(source, params)
@@ -248,7 +269,9 @@ class SqlReportQueries:
             won_scope = self.scope("w.won", request, params)
         sql_source = (
             "WITH h AS (SELECT lead_id, at, id, to_stage, "
-            "LAG(to_stage) OVER (PARTITION BY lead_id ORDER BY at, id) AS prev FROM lead_history), "
+            "LAG(to_stage) OVER (PARTITION BY lead_id ORDER BY at, id) AS prev FROM lead_history "
+            # a lead leaves the stage lead only by promote_mql: only promoted leads complete a visit
+            f"WHERE lead_id IN (SELECT lead_id FROM lead_history WHERE action = '{Action.PROMOTE_MQL.value}')), "
             "v AS (SELECT lead_id, to_stage AS stage, at AS started, "
             "LEAD(at) OVER (PARTITION BY lead_id ORDER BY at, id) AS ended FROM h "
             "WHERE prev IS NULL OR prev <> to_stage), "
@@ -284,7 +307,8 @@ class SqlReportQueries:
         sql = (
             f"SELECT {grp} AS grp, h.action, h.from_stage, h.from_status, h.reason, count(*) "
             f"FROM lead_history h JOIN leads l ON l.id = h.lead_id {joins} "
-            f"WHERE h.action IN ({actions}) AND {self.scope(column, request, params)} GROUP BY 1, 2, 3, 4, 5"
+            f"WHERE {self.action('h.action', ranged=column == 'h.at' and request.start is not None)} IN ({actions}) "
+            f"AND {self.scope(column, request, params)} GROUP BY 1, 2, 3, 4, 5"
         )
         return [(r[0], r[1], r[2], r[3], r[4], int(r[5])) for r in self._rows(sql, params)]
 
@@ -369,13 +393,13 @@ class SqlReportQueries:
             "min(CASE WHEN action = 'win' THEN at END) AS won_at, "
             f"sum(CASE WHEN action = 'win' THEN {amount} END) AS revenue, "
             f"max(CASE WHEN action = 'win' THEN {currency} END) AS currency "
-            "FROM lead_history WHERE action IN ('promote_mql', 'qualify_sql', 'open_opportunity', 'win') "
+            f"FROM lead_history WHERE {self.action()} IN ('promote_mql', 'qualify_sql', 'open_opportunity', 'win') "
             "GROUP BY lead_id)"
         )
         if request.mode is Mode.COHORT:
             cohort = self.scope("l.created_at", request, params)
             sc = (
-                "sc AS (SELECT c.lead_id, c.mql_at AS m1, c.sql_at AS m2, c.won_at AS m3, c.mql_at, c.opp_at, "
+                "sc0 AS (SELECT c.lead_id, c.mql_at AS m1, c.sql_at AS m2, c.won_at AS m3, c.mql_at, c.opp_at, "
                 f"c.revenue, c.currency FROM conv c JOIN leads l ON l.id = c.lead_id WHERE {cohort} "
                 "AND c.mql_at IS NOT NULL)"
             )
@@ -386,8 +410,14 @@ class SqlReportQueries:
             ]
             sc = (
                 f"sc0 AS (SELECT c.lead_id, {', '.join(picks)}, c.mql_at, c.opp_at, c.revenue, c.currency "
-                "FROM conv c), sc AS (SELECT * FROM sc0 WHERE m1 IS NOT NULL OR m2 IS NOT NULL OR m3 IS NOT NULL)"
+                "FROM conv c WHERE c.mql_at IS NOT NULL)"
             )
+        numbers = ", ".join(f"{self.epoch_days(f'm{o}')} AS mj{o}" for o in "123")
+        sc += (
+            f", sc AS MATERIALIZED (SELECT sc0.*, {numbers}, CASE WHEN m3 IS NOT NULL THEN revenue ELSE 0 END AS "
+            "rev_counted, CASE WHEN m3 IS NOT NULL THEN currency END AS cur FROM sc0 "
+            "WHERE m1 IS NOT NULL OR m2 IS NOT NULL OR m3 IS NOT NULL)"
+        )
         return f"WITH {conv}, {sc}"
 
     def attribution_totals(self, request: ReportRequest) -> list[tuple[str | None, int, int, int, float]]:
@@ -399,82 +429,103 @@ class SqlReportQueries:
         )
         return [(r[0], int(r[1]), int(r[2]), int(r[3]), float(r[4] or 0)) for r in self._rows(sql, params)]
 
+    def touch_key(self, at: str, ident: str) -> str:
+        """A text that sorts like (time, id) and ends with the id (after 26 characters): the max of it
+        over a lead's touches names its last touch, in one GROUP BY pass on both databases."""
+        if self.dialect == "sqlite":
+            return f"({at} || printf('%012d', {ident}))"  # times are stored as fixed-width text
+        return f"(to_char({at} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || lpad(CAST({ident} AS TEXT), 12, '0'))"
+
+    def key_id(self, key: str) -> str:
+        return f"CAST(substr({key}, 27) AS BIGINT)"
+
+    def epoch_days(self, column: str) -> str:
+        if self.dialect == "sqlite":
+            return f"julianday({column})"
+        return f"(EXTRACT(EPOCH FROM {column}) / 86400.0)"
+
     def attribution(self, request: ReportRequest) -> list[dict[str, Any]]:
         """Credited outcomes per value of the touch dimension and win currency, for every model.
 
         Each row: ``grp``, ``cur`` and, per outcome ``o`` in 1..3 (MQL, SQL, customer), ``touched_o``
         (leads with a touch of this value before the outcome), ``touches_o``, and per model
         ``<model>_o`` credits and ``<model>_rev`` credited revenue.
+
+        Two passes over the touches, no window: per lead, the number of touches before each outcome,
+        the time-decay normalisers and which touches are the first, the last before each outcome, the
+        MQL touch and the opportunity touch (the max of :meth:`touch_key`); then every touch's credit
+        under each model is arithmetic on its lead's figures, summed per value (ADR 10).
         """
         assert request.by is not None
         col = _ACTIVITY_COLUMN[request.by]
         params: dict[str, Any] = {"ln2_per_half_life": 0.6931471805599453 / request.half_life_days}
         excluded = ", ".join(f"'{x}'" for x in sorted(NON_TOUCH_TYPES))
-        # exp() of a very negative number underflows (an error on PostgreSQL): the exponent stops at 700
-        days = {
-            o: self.least(f":ln2_per_half_life * {self.days(f'm{o}', 'occurred_at')}", "700.0")
-            for o in (1, 2, 3)
-        }
-        windows = ", ".join(
-            [f"SUM(CASE WHEN occurred_at <= m{o} THEN 1 ELSE 0 END) OVER lw AS n{o}" for o in (1, 2, 3)]
-            + [
-                "SUM(CASE WHEN occurred_at <= mql_at THEN 1 ELSE 0 END) OVER lw AS n_mql",
-                "SUM(CASE WHEN occurred_at <= opp_at THEN 1 ELSE 0 END) OVER lw AS n_opp",
-            ]
-            + [
-                f"SUM(CASE WHEN occurred_at <= m{o} THEN exp(-{days[o]}) ELSE 0 END) OVER lw AS dsum{o}"
-                for o in (1, 2, 3)
-            ]
-            + [f"exp(-{days[o]}) AS dw{o}" for o in (1, 2, 3)]
+        marks = {"1": "m1", "2": "m2", "3": "m3", "m": "mql_at", "o": "opp_at"}
+
+        def decay(o: str) -> str:
+            # exp() of a very negative number underflows (an error on PostgreSQL): the exponent stops at 700
+            return f"exp(-{self.least(f':ln2_per_half_life * (mj{o} - tj)', '700.0')})"
+
+        key = self.touch_key("a.occurred_at", "a.id")
+        t_cte = (
+            "t AS MATERIALIZED (SELECT sc.lead_id, a.id, a.occurred_at AS at, "
+            f"{self.epoch_days('a.occurred_at')} AS tj, {key} AS k, a.{col} AS v, sc.m1, sc.m2, sc.m3, "
+            "sc.mql_at, sc.opp_at, sc.mj1, sc.mj2, sc.mj3, sc.rev_counted AS revenue, sc.cur "
+            "FROM sc JOIN activities a ON a.lead_id = sc.lead_id "
+            f"WHERE a.{col} IS NOT NULL AND a.type NOT IN ({excluded}) "
+            "AND a.occurred_at <= COALESCE(sc.m3, sc.m2, sc.m1))"
         )
-        touches = (
-            f"tc AS (SELECT sc.lead_id, a.occurred_at, a.{col} AS grp, sc.m1, sc.m2, sc.m3, sc.mql_at, sc.opp_at, "
-            "CASE WHEN sc.m3 IS NOT NULL THEN sc.revenue ELSE 0 END AS revenue, "
-            "CASE WHEN sc.m3 IS NOT NULL THEN sc.currency END AS cur, "
-            "ROW_NUMBER() OVER (PARTITION BY sc.lead_id ORDER BY a.occurred_at, a.id) AS rn "
-            f"FROM sc JOIN activities a ON a.lead_id = sc.lead_id WHERE a.{col} IS NOT NULL "
-            f"AND a.type NOT IN ({excluded}) AND a.occurred_at <= COALESCE(sc.m3, sc.m2, sc.m1)), "
-            f"tw AS (SELECT tc.*, {windows} FROM tc WINDOW lw AS (PARTITION BY lead_id))"
+        ls_cols = (
+            [f"sum(CASE WHEN at <= {m} THEN 1 ELSE 0 END) AS n{o}" for o, m in marks.items()]
+            + [f"sum(CASE WHEN at <= m{o} THEN {decay(o)} ELSE 0 END) AS dd{o}" for o in "123"]
+            + [f"{self.key_id('min(k)')} AS fid"]
+            + [f"{self.key_id(f'max(CASE WHEN at <= {m} THEN k END)')} AS lid{o}" for o, m in marks.items()]
         )
+        ls_cte = f"ls AS (SELECT lead_id, {', '.join(ls_cols)} FROM t GROUP BY lead_id)"
+
+        def flag(cond: str) -> str:
+            return f"(CASE WHEN {cond} THEN 1 ELSE 0 END)"
+
+        m_exists = "ls.nm >= 1"
         sums: list[str] = []
-        for o in (1, 2, 3):
-            n = f"n{o}"
-            inside = f"rn <= {n}"
-            m_exists = "n_mql >= 1"
-            o_exists = "(opp_at IS NOT NULL AND n_opp >= 1)" if o == 3 else "1 = 0"
-            is_f, is_m, is_o = "rn = 1", f"({m_exists} AND rn = n_mql)", f"({o_exists} AND rn = n_opp)"
-
-            def flag(cond: str) -> str:
-                return f"(CASE WHEN {cond} THEN 1 ELSE 0 END)"
-
+        for o in "123":
+            n, inside = f"ls.n{o}", f"t.at <= t.m{o}"
+            is_f, is_l = "t.id = ls.fid", f"t.id = ls.lid{o}"
+            o_exists = "(t.opp_at IS NOT NULL AND ls.no >= 1)" if o == "3" else "1 = 0"
+            is_m, is_o = f"({m_exists} AND t.id = ls.lidm)", f"({o_exists} AND t.id = ls.lido)"
             distinct = (
-                f"(1 + {flag(f'{m_exists} AND n_mql <> 1')} + "
-                f"{flag(f'{o_exists} AND n_opp <> 1 AND (NOT ({m_exists}) OR n_opp <> n_mql)')})"
+                f"(1 + {flag(f'{m_exists} AND ls.lidm <> ls.fid')} + "
+                f"{flag(f'{o_exists} AND ls.lido <> ls.fid AND (NOT ({m_exists}) OR ls.lido <> ls.lidm)')})"
             )
             k = f"({n} - {distinct})"
+            w_raw = (
+                f"(0.3 * {flag(is_f)} + 0.3 * {flag(is_m)} + 0.3 * {flag(is_o)} + CASE WHEN NOT ({is_f}) "
+                f"AND NOT {is_m} AND NOT {is_o} AND {k} > 0 THEN 0.1 / {k} ELSE 0 END)"
+            )
             w_total = (
                 f"(0.3 * (1 + {flag(m_exists)} + {flag(o_exists)}) + CASE WHEN {k} > 0 THEN 0.1 ELSE 0 END)"
             )
-            w_raw = (
-                f"(0.3 * {flag(is_f)} + 0.3 * {flag(is_m)} + 0.3 * {flag(is_o)} + CASE WHEN NOT ({is_f}) "
-                f"AND NOT ({is_m}) AND NOT ({is_o}) AND {k} > 0 THEN 0.1 / {k} ELSE 0 END)"
-            )
             credit = {
-                "first_touch": "CASE WHEN rn = 1 THEN 1.0 ELSE 0 END",
-                "last_touch": f"CASE WHEN rn = {n} THEN 1.0 ELSE 0 END",
+                "first_touch": f"CASE WHEN {is_f} THEN 1.0 ELSE 0 END",
+                "last_touch": f"CASE WHEN {is_l} THEN 1.0 ELSE 0 END",
                 "linear": f"1.0 / {n}",
                 "u_shaped": (
-                    f"CASE WHEN {n} = 1 THEN 1.0 WHEN {n} = 2 THEN 0.5 WHEN rn = 1 OR rn = {n} THEN 0.4 "
-                    f"ELSE 0.2 / ({n} - 2) END"
+                    f"CASE WHEN {n} <= 2 THEN 1.0 / {n} WHEN {is_f} OR {is_l} THEN 0.4 ELSE 0.2 / ({n} - 2) END"
                 ),
                 "w_shaped": f"{w_raw} / {w_total}",
-                "time_decay": f"dw{o} / dsum{o}",
+                "time_decay": f"{decay(o)} / ls.dd{o}",
             }
-            sums.append(f"count(DISTINCT CASE WHEN {inside} THEN lead_id END) AS touched_{o}")
+            sums.append(f"count(DISTINCT CASE WHEN {inside} THEN t.lead_id END) AS touched_{o}")
             sums.append(f"sum(CASE WHEN {inside} THEN 1 ELSE 0 END) AS touches_{o}")
             for model, expr in credit.items():
                 sums.append(f"sum(CASE WHEN {inside} THEN {expr} ELSE 0 END) AS {model}_{o}")
-                if o == 3:
-                    sums.append(f"sum(CASE WHEN {inside} THEN ({expr}) * revenue ELSE 0 END) AS {model}_rev")
-        sql = f"{self._outcomes(request, params)}, {touches} SELECT grp, cur, {', '.join(sums)} FROM tw GROUP BY grp, cur"
+                if o == "3":
+                    sums.append(
+                        f"sum(CASE WHEN {inside} THEN ({expr}) * t.revenue ELSE 0 END) AS {model}_rev"
+                    )
+        sql = (
+            f"{self._outcomes(request, params)}, {t_cte}, {ls_cte} SELECT t.v AS grp, t.cur, {', '.join(sums)} "
+            # CROSS JOIN keeps SQLite from scanning ls once per touch (it indexes t instead)
+            "FROM ls CROSS JOIN t WHERE t.lead_id = ls.lead_id GROUP BY t.v, t.cur"
+        )
         return [dict(r._mapping) for r in self._rows(sql, params)]

@@ -1,0 +1,179 @@
+"""Report speed over 1,000,000 leads and 10,000,000 activities (goal: at most 5 s per report on each database).
+
+    .venv/bin/python bench/seed_reports.py --target sqlite      # once: bench/out/reports-N-M/reports.db
+    .venv/bin/python bench/seed_reports.py --target postgres    # once: database leadstage_bench_reports
+    .venv/bin/python bench/bench_reports.py --target sqlite [--runs 5]
+    .venv/bin/python bench/bench_reports.py --target postgres [--runs 5]
+
+Each report is timed through the service layer as the CLI runs it (``parse_request`` then
+``services.reports.run_report`` in a fresh unit of work: SQL aggregates and shaping the document),
+after one warm-up run; the median of ``--runs`` is reported. In the same run, baselines: plain
+aggregates over the same tables (``count(*)`` of history and activities grouped by one column, and
+leads per furthest stage). Results per database are kept in ``bench/out/reports-results.json`` and
+the section of docs/benchmarks.md is written from both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from sqlalchemy import text
+
+from common import NOW, OUT, machine, median, write_section
+from leadstage.adapters.clock import FixedClock
+from leadstage.bootstrap import build
+from leadstage.config import Settings
+from leadstage.domain.analytics import parse_request
+from leadstage.services.reports import run_report
+from seed_reports import pg_url
+
+#: label -> (report name, options)
+REPORTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "funnel": ("funnel", {}),
+    "funnel --per-cycle": ("funnel", {"per_cycle": True}),
+    "funnel --by source": ("funnel", {"by": "source"}),
+    "funnel --mode period --from 2026-05-01 --to 2026-07-31": (
+        "funnel",
+        {"mode": "period", "date_from": "2026-05-01", "date_to": "2026-07-31"},
+    ),
+    "velocity": ("velocity", {}),
+    "attribution (by source, the default)": ("attribution", {}),
+    "attribution --by content": ("attribution", {"by": "content"}),
+    "feedback": ("feedback", {}),
+    "calibration": ("calibration", {}),
+}
+BASELINES = {
+    "SELECT action, count(*) FROM lead_history GROUP BY action": (
+        "SELECT action, count(*) FROM lead_history GROUP BY action"
+    ),
+    "SELECT source, count(*) FROM activities GROUP BY source": (
+        "SELECT source, count(*) FROM activities GROUP BY source"
+    ),
+    "SELECT furthest_stage, count(*) FROM leads GROUP BY furthest_stage": (
+        "SELECT furthest_stage, count(*) FROM leads GROUP BY furthest_stage"
+    ),
+}
+RESULTS = OUT / "reports-results.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--target", choices=("sqlite", "postgres"), required=True)
+    parser.add_argument("--leads", type=int, default=1_000_000)
+    parser.add_argument("--activities", type=int, default=10_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", default=None, help="time only the reports whose label contains this text")
+    args = parser.parse_args()
+    url = (
+        str(OUT / f"reports-{args.leads}-{args.activities}" / "reports.db")
+        if args.target == "sqlite"
+        else pg_url()
+    )
+    c = build(Settings(database_url=url), clock=FixedClock(NOW))
+    with c.engine.connect() as conn:
+        sizes = {
+            table: conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("leads", "activities", "lead_history")
+        }
+    print(sizes, flush=True)
+    timings: dict[str, list[float]] = {}
+    for label, sql in BASELINES.items():
+        times = []
+        for run in range(args.runs + 1):
+            with c.engine.connect() as conn:
+                t0 = time.perf_counter()
+                conn.execute(text(sql)).all()
+                if run:
+                    times.append(time.perf_counter() - t0)
+        timings[f"baseline: `{label}`"] = times
+        print(f"{label}: {median(times):.2f} s", flush=True)
+    for label, (name, options) in REPORTS.items():
+        if args.only and args.only not in label:
+            continue
+        times = []
+        for run in range(args.runs + 1):
+            t0 = time.perf_counter()
+            request = parse_request(name, **options)
+            with c.uow() as uow:
+                run_report(uow, request, as_of=NOW)
+            if run:
+                times.append(time.perf_counter() - t0)
+        timings[label] = times
+        print(f"{label}: median {median(times):.2f} s ({', '.join(f'{x:.2f}' for x in times)})", flush=True)
+    c.close()
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results[args.target] = {
+        "sizes": sizes,
+        "runs": args.runs,
+        "machine": machine(),
+        "timings": {k: median(v) for k, v in timings.items()},
+        "leads": args.leads,
+        "activities": args.activities,
+    }
+    RESULTS.write_text(json.dumps(results, indent=2))
+    write_doc(results)
+
+
+def write_doc(results: dict[str, Any]) -> None:
+    dbs = [db for db in ("sqlite", "postgres") if db in results]
+    labels: list[str] = []
+    for db in dbs:
+        labels += [k for k in results[db]["timings"] if k not in labels]
+    header = (
+        "| report | "
+        + " | ".join(f"{'SQLite' if db == 'sqlite' else 'PostgreSQL'} (median)" for db in dbs)
+        + " |"
+    )
+    lines = [header, "|---|" + "---|" * len(dbs)]
+    worst: dict[str, float] = {}
+    for label in labels:
+        cells = []
+        for db in dbs:
+            value = results[db]["timings"].get(label)
+            cells.append("-" if value is None else f"{value:.2f} s")
+            if value is not None and not label.startswith("baseline"):
+                worst[db] = max(worst.get(db, 0.0), value)
+        name = label if label.startswith("baseline") else f"`leadstage report {label}`"
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    sizes = "; ".join(
+        f"{'SQLite' if db == 'sqlite' else 'PostgreSQL'}: {results[db]['sizes']['leads']:,} leads, "
+        f"{results[db]['sizes']['activities']:,} activities, {results[db]['sizes']['lead_history']:,} history rows "
+        f"({results[db]['runs']} runs; {results[db]['machine']})"
+        for db in dbs
+    )
+    verdicts = []
+    for db in dbs:
+        name = "SQLite" if db == "sqlite" else "PostgreSQL"
+        full = results[db]["leads"] >= 1_000_000 and results[db]["activities"] >= 10_000_000
+        if not full:
+            verdicts.append(f"{name}: a smaller run than the goal's scale, no verdict.")
+        else:
+            verdict = "meets" if worst[db] <= 5 else "MISSES"
+            verdicts.append(
+                f"{name}: the slowest report takes {worst[db]:.2f} s: {verdict} the goal of at most 5 s."
+            )
+    body = f"""## Reports over 1,000,000 leads and 10,000,000 activities
+
+Commands: `.venv/bin/python bench/seed_reports.py --target sqlite|postgres` (once), then
+`.venv/bin/python bench/bench_reports.py --target sqlite|postgres --runs 5`. Data written with raw bulk
+inserts (`executemany` / `COPY`): journeys that follow the transition table (recycled, lost, rejected,
+disqualified and reopened leads in several cycles), activities with sources, campaigns, webinars and
+eBooks. {sizes}. Each report is `parse_request` + `services.reports.run_report` in a fresh unit of work
+(everything the CLI does but start-up and printing), median after one warm-up run; the baselines are
+plain aggregates over the same tables, timed in the same run.
+
+{chr(10).join(lines)}
+
+{" ".join(verdicts)}
+"""
+    write_section("reports", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
