@@ -278,7 +278,12 @@ class SqlReportQueries:
             f"w AS (SELECT lead_id, min(at) AS won FROM lead_history WHERE action = '{Action.WIN.value}' "
             "GROUP BY lead_id) "
             f"SELECT {grp} AS grp, v.stage AS key, {self.days('v.ended', 'v.started')} AS v FROM v "
-            f"JOIN leads l ON l.id = v.lead_id {joins} WHERE v.ended IS NOT NULL AND {visit_scope} "
+            + (
+                f"JOIN leads l ON l.id = v.lead_id {joins} "
+                if grouping.dimension or "l." in visit_scope
+                else ""
+            )
+            + f"WHERE v.ended IS NOT NULL AND {visit_scope} "
             f"UNION ALL SELECT {grp} AS grp, 'lead_to_customer' AS key, {self.days('w.won', 'l.created_at')} "
             f"AS v FROM w JOIN leads l ON l.id = w.lead_id {joins} WHERE {won_scope}"
         )
