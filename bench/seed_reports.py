@@ -77,6 +77,7 @@ class Journeys:
         self.rng = random.Random(seed)
         self.leads = leads
         self.per_lead = 1.16 * activities / leads
+        self.target_activities = activities
         self.history_id = 0
         self.activity_id = 0
         self.src_names = [s[0] for s in SOURCES]
@@ -301,6 +302,24 @@ HIST_COLS = (
 )
 
 
+def top_up_sql(have: int, want: int) -> str | None:
+    """Activities the journeys fell short of ``--activities``: copies of the first ones under new keys."""
+    if have >= want:
+        return None
+    return (
+        "INSERT INTO activities (lead_id, type, occurred_at, source, campaign, content, idempotency_key) "
+        "SELECT lead_id, type, occurred_at, source, campaign, content, 'top:' || id FROM activities "
+        f"WHERE id <= {want - have}"
+    )
+
+
+def top_up(conn: Any, want: int) -> None:
+    have = conn.execute("SELECT count(*) FROM activities").fetchone()[0]
+    sql = top_up_sql(have, want)
+    if sql:
+        conn.execute(sql)
+
+
 def seed_sqlite(path: Path, gen: Journeys) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -323,6 +342,7 @@ def seed_sqlite(path: Path, gen: Journeys) -> None:
         con.executemany(f"INSERT INTO activities ({ACT_COLS}) VALUES ({q(ACT_COLS)})", acts)
         con.executemany(f"INSERT INTO lead_history ({HIST_COLS}) VALUES ({q(HIST_COLS)})", hist)
         print(f"  sqlite: {leads[-1][0]:,} leads", flush=True)
+    top_up(con, gen.target_activities)
     con.execute("COMMIT")
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
@@ -360,6 +380,7 @@ def seed_postgres(gen: Journeys) -> None:
             for row in hist:
                 copy.write_row(row)
         print(f"  postgres: {leads[-1][0]:,} leads", flush=True)
+    top_up(cur, gen.target_activities)
     for table in ("users", "leads", "activities", "lead_history"):
         cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     raw.commit()

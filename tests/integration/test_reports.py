@@ -80,7 +80,7 @@ def read_raw(c: Container) -> Raw:
     with c.engine.connect() as conn:
         for r in conn.execute(
             text(
-                "SELECT l.id, l.email, l.created_at, l.furthest_stage, l.first_source, l.fit_grade, "
+                "SELECT l.id, l.email, l.created_at, l.cycle, l.furthest_stage, l.first_source, l.fit_grade, "
                 "l.engagement_level, l.priority, u.username FROM leads l LEFT JOIN users u ON u.id = l.owner_id"
             )
         ):
@@ -88,6 +88,7 @@ def read_raw(c: Container) -> Raw:
                 "id": r.id,
                 "email": r.email,
                 "created_at": _aware(r.created_at),
+                "cycle": r.cycle,
                 "furthest": r.furthest_stage,
                 "source": r.first_source,
                 "fit_grade": r.fit_grade,
@@ -265,23 +266,34 @@ def brute_funnel(
         if not inside(lead["created_at"], start, end):
             continue
         if per_cycle:
-            cycles: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            for row in rows:
-                cycles[row["cycle"]].append(row)
-            units = [(min(r["at"] for r in cyc), cyc) for cyc in cycles.values()]
-        else:
-            units = [(lead["created_at"], rows)]
-        for begin, unit_rows in units:
-            reached = {"lead": begin}
-            for row in unit_rows:
-                if row["action"] in FORWARD:
-                    stage = FORWARD[row["action"]]
-                    reached[stage] = min(reached.get(stage, row["at"]), row["at"])
+            # attempts: every cycle the lead started; each forward transition reaches its stage once
             for g in groups[i]:
-                for stage, at in reached.items():
-                    counts[g][stage] += 1
-                    if stage != "lead":
-                        spans[g][stage].append(days(at, begin))
+                counts[g]["lead"] += lead["cycle"]
+            starts: dict[int, datetime] = {1: lead["created_at"]}
+            for row in rows:
+                if row["cycle"] > 1 and row["action"] in ("promote_mql", "reopen"):
+                    starts[row["cycle"]] = min(starts.get(row["cycle"], row["at"]), row["at"])
+            firsts: dict[tuple[int, str], datetime] = {}
+            for row in rows:
+                if row["action"] in FORWARD:
+                    for g in groups[i]:
+                        counts[g][FORWARD[row["action"]]] += 1
+                    unit = (row["cycle"], FORWARD[row["action"]])
+                    firsts[unit] = min(firsts.get(unit, row["at"]), row["at"])
+            for (cycle, stage), at in firsts.items():
+                for g in groups[i]:
+                    spans[g][stage].append(days(at, starts.get(cycle, lead["created_at"])))
+            continue
+        reached = {"lead": lead["created_at"]}
+        for row in rows:
+            if row["action"] in FORWARD:
+                stage = FORWARD[row["action"]]
+                reached[stage] = min(reached.get(stage, row["at"]), row["at"])
+        for g in groups[i]:
+            for stage, at in reached.items():
+                counts[g][stage] += 1
+                if stage != "lead":
+                    spans[g][stage].append(days(at, lead["created_at"]))
     return {g: {"counts": counts[g], "spans": spans[g]} for g in counts}
 
 

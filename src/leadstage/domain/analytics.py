@@ -17,7 +17,7 @@ is asked for and turns the small aggregated results into the figures people read
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -323,7 +323,3 @@ def percentiles(n: int, values: Mapping[int, float]) -> dict[str, float | None]:
         "median_days": round_days(interpolate(n, MEDIAN, values)),
         "p80_days": round_days(interpolate(n, P80, values)),
     }
-
-
-def credit_models() -> Sequence[AttributionModel]:
-    return tuple(AttributionModel)

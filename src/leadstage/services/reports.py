@@ -10,7 +10,7 @@ Counting rules (ADR 10):
 
 * funnel, cohort mode: each lead created in the range counts once in every stage it ever reached
   (its furthest stage and all before it), whatever its cycles and current status; ``per_cycle``
-  counts each (lead, cycle) as its own attempt; period mode counts each transition into a stage (and
+  counts attempts: every cycle a lead started, and each forward transition of those leads; period mode counts each transition into a stage (and
   each creation for ``lead``) that happened in the range;
 * velocity: completed stage visits (a visit ends at the first transition to another stage), and days
   from creation to the first win;
@@ -118,13 +118,13 @@ def funnel_report(uow: UnitOfWork, request: ReportRequest, *, as_of: datetime) -
             for grp, stage, n in q.funnel_period(request, g):
                 per[grp][Stage(stage)] = per[grp].get(Stage(stage), 0) + n
             return per
-        furthest: dict[str, dict[Stage, int]] = defaultdict(dict)
         if request.per_cycle:
-            for grp, reached, n in q.funnel_cycles(request, g):
-                furthest[grp][FUNNEL_STAGES[reached]] = n
-        else:
-            for grp, stage, n in q.funnel_furthest(request, g):
-                furthest[grp][Stage(stage)] = n
+            for grp, stage, n in q.funnel_cycles(request, g):
+                per[grp][Stage(stage)] = n
+            return per
+        furthest: dict[str, dict[Stage, int]] = defaultdict(dict)
+        for grp, stage, n in q.funnel_furthest(request, g):
+            furthest[grp][Stage(stage)] = n
         return {grp: cumulative(f) for grp, f in furthest.items()}
 
     def with_days(rows: list[dict[str, Any]], ranked: Any, grp: str) -> list[dict[str, Any]]:

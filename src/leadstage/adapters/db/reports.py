@@ -54,11 +54,6 @@ from leadstage.domain.stages import Action, Stage
 from leadstage.services.ports import Grouping
 
 FORWARD = ", ".join(f"'{a.value}'" for a in FORWARD_ACTIONS.values())
-RANK_CASE = (
-    "CASE h.action "
-    + " ".join(f"WHEN '{a.value}' THEN {s.rank}" for s, a in FORWARD_ACTIONS.items())
-    + " ELSE 0 END"
-)
 _ACTIVITY_COLUMN = {Dimension.SOURCE: "source", Dimension.CAMPAIGN: "campaign", Dimension.CONTENT: "content"}
 _LEAD_TEXT_COLUMN = {
     Dimension.SOURCE: "first_source",
@@ -188,17 +183,23 @@ class SqlReportQueries:
             if r[k + 1]
         ]
 
-    def funnel_cycles(self, request: ReportRequest, grouping: Grouping) -> list[tuple[str, int, int]]:
-        """Cohort per cycle: attempts (lead, cycle) of leads created in the range per group and furthest rank."""
+    def funnel_cycles(self, request: ReportRequest, grouping: Grouping) -> list[tuple[str, str, int]]:
+        """Cohort per cycle, for leads created in the range per group: attempts (``lead``: every cycle a
+        lead started, its cycle counter) and the forward transitions into each later stage (an attempt
+        reaches a stage at most once: the transition table only moves forward one stage per attempt)."""
         params: dict[str, Any] = {}
         joins, grp = self.groups(grouping)
-        sql = (
-            f"WITH u AS (SELECT h.lead_id, h.cycle, max({RANK_CASE}) AS reached FROM lead_history h "
-            f"GROUP BY h.lead_id, h.cycle) "
-            f"SELECT {grp} AS grp, u.reached, count(*) FROM u JOIN leads l ON l.id = u.lead_id {joins} "
-            f"WHERE {self.scope('l.created_at', request, params)} GROUP BY 1, 2"
+        cohort = self.scope("l.created_at", request, params)
+        stage_of = "CASE h.action " + " ".join(
+            f"WHEN '{a.value}' THEN '{st.value}'" for st, a in FORWARD_ACTIONS.items()
         )
-        return [(r[0], int(r[1]), int(r[2])) for r in self._rows(sql, params)]
+        sql = (
+            f"SELECT {grp} AS grp, '{Stage.LEAD.value}', sum(l.cycle) FROM leads l {joins} WHERE {cohort} "
+            + ("GROUP BY 1 " if grouping.dimension else "")
+            + f"UNION ALL SELECT {grp} AS grp, {stage_of} END, count(*) FROM lead_history h "
+            f"JOIN leads l ON l.id = h.lead_id {joins} WHERE h.action IN ({FORWARD}) AND {cohort} GROUP BY 1, 2"
+        )
+        return [(r[0], r[1], int(r[2])) for r in self._rows(sql, params) if r[2]]
 
     def funnel_period(self, request: ReportRequest, grouping: Grouping) -> list[tuple[str, str, int]]:
         """Period: transitions into each stage in the range (creations for ``lead``) per group."""
@@ -221,12 +222,14 @@ class SqlReportQueries:
         joins, grp = self.groups(grouping)
         cohort = self.scope("l.created_at", request, params)
         if request.per_cycle:
+            # a cycle starts at the lead's creation (cycle 1), else at the promotion or reopening that began it
             source = (
                 "WITH f AS (SELECT lead_id, cycle, to_stage, min(at) AS at FROM lead_history "
                 f"WHERE {self.action()} IN ({FORWARD}) GROUP BY lead_id, cycle, to_stage), "
-                "s AS (SELECT lead_id, cycle, min(at) AS at FROM lead_history GROUP BY lead_id, cycle) "
-                f"SELECT {grp} AS grp, f.to_stage AS key, {self.days('f.at', 's.at')} AS v FROM f "
-                "JOIN s ON s.lead_id = f.lead_id AND s.cycle = f.cycle JOIN leads l ON l.id = f.lead_id "
+                "s AS (SELECT lead_id, cycle, min(at) AS at FROM lead_history WHERE cycle > 1 AND "
+                f"{self.action()} IN ('{Action.PROMOTE_MQL.value}', '{Action.REOPEN.value}') GROUP BY lead_id, cycle) "
+                f"SELECT {grp} AS grp, f.to_stage AS key, {self.days('f.at', 'COALESCE(s.at, l.created_at)')} AS v "
+                "FROM f JOIN leads l ON l.id = f.lead_id LEFT JOIN s ON s.lead_id = f.lead_id AND s.cycle = f.cycle "
                 f"{joins} WHERE {cohort}"
             )
         else:
@@ -467,9 +470,9 @@ class SqlReportQueries:
         excluded = ", ".join(f"'{x}'" for x in sorted(NON_TOUCH_TYPES))
         marks = {"1": "m1", "2": "m2", "3": "m3", "m": "mql_at", "o": "opp_at"}
 
-        def decay(o: str) -> str:
+        def decay(o: str, lead: str = "") -> str:
             # exp() of a very negative number underflows (an error on PostgreSQL): the exponent stops at 700
-            return f"exp(-{self.least(f':ln2_per_half_life * (mj{o} - tj)', '700.0')})"
+            return f"exp(-{self.least(f':ln2_per_half_life * ({lead}mj{o} - tj)', '700.0')})"
 
         key = self.touch_key("a.occurred_at", "a.id")
         t_cte = (
@@ -485,6 +488,11 @@ class SqlReportQueries:
             + [f"sum(CASE WHEN at <= m{o} THEN {decay(o)} ELSE 0 END) AS dd{o}" for o in "123"]
             + [f"{self.key_id('min(k)')} AS fid"]
             + [f"{self.key_id(f'max(CASE WHEN at <= {m} THEN k END)')} AS lid{o}" for o, m in marks.items()]
+            # the lead's own figures ride along, so the second pass reads only narrow touch rows
+            + [
+                f"min({c}) AS {c}"
+                for c in ("m1", "m2", "m3", "opp_at", "mj1", "mj2", "mj3", "revenue", "cur")
+            ]
         )
         ls_cte = f"ls AS (SELECT lead_id, {', '.join(ls_cols)} FROM t GROUP BY lead_id)"
 
@@ -494,9 +502,9 @@ class SqlReportQueries:
         m_exists = "ls.nm >= 1"
         sums: list[str] = []
         for o in "123":
-            n, inside = f"ls.n{o}", f"t.at <= t.m{o}"
+            n, inside = f"ls.n{o}", f"t.at <= ls.m{o}"
             is_f, is_l = "t.id = ls.fid", f"t.id = ls.lid{o}"
-            o_exists = "(t.opp_at IS NOT NULL AND ls.no >= 1)" if o == "3" else "1 = 0"
+            o_exists = "(ls.opp_at IS NOT NULL AND ls.no >= 1)" if o == "3" else "1 = 0"
             is_m, is_o = f"({m_exists} AND t.id = ls.lidm)", f"({o_exists} AND t.id = ls.lido)"
             distinct = (
                 f"(1 + {flag(f'{m_exists} AND ls.lidm <> ls.fid')} + "
@@ -518,7 +526,7 @@ class SqlReportQueries:
                     f"CASE WHEN {n} <= 2 THEN 1.0 / {n} WHEN {is_f} OR {is_l} THEN 0.4 ELSE 0.2 / ({n} - 2) END"
                 ),
                 "w_shaped": f"{w_raw} / {w_total}",
-                "time_decay": f"{decay(o)} / ls.dd{o}",
+                "time_decay": f"{decay(o, 'ls.')} / ls.dd{o}",
             }
             sums.append(f"count(DISTINCT CASE WHEN {inside} THEN t.lead_id END) AS touched_{o}")
             sums.append(f"sum(CASE WHEN {inside} THEN 1 ELSE 0 END) AS touches_{o}")
@@ -526,11 +534,11 @@ class SqlReportQueries:
                 sums.append(f"sum(CASE WHEN {inside} THEN {expr} ELSE 0 END) AS {model}_{o}")
                 if o == "3":
                     sums.append(
-                        f"sum(CASE WHEN {inside} THEN ({expr}) * t.revenue ELSE 0 END) AS {model}_rev"
+                        f"sum(CASE WHEN {inside} THEN ({expr}) * ls.revenue ELSE 0 END) AS {model}_rev"
                     )
         sql = (
-            f"{self._outcomes(request, params)}, {t_cte}, {ls_cte} SELECT t.v AS grp, t.cur, {', '.join(sums)} "
+            f"{self._outcomes(request, params)}, {t_cte}, {ls_cte} SELECT t.v AS grp, ls.cur, {', '.join(sums)} "
             # CROSS JOIN keeps SQLite from scanning ls once per touch (it indexes t instead)
-            "FROM ls CROSS JOIN t WHERE t.lead_id = ls.lead_id GROUP BY t.v, t.cur"
+            "FROM ls CROSS JOIN t WHERE t.lead_id = ls.lead_id GROUP BY t.v, ls.cur"
         )
         return [dict(r._mapping) for r in self._rows(sql, params)]
