@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -59,6 +60,11 @@ BASELINES = {
 RESULTS = OUT / "reports-results.json"
 
 
+def load_average() -> str:
+    """The 1-minute load average: how busy the shared machine was while measuring."""
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -82,6 +88,8 @@ def main() -> None:
         }
     print(sizes, flush=True)
     timings: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
+    load_before = load_average()
     for label, sql in BASELINES.items():
         times = []
         for run in range(args.runs + 1):
@@ -95,16 +103,22 @@ def main() -> None:
     for label, (name, options) in REPORTS.items():
         if args.only and args.only not in label:
             continue
-        times = []
+        times, cpu = [], []
         for run in range(args.runs + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             request = parse_request(name, **options)
             with c.uow() as uow:
                 run_report(uow, request, as_of=NOW)
             if run:
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
         timings[label] = times
-        print(f"{label}: median {median(times):.2f} s ({', '.join(f'{x:.2f}' for x in times)})", flush=True)
+        cpus[label] = cpu
+        print(
+            f"{label}: median {median(times):.2f} s ({', '.join(f'{x:.2f}' for x in times)}); "
+            f"CPU of this process {median(cpu):.2f} s",
+            flush=True,
+        )
     c.close()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results[args.target] = {
@@ -112,6 +126,8 @@ def main() -> None:
         "runs": args.runs,
         "machine": machine(),
         "timings": {k: median(v) for k, v in timings.items()},
+        "cpu": {k: median(v) for k, v in cpus.items()},
+        "load": f"{load_before} before, {load_average()} after",
         "leads": args.leads,
         "activities": args.activities,
     }
@@ -129,7 +145,7 @@ def write_doc(results: dict[str, Any]) -> None:
         + " | ".join(f"{'SQLite' if db == 'sqlite' else 'PostgreSQL'} (median)" for db in dbs)
         + " |"
     )
-    lines = [header, "|---|" + "---|" * len(dbs)]
+    lines = [header, "|---|" + "---|" * (len(dbs) + ("sqlite" in dbs))]
     worst: dict[str, float] = {}
     for label in labels:
         cells = []
@@ -138,12 +154,15 @@ def write_doc(results: dict[str, Any]) -> None:
             cells.append("-" if value is None else f"{value:.2f} s")
             if value is not None and not label.startswith("baseline"):
                 worst[db] = max(worst.get(db, 0.0), value)
+        if "sqlite" in dbs:
+            cpu = results["sqlite"].get("cpu", {}).get(label)
+            cells.append("-" if cpu is None else f"{cpu:.2f} s")
         name = label if label.startswith("baseline") else f"`leadstage report {label}`"
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     sizes = "; ".join(
         f"{'SQLite' if db == 'sqlite' else 'PostgreSQL'}: {results[db]['sizes']['leads']:,} leads, "
         f"{results[db]['sizes']['activities']:,} activities, {results[db]['sizes']['lead_history']:,} history rows "
-        f"({results[db]['runs']} runs; {results[db]['machine']})"
+        f"({results[db]['runs']} runs; load average {results[db].get('load', '?')}; {results[db]['machine']})"
         for db in dbs
     )
     verdicts = []

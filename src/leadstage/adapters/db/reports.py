@@ -12,10 +12,13 @@ helper writes each its own way.
 * **Scope**: cohort mode filters ``leads.created_at``; period mode the time of the event itself.
 * **Percentiles**: ``ROW_NUMBER`` and ``COUNT`` over each group, keeping only the rows at the ranks
   that linear interpolation needs (``domain/analytics.py``: positions in exact integer arithmetic).
-* **Attribution**: one pass over the touches of converted leads (activities carrying the dimension,
-  marketing types, at or before the latest outcome counted); per lead, window sums give the number of
-  touches before each outcome, the MQL and opportunity touches and the time-decay normaliser, and every
-  model's credit is arithmetic on those, summed per value.
+* **Attribution**: two passes over the touches of converted leads (activities carrying the dimension,
+  of a touch type, at or before the latest outcome counted), no window: per lead, the counts before
+  each outcome, the time-decay normalisers and which touches are first, last, MQL and opportunity
+  touch; then every model's credit of each touch is arithmetic on its lead's figures, summed per value.
+* **Indexes** (migration 0007): ``leads (created_at, furthest_stage)`` and ``lead_history (action,
+  lead_id, at)`` answer the cohort funnel and first entries into stages from the index alone; filters
+  that keep many history rows without a time bound tell SQLite to scan (:meth:`action`).
 """
 
 from __future__ import annotations
@@ -452,6 +455,17 @@ class SqlReportQueries:
             return f"julianday({column})"
         return f"(EXTRACT(EPOCH FROM {column}) / 86400.0)"
 
+    def _touch_source(self, col: str, excluded: str) -> str:
+        """The scoped leads joined with their touches up to the latest outcome. PostgreSQL is asked for one
+        index range per lead (LATERAL) rather than a merge join over every activity."""
+        where = f"a.{col} IS NOT NULL AND a.type NOT IN ({excluded}) AND a.occurred_at <= COALESCE(sc.m3, sc.m2, sc.m1)"
+        if self.dialect == "sqlite":
+            return f"sc JOIN activities a ON a.lead_id = sc.lead_id WHERE {where}"
+        return (
+            "sc CROSS JOIN LATERAL (SELECT a.id, a.occurred_at, a.type, a.source, a.campaign, a.content "
+            f"FROM activities a WHERE a.lead_id = sc.lead_id AND {where}) a"
+        )
+
     def attribution(self, request: ReportRequest) -> list[dict[str, Any]]:
         """Credited outcomes per value of the touch dimension and win currency, for every model.
 
@@ -479,9 +493,7 @@ class SqlReportQueries:
             "t AS MATERIALIZED (SELECT sc.lead_id, a.id, a.occurred_at AS at, "
             f"{self.epoch_days('a.occurred_at')} AS tj, {key} AS k, a.{col} AS v, sc.m1, sc.m2, sc.m3, "
             "sc.mql_at, sc.opp_at, sc.mj1, sc.mj2, sc.mj3, sc.rev_counted AS revenue, sc.cur "
-            "FROM sc JOIN activities a ON a.lead_id = sc.lead_id "
-            f"WHERE a.{col} IS NOT NULL AND a.type NOT IN ({excluded}) "
-            "AND a.occurred_at <= COALESCE(sc.m3, sc.m2, sc.m1))"
+            f"FROM {self._touch_source(col, excluded)})"
         )
         ls_cols = (
             [f"sum(CASE WHEN at <= {m} THEN 1 ELSE 0 END) AS n{o}" for o, m in marks.items()]
@@ -528,7 +540,12 @@ class SqlReportQueries:
                 "w_shaped": f"{w_raw} / {w_total}",
                 "time_decay": f"{decay(o, 'ls.')} / ls.dd{o}",
             }
-            sums.append(f"count(DISTINCT CASE WHEN {inside} THEN t.lead_id END) AS touched_{o}")
+            touched = f"CASE WHEN {inside} THEN t.lead_id END"
+            sums.append(
+                f"count(DISTINCT {touched}) AS touched_{o}"
+                if self.dialect == "sqlite"
+                else f"max(CASE WHEN {inside} THEN 1 ELSE 0 END) AS touched_{o}"
+            )
             sums.append(f"sum(CASE WHEN {inside} THEN 1 ELSE 0 END) AS touches_{o}")
             for model, expr in credit.items():
                 sums.append(f"sum(CASE WHEN {inside} THEN {expr} ELSE 0 END) AS {model}_{o}")
@@ -536,9 +553,17 @@ class SqlReportQueries:
                     sums.append(
                         f"sum(CASE WHEN {inside} THEN ({expr}) * ls.revenue ELSE 0 END) AS {model}_rev"
                     )
-        sql = (
-            f"{self._outcomes(request, params)}, {t_cte}, {ls_cte} SELECT t.v AS grp, ls.cur, {', '.join(sums)} "
-            # CROSS JOIN keeps SQLite from scanning ls once per touch (it indexes t instead)
-            "FROM ls CROSS JOIN t WHERE t.lead_id = ls.lead_id GROUP BY t.v, ls.cur"
-        )
+        head = f"{self._outcomes(request, params)}, {t_cte}, {ls_cte} "
+        # CROSS JOIN keeps SQLite from scanning ls once per touch (it indexes t instead)
+        body = "FROM ls CROSS JOIN t WHERE t.lead_id = ls.lead_id"
+        if self.dialect == "sqlite":
+            sql = f"{head}SELECT t.v AS grp, ls.cur AS cur, {', '.join(sums)} {body} GROUP BY t.v, ls.cur"
+        else:
+            # per (lead, value) first, then per value: a DISTINCT aggregate would make PostgreSQL sort
+            # every touch, where two hash aggregates do
+            names = [item.rsplit(" AS ", 1)[1] for item in sums]
+            sql = (
+                f"{head}SELECT grp, cur, {', '.join(f'sum({n}) AS {n}' for n in names)} FROM (SELECT t.v AS grp, "
+                f"ls.cur AS cur, {', '.join(sums)} {body} GROUP BY t.lead_id, t.v, ls.cur) pl GROUP BY grp, cur"
+            )
         return [dict(r._mapping) for r in self._rows(sql, params)]
