@@ -356,6 +356,12 @@ def test_funnel_counts_a_recycled_lead_once_per_stage_and_each_cycle_per_cycle(d
         for stage in STAGES[: RANK[lead["furthest"]] + 1]:
             reached[stage] += 1
     assert {s["stage"]: s["count"] for s in cohort["stages"]} == reached
+    # the demo company's funnel is plausible: it narrows, and every conversion is a fraction
+    counts = [s["count"] for s in cohort["stages"]]
+    assert counts == sorted(counts, reverse=True)
+    assert counts[1] > 0.1 * counts[0]
+    assert counts[4] > 0
+    assert all(0 <= s["conversion_to_next"] <= 1 for s in cohort["stages"][:-1])
 
 
 # ---- velocity ------------------------------------------------------------------------------------------
