@@ -154,9 +154,11 @@ class SqlReportQueries:
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
         if self.dialect == "postgresql" and not self._tuned:
-            # aggregates over hundreds of thousands of groups hash in memory instead of sorting on disk;
-            # LOCAL: only for this unit of work's transaction
+            # aggregates over hundreds of thousands of groups hash in memory instead of sorting on disk,
+            # and no JIT: compiling these one-off statements took about 5 s of a 19 s attribution
+            # (EXPLAIN ANALYZE on 1,000,000 leads); LOCAL: only for this unit of work's transaction
             self.conn.execute(text("SET LOCAL work_mem = '256MB'"))
+            self.conn.execute(text("SET LOCAL jit = off"))
             self._tuned = True
         return list(self.conn.execute(text(sql), params))
 
