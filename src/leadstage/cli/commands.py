@@ -104,6 +104,7 @@ def demo(
 
 from leadstage.cli import access as _access  # noqa: E402,F401  (registers `leadstage tokens/forms ...`)
 from leadstage.cli import model as _model  # noqa: E402,F401  (registers `leadstage model ...`)
+from leadstage.cli import reports as _reports  # noqa: E402,F401  (registers `leadstage report ...`)
 from leadstage.cli import routing as _routing  # noqa: E402,F401  (registers `leadstage routing ...`, `tick`)
 from leadstage.cli import scoring as _scoring  # noqa: E402,F401  (registers `leadstage score ...`)
 from leadstage.cli import tasks as _tasks  # noqa: E402,F401  (registers `leadstage tasks ...`)

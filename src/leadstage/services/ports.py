@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from leadstage.domain.activities import Activity
+from leadstage.domain.analytics import Dimension, ReportRequest
 from leadstage.domain.disqualification import Disqualification
 from leadstage.domain.leads import Account, ExternalId, Lead, PropertyType
 from leadstage.domain.routing import LeadFacts, RoutingDocument
@@ -532,6 +533,46 @@ class ExportQueries(Protocol):
     def pages(self, kind: str, page_size: int = 5_000) -> Iterator[list[dict[str, Any]]]: ...
 
 
+@dataclass(frozen=True)
+class Grouping:
+    """How a report groups leads: a dimension, and for segments the saved filters by name."""
+
+    dimension: Dimension | None
+    segments: Sequence[tuple[str, Filter]] = ()
+    as_of: datetime | None = None
+
+
+RankedValues = list[tuple[str, str, int, int, float]]
+
+
+class ReportQueries(Protocol):
+    """The aggregates behind the reports (``adapters/db/reports.py``); see the adapter for each shape."""
+
+    def funnel_furthest(self, request: ReportRequest, grouping: Grouping) -> list[tuple[str, str, int]]: ...
+
+    def funnel_cycles(self, request: ReportRequest, grouping: Grouping) -> list[tuple[str, str, int]]: ...
+
+    def funnel_period(self, request: ReportRequest, grouping: Grouping) -> list[tuple[str, str, int]]: ...
+
+    def days_to_stages(self, request: ReportRequest, grouping: Grouping) -> RankedValues: ...
+
+    def stage_durations(self, request: ReportRequest, grouping: Grouping) -> RankedValues: ...
+
+    def decisions(
+        self, request: ReportRequest, grouping: Grouping
+    ) -> list[tuple[str, str, str | None, str | None, str | None, int]]: ...
+
+    def hot_rejections(self, request: ReportRequest) -> tuple[int, list[dict[str, Any]]]: ...
+
+    def has_predictive_score(self) -> bool: ...
+
+    def calibration(self, request: ReportRequest, band: Dimension) -> list[tuple[str, int, int, int]]: ...
+
+    def attribution_totals(self, request: ReportRequest) -> list[tuple[str | None, int, int, int, float]]: ...
+
+    def attribution(self, request: ReportRequest) -> list[dict[str, Any]]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Only ``commit`` makes changes durable; leaving without it rolls back."""
 
@@ -588,6 +629,9 @@ class UnitOfWork(Protocol):
 
     @property
     def predictive(self) -> PredictiveRepository: ...
+
+    @property
+    def reports(self) -> ReportQueries: ...
 
     def __enter__(self) -> Self: ...
 

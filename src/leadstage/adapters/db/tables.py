@@ -152,6 +152,7 @@ leads = Table(
     Index("ix_leads_fit_grade_level", "fit_grade", "engagement_level"),
     Index("ix_leads_owner_stage", "owner_id", "stage"),
     Index("ix_leads_created_at", "created_at"),
+    Index("ix_leads_created_furthest", "created_at", "furthest_stage"),
 )
 
 lead_external_ids = Table(
@@ -206,6 +207,7 @@ lead_history = Table(
     Column("data", JSON),
     Index("ix_lead_history_lead_at", "lead_id", "at"),
     Index("ix_lead_history_action_at", "action", "at"),
+    Index("ix_lead_history_action_lead", "action", "lead_id", "at"),
 )
 
 qualification_records = Table(

@@ -11,6 +11,7 @@ from leadstage.adapters.db.access import SqlAccessRepository
 from leadstage.adapters.db.audit import SqlAuditRepository
 from leadstage.adapters.db.disqualification import SqlDisqualificationRepository
 from leadstage.adapters.db.predictive import SqlPredictiveRepository
+from leadstage.adapters.db.reports import SqlReportQueries
 from leadstage.adapters.db.repositories import (
     SqlAccountRepository,
     SqlActivityRepository,
@@ -47,6 +48,7 @@ class SqlUnitOfWork:
     mail: SqlMailRepository
     audit: SqlAuditRepository
     predictive: SqlPredictiveRepository
+    reports: SqlReportQueries
 
     def __init__(self, engine: Engine, *, write: bool = False) -> None:
         self.engine = engine
@@ -77,6 +79,7 @@ class SqlUnitOfWork:
         self.mail = SqlMailRepository(conn)
         self.audit = SqlAuditRepository(conn)
         self.predictive = SqlPredictiveRepository(conn)
+        self.reports = SqlReportQueries(conn)
         return self
 
     def __exit__(
