@@ -725,7 +725,6 @@ def test_calibration_matches_brute_force(
 
 def test_calibration_by_predictive_decile_once_leads_carry_a_predictive_score(data: Fixture) -> None:
     with data.container.engine.begin() as conn:
-        conn.execute(text("ALTER TABLE leads ADD COLUMN predictive_score FLOAT"))
         conn.execute(text("UPDATE leads SET predictive_score = (id * 37 % 101) / 100.0 WHERE id % 7 <> 0"))
     try:
         doc = report(data, "calibration", by="predictive_decile")
@@ -756,7 +755,7 @@ def test_calibration_by_predictive_decile_once_leads_carry_a_predictive_score(da
         assert {b["band"]: [b["leads"], b["sql"], b["customer"]] for b in doc["bands"]} == dict(expected)
     finally:
         with data.container.engine.begin() as conn:
-            conn.execute(text("ALTER TABLE leads DROP COLUMN predictive_score"))
+            conn.execute(text("UPDATE leads SET predictive_score = NULL"))
 
 
 # ---- the command line ----------------------------------------------------------------------------------

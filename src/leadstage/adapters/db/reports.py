@@ -34,7 +34,6 @@ from sqlalchemy import (
     String,
     Table,
     insert,
-    inspect,
     literal,
     select,
     text,
@@ -373,8 +372,11 @@ class SqlReportQueries:
     # ---- calibration -------------------------------------------------------------------------------
 
     def has_predictive_score(self) -> bool:
-        """Whether leads carry a predictive score (issue 6 adds the ``predictive_score`` column)."""
-        return any(c["name"] == "predictive_score" for c in inspect(self.conn).get_columns("leads"))
+        """Whether any lead carries a predictive score (an active predictive model has scored)."""
+        found = self.conn.execute(
+            select(t.leads.c.id).where(t.leads.c.predictive_score.is_not(None)).limit(1)
+        )
+        return found.first() is not None
 
     def calibration(self, request: ReportRequest, band: Dimension) -> list[tuple[str, int, int, int]]:
         """Leads created in the range per score band: (band, leads, reached SQL, reached customer)."""
