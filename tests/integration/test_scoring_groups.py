@@ -138,3 +138,67 @@ def test_aggregated_states_equal_the_one_by_one_fold(container, seed):
                 state.times,
             ), (lead_id, name)
             assert abs(other.value - state.value) <= 1e-9 * max(1.0, abs(state.value)), (lead_id, name)
+
+
+FIT_MODEL = """name: fit facts
+fit:
+  rules:
+    - {name: vp, property: Seniority, op: in, value: [VP, C-level], points: 30}
+    - {name: size, property: Employees, op: range, min: 50, max: 5000, points: 20}
+    - {name: flagged, property: Partner, op: equals, value: "true", points: 5}
+    - {name: one, property: Partner, op: equals, value: 1, points: 7}
+    - {name: no phone, field: phone, op: missing, points: -5}
+  exclusions:
+    - {name: students, property: Seniority, op: equals, value: Student, reason: student_or_job_seeker}
+engagement:
+  rules:
+    - {name: clicks, activity: email_click, points: 1}
+grades:
+  fit: {A: {min: 40}, B: {min: 25, max: 40}, C: {min: 10, max: 25}, D: {max: 10}}
+  engagement: {1: {min: 30}, 2: {min: 15, max: 30}, 3: {min: 5, max: 15}, 4: {max: 5}}
+mql:
+  when:
+    - {fit: B, engagement: 2}
+"""
+
+
+def test_facts_read_property_by_property_score_like_the_whole_object(container):
+    """Batch scoring reads only the properties fit rules name, out of the JSON in SQL; the fit is the
+    same as from the whole object, whatever the JSON types."""
+    from sqlalchemy import update
+
+    from leadstage.adapters.db import tables as t
+    from leadstage.domain.scoring import evaluate_fit
+
+    data, locate = load_yaml(FIT_MODEL, source="fit.yaml")
+    model = parse_model(data, locate=locate)
+    rng = random.Random(3)
+    values = [*ODD_VALUES, "VP", " vp", "Student", 120, 50.0, "4999", -0.0, 0.0, 10**30]
+    with container.uow() as uow:
+        ids = []
+        for i in range(60):
+            lead, _outcome, _ = lead_service.upsert_lead(
+                uow, LeadInput(email=f"f{i}@facts.io"), normalizer=container.identity, at=NOW
+            )
+            assert lead.id is not None
+            ids.append(lead.id)
+            props = {
+                k: rng.choice(values)
+                for k in ("Seniority", "Employees", "Partner", "Other")
+                if rng.random() < 0.8
+            }
+            uow.connection.execute(update(t.leads).where(t.leads.c.id == lead.id).values(properties=props))
+        uow.commit()
+    with container.uow() as uow:
+        whole = uow.scoring.lead_rows(ids=ids)
+        picked = uow.scoring.lead_rows(ids=ids, facts=model.fit_subjects, with_state=False)
+    assert [r.lead_id for r in whole] == [r.lead_id for r in picked]
+    for a, b in zip(whole, picked, strict=True):
+        names = ("Seniority", "Employees", "Partner")
+        expected = [a.facts["properties"].get(k) for k in names]
+        got = [b.facts["properties"].get(k) for k in names]
+        assert got == expected
+        assert [type(v) for v in got] == [type(v) for v in expected]
+        assert "Other" not in b.facts["properties"]
+        assert evaluate_fit(model, b.facts) == evaluate_fit(model, a.facts)
+        assert b.engagement_state is None

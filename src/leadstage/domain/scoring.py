@@ -277,11 +277,6 @@ class ScoringModel:
         )
 
     @cached_property
-    def fact_names(self) -> frozenset[str]:
-        """The lead facts fit rules and exclusions read (``properties`` for any custom property)."""
-        return frozenset("properties" if s.startswith("property:") else s for s in self.fit_subjects)
-
-    @cached_property
     def rules_by_type(self) -> dict[str, tuple[EngagementRule, ...]]:
         by_type: dict[str, list[EngagementRule]] = {}
         for rule in self.engagement_rules:
@@ -933,8 +928,8 @@ def fold_all(
 
 # ---- batch: engagement from per-group aggregates --------------------------------------------------------
 
-#: Property names a group key may read (names every SQL dialect's JSON path spells without escaping).
-_GROUPABLE_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ -]{0,119}")
+#: Property names SQL may read out of a JSON object (names every dialect's JSON path spells unescaped).
+SQL_PATH_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ -]{0,119}")
 #: Largest |(t - ref) / half-life| folded from sums of powers of two; beyond it a lead is folded one by one.
 SAFE_EXPONENT = 900.0
 
@@ -949,7 +944,7 @@ class GroupPlan:
     time ``ref``. That is all a rule without a window needs: its hits and last hit add up, and a repeatable
     exponential rule's value at its last hit is ``p * sum * 2 ** ((ref - last) / h)``, the same number the
     one-by-one fold reaches (:func:`states_from_groups`). Types with a window rule (they keep hit times) or
-    with a filter on a property name outside ``_GROUPABLE_KEY`` are in ``raw_types``: folded one by one.
+    with a filter on a property name outside ``SQL_PATH_NAME`` are in ``raw_types``: folded one by one.
     """
 
     types: tuple[str, ...]
@@ -986,7 +981,7 @@ def group_plan(model: ScoringModel) -> GroupPlan:
     for type_, rules in model.rules_by_type.items():
         names = tuple(dict.fromkeys(key for rule in rules for key, _c in rule.where))
         if any(r.decay.kind == "window" for r in rules) or any(
-            k not in ACTIVITY_FIELDS and not _GROUPABLE_KEY.fullmatch(k) for k in names
+            k not in ACTIVITY_FIELDS and not SQL_PATH_NAME.fullmatch(k) for k in names
         ):
             raw.append(type_)
             continue

@@ -443,8 +443,9 @@ class ScoringRepository(Protocol):
         facts: Collection[str] | None = None,
         with_state: bool = True,
     ) -> list[LeadScoreRow]:
-        """Leads by id or id range; ``facts`` limits the facts read to those names (default: all of them),
-        ``with_state=False`` leaves ``engagement_state`` unread (``None``)."""
+        """Leads by id or id range. ``facts`` limits the facts read to those fit subjects (lead fields and
+        ``property:NAME``; default: every fact, all properties); ``with_state=False`` leaves
+        ``engagement_state`` unread (``None``)."""
         ...
 
     def activities_of(
@@ -465,8 +466,8 @@ class ScoringRepository(Protocol):
 
     def activity_groups(
         self, *, id_range: tuple[int, int], plan: GroupPlan, ref: float
-    ) -> Iterator[tuple[int, ActivityGroup]]:
-        """(lead_id, group) for the leads in a range: their activities aggregated as ``plan`` says."""
+    ) -> dict[int, list[ActivityGroup]]:
+        """The groups of each lead in a range that has any: its activities aggregated as ``plan`` says."""
         ...
 
     def write_scores(self, rows: Sequence[ScoreWrite], *, model_id: int, at: datetime) -> None: ...

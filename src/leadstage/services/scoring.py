@@ -16,7 +16,6 @@ from typing import Any, NamedTuple
 from leadstage.domain.errors import NotFound, PermissionDenied
 from leadstage.domain.scoring import (
     ActivityFacts,
-    ActivityGroup,
     EngagementResult,
     FitEvaluator,
     FitResult,
@@ -257,7 +256,7 @@ def score_range(
             raise NotFound("no active scoring model: run `leadstage init` or `leadstage score activate FILE`")
         stored, model = active
         report.model_version = stored.version
-        rows = uow.scoring.lead_rows(id_range=id_range, facts=model.fact_names, with_state=False)
+        rows = uow.scoring.lead_rows(id_range=id_range, facts=model.fit_subjects, with_state=False)
         states_of, report.activities = _range_states(uow, model, id_range, at.timestamp())
         fit_of = _fit_evaluator(stored.id, model)
         scored = [
@@ -298,15 +297,8 @@ def _range_states(
         )
         return {k: fold_all(model, v) for k, v in acts.items()}, sum(len(v) for v in acts.values())
     plan = model.group_plan
-    groups: dict[int, list[ActivityGroup]] = {}
-    count = 0
-    for lead_id, group in uow.scoring.activity_groups(id_range=id_range, plan=plan, ref=ref):
-        count += group.hits
-        found = groups.get(lead_id)
-        if found is None:
-            groups[lead_id] = [group]
-        else:
-            found.append(group)
+    groups = uow.scoring.activity_groups(id_range=id_range, plan=plan, ref=ref)
+    count = sum(g.hits for lead_groups in groups.values() for g in lead_groups)
     folder = _group_folder(model)
     out: dict[int, dict[str, RuleState]] = {}
     far: list[int] = []

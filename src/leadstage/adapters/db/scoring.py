@@ -16,7 +16,7 @@ from leadstage.adapters.db.repositories import history_values, in_chunks
 from leadstage.adapters.db.tables import bulk_datetime
 from leadstage.domain.errors import ConcurrencyConflict
 from leadstage.domain.identity import email_domain
-from leadstage.domain.scoring import ACTIVITY_FIELDS, ActivityGroup, GroupPlan
+from leadstage.domain.scoring import ACTIVITY_FIELDS, SQL_PATH_NAME, ActivityGroup, GroupPlan
 from leadstage.domain.stages import TransitionOutcome
 from leadstage.services.ports import (
     EngagementRow,
@@ -158,24 +158,50 @@ class SqlScoringRepository:
         with_state: bool = True,
     ) -> list[LeadScoreRow]:
         m = self.mark
-        sql = f"SELECT {_FACT_COLUMNS} FROM leads l LEFT JOIN accounts a ON a.id = l.account_id WHERE "
+        names = [s[9:] for s in facts or () if s.startswith("property:")]
+        # the properties fit looks at, read one by one out of the JSON where SQL can (not the whole object)
+        pick = (
+            facts is not None
+            and bool(names)
+            and all(SQL_PATH_NAME.fullmatch(n) for n in names)
+            and self.groups_supported()
+        )
+        picked = "".join(
+            f", l.properties -> '$.\"{n}\"'"
+            if self.dialect == "sqlite"
+            else f", (l.properties -> '{n}')::text"
+            for n in (names if pick else ())
+        )
+        sql = (
+            f"SELECT {_FACT_COLUMNS}{picked} FROM leads l LEFT JOIN accounts a ON a.id = l.account_id WHERE "
+        )
         rows: list[Any] = []
         if id_range is not None:
-            rows = list(
-                self.conn.exec_driver_sql(sql + f"l.id BETWEEN {m} AND {m} ORDER BY l.id", id_range).all()
-            )
+            rows = self._raw_rows(sql + f"l.id BETWEEN {m} AND {m} ORDER BY l.id", id_range)
         elif ids:
             for chunk, marks in in_chunks(ids, m):
-                rows.extend(self.conn.exec_driver_sql(sql + f"l.id IN ({marks}) ORDER BY l.id", chunk).all())
+                rows.extend(self._raw_rows(sql + f"l.id IN ({marks}) ORDER BY l.id", chunk))
         wanted = _FACT_INDEX if facts is None else {k: v for k, v in _FACT_INDEX.items() if k in facts}
         columns = [(name, i) for name, i in wanted.items() if name != "properties"]
-        with_properties = "properties" in wanted
+        whole_properties = facts is None or (bool(names) and not pick)
         with_domain = facts is None or "email_domain" in facts
+        decoded: dict[str, Any] = {}
+        first = _FACT_COLUMNS.count(",") + 1  # the picked properties follow _FACT_COLUMNS
         out = []
         for r in rows:
             values = {name: r[i] for name, i in columns}
-            if with_properties:
+            if whole_properties:
                 values["properties"] = _json(r[9]) or {}
+            elif pick:
+                properties = {}
+                for j, name in enumerate(names, first):
+                    raw = r[j]
+                    if raw is not None:
+                        value = decoded.get(raw, _MISSING)
+                        if value is _MISSING:
+                            value = decoded[raw] = json.loads(raw)
+                        properties[name] = value
+                values["properties"] = properties
             if with_domain:
                 values["email_domain"] = email_domain(r[1])
             out.append(
@@ -247,10 +273,10 @@ class SqlScoringRepository:
 
     def activity_groups(
         self, *, id_range: tuple[int, int], plan: GroupPlan, ref: float
-    ) -> Iterator[tuple[int, ActivityGroup]]:
+    ) -> dict[int, list[ActivityGroup]]:
         """A range of leads' activities as the plan's groups (:class:`GroupPlan`), aggregated in SQL."""
         if not plan.types:
-            return
+            return {}
         m, sqlite_ = self.mark, self.dialect == "sqlite"
 
         def literal(text: str) -> str:
@@ -318,16 +344,28 @@ class SqlScoringRepository:
             return value
 
         i = 2 + plan.key_count
+        out: dict[int, list[ActivityGroup]] = {}
+        get = out.get
         for r in rows:
             type_ = r[1]
             fields = flags[type_]
             values: tuple[Any, ...] = ()
             if fields is not None:
-                values = tuple(
-                    raw if is_field or raw is None else decode(raw)
-                    for is_field, raw in zip(fields, r[2:i], strict=False)
-                )
-            yield r[0], ActivityGroup(type_, values, r[i], r[i + 1], r[i + 2], r[i + 3 :])
+                if len(fields) == 1:
+                    raw = r[2]
+                    values = (raw if fields[0] or raw is None else decode(raw),)
+                else:
+                    values = tuple(
+                        raw if is_field or raw is None else decode(raw)
+                        for is_field, raw in zip(fields, r[2:i], strict=False)
+                    )
+            group = ActivityGroup(type_, values, r[i], r[i + 1], r[i + 2], r[i + 3 :])
+            found = get(r[0])
+            if found is None:
+                out[r[0]] = [group]
+            else:
+                found.append(group)
+        return out
 
     def _raw_rows(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Rows as plain tuples straight from the driver's cursor, in this unit of work's transaction."""
