@@ -114,24 +114,8 @@ def utc_texts_fast(values: list[Any]) -> list[str | None]:
     return out
 
 
-_DAY_SECONDS: dict[str, int] = {}
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
 def utc_text_ts(text: str) -> float:
-    """Unix seconds of a canonical UTC text (``YYYY-MM-DD HH:MM:SS.ffffff``).
-
-    The same number as ``datetime.fromisoformat(text + "+00:00").timestamp()`` (whole microseconds over
-    a million, rounded once), without building a datetime: incremental scoring reads one per activity.
-    """
-    if len(text) == 26 and text[10] == " " and text[19] == ".":
-        day = _DAY_SECONDS.get(text[:10])
-        if day is None:
-            day = (date.fromisoformat(text[:10]).toordinal() - _EPOCH_ORDINAL) * 86_400
-            if len(_DAY_SECONDS) < 100_000:
-                _DAY_SECONDS[text[:10]] = day
-        seconds = day + int(text[11:13]) * 3600 + int(text[14:16]) * 60 + int(text[17:19])
-        return (seconds * 1_000_000 + int(text[20:26])) / 1_000_000
+    """Unix seconds of a canonical UTC text."""
     return datetime.fromisoformat(text + "+00:00").timestamp()
 
 
