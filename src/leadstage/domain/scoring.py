@@ -264,6 +264,11 @@ class ScoringModel:
         return {r.name: r for r in self.engagement_rules}
 
     @cached_property
+    def matcher(self) -> RuleMatcher:
+        """Which rules an activity matches, remembered (see :class:`RuleMatcher`)."""
+        return RuleMatcher(self)
+
+    @cached_property
     def group_plan(self) -> GroupPlan:
         """How batch scoring reads this model's activities as aggregates."""
         return group_plan(self)
@@ -916,14 +921,85 @@ def qualifying_now(model: ScoringModel, states: Mapping[str, RuleState], at: flo
 def fold_all(
     model: ScoringModel, activities: Iterable[ActivityFacts], states: Mapping[str, RuleState] | None = None
 ) -> dict[str, RuleState]:
-    """Fold activities into the per-rule states (batch: all of a lead's activities; incremental: new ones)."""
+    """Fold activities into the per-rule states (batch: all of a lead's activities; incremental: new ones).
+
+    The same as calling :func:`fold` for every matching rule of every activity in order, with the same
+    arithmetic (so the same bits); states being folded are kept in lists and become ``RuleState`` once at
+    the end, and which rules an activity matches is remembered by the values their filters read.
+    """
     out = dict(states or {})
-    by_type = model.rules_by_type
+    matcher = model.matcher
+    open_: dict[str, list[Any]] = {}
     for activity in activities:
-        for rule in by_type.get(activity.type, ()):
-            if rule.matches(activity):
-                out[rule.name] = fold(rule, out.get(rule.name), activity.ts)
+        for rule, kind, repeat, p, h in matcher.matched(activity):
+            name = rule.name
+            ts = activity.ts
+            acc = open_.get(name)
+            if acc is None:
+                state = out.get(name)
+                if state is None:
+                    open_[name] = [p if repeat else 0.0, ts, 1, ts, [ts] if kind == "window" else None]
+                    continue
+                acc = open_[name] = [state[0], state[1], state[2], state[3], list(state[4])]
+            acc[2] += 1
+            last = acc[3] = max(acc[3], ts)
+            if kind == "window":
+                horizon = last - h
+                acc[4] = sorted(t for t in (*acc[4], ts) if t > horizon)
+                acc[0], acc[1] = 0.0, last
+            elif not repeat:
+                acc[0], acc[1] = 0.0, last
+            elif kind == "none":
+                acc[0], acc[1] = acc[0] + p, last
+            elif ts >= acc[1]:
+                acc[0] = acc[0] * float(2.0 ** (-max(0.0, ts - acc[1]) / h)) + p
+                acc[1] = ts
+            else:
+                acc[0] = acc[0] + p * float(2.0 ** (-max(0.0, acc[1] - ts) / h))
+    for name, (value, anchor, hits, last, times) in open_.items():
+        out[name] = RuleState(value, anchor, hits, last, tuple(times) if times else ())
     return out
+
+
+class RuleMatcher:
+    """Which engagement rules an activity matches, remembered by its type and the values the rules'
+    filters read (text as it is, other values by type and ``repr``: ``1``, ``1.0`` and ``True`` differ
+    to a filter). Each match comes with what folding needs: (rule, decay kind, repeat, points, seconds
+    (half-life or window))."""
+
+    def __init__(self, model: ScoringModel, max_entries: int = 100_000) -> None:
+        self.max_entries = max_entries
+        self._keys: dict[str, tuple[str, ...]] = {}
+        self._rules: dict[str, tuple[EngagementRule, ...]] = {}
+        for type_, rules in model.rules_by_type.items():
+            self._rules[type_] = rules
+            self._keys[type_] = tuple(dict.fromkeys(k for r in rules for k, _c in r.where))
+        self._cache: dict[tuple[Any, ...], tuple[tuple[EngagementRule, str, bool, float, float], ...]] = {}
+
+    def matched(self, activity: ActivityFacts) -> tuple[tuple[EngagementRule, str, bool, float, float], ...]:
+        keys = self._keys.get(activity.type)
+        if keys is None:
+            return ()
+        if keys:
+            values = tuple(
+                getattr(activity, k) if k in ACTIVITY_FIELDS else activity.properties.get(k) for k in keys
+            )
+            key: tuple[Any, ...] = (
+                activity.type,
+                *(v if v is None or v.__class__ is str else (v.__class__, repr(v)) for v in values),
+            )
+        else:
+            key = (activity.type,)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= self.max_entries:
+                self._cache.clear()
+            found = self._cache[key] = tuple(
+                (r, r.decay.kind, r.repeat, r.points, r.decay.days * SECONDS_PER_DAY)
+                for r in self._rules[activity.type]
+                if r.matches(activity)
+            )
+        return found
 
 
 # ---- batch: engagement from per-group aggregates --------------------------------------------------------

@@ -408,3 +408,28 @@ def test_the_fit_evaluator_agrees_with_evaluation_for_values_equal_as_keys(rows)
     for row in rows:
         facts = {"properties": {k: v for k, v in row.items() if k != "phone"}, "phone": row["phone"]}
         assert evaluator(facts) == evaluate_fit(m, facts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=events, split=st.integers(min_value=0, max_value=60), seed=st.integers(0, 10_000))
+def test_fold_all_is_fold_after_fold_bit_for_bit(events, split, seed):
+    """fold_all keeps states in lists and remembers rule matches; it gives exactly what folding one
+    activity into one rule at a time gives, from scratch and onto stored states."""
+    from leadstage.domain.scoring import fold
+
+    m = model()
+    pages = itertools.cycle(["/pricing", "/", 1, True, "/Pricing ", None])
+    acts = [act(t, days, page="/pricing" if pricing else next(pages)) for t, days, pricing in events]
+    random.Random(seed).shuffle(acts)
+
+    def one_by_one(activities, states=None):
+        out = dict(states or {})
+        for a in activities:
+            for rule in m.engagement_rules:
+                if rule.matches(a):
+                    out[rule.name] = fold(rule, out.get(rule.name), a.ts)
+        return out
+
+    first = one_by_one(acts[:split])
+    assert fold_all(m, acts[:split]) == first
+    assert fold_all(m, acts[split:], first) == one_by_one(acts[split:], first)
