@@ -1019,14 +1019,16 @@ class GroupPlan:
     type (``half_lives``, seconds) the sum of ``2 ** ((t - ref) / h)`` over its activities for a reference
     time ``ref``. That is all a rule without a window needs: its hits and last hit add up, and a repeatable
     exponential rule's value at its last hit is ``p * sum * 2 ** ((ref - last) / h)``, the same number the
-    one-by-one fold reaches (:func:`states_from_groups`). Types with a window rule (they keep hit times) or
-    with a filter on a property name outside ``SQL_PATH_NAME`` are in ``raw_types``: folded one by one.
+    one-by-one fold reaches (:class:`GroupFolder`). A window rule keeps its hit times, so the activities of
+    a type with one (``timed``) are grouped by their time too. Types with a filter on a property name
+    outside ``SQL_PATH_NAME`` are in ``raw_types``: folded one by one.
     """
 
     types: tuple[str, ...]
     keys: Mapping[str, tuple[str, ...]]
     half_lives: Mapping[str, tuple[float, ...]]
     raw_types: tuple[str, ...]
+    timed: frozenset[str] = frozenset()
 
     @property
     def key_count(self) -> int:
@@ -1054,13 +1056,14 @@ def group_plan(model: ScoringModel) -> GroupPlan:
     raw: list[str] = []
     keys: dict[str, tuple[str, ...]] = {}
     half_lives: dict[str, tuple[float, ...]] = {}
+    timed: set[str] = set()
     for type_, rules in model.rules_by_type.items():
         names = tuple(dict.fromkeys(key for rule in rules for key, _c in rule.where))
-        if any(r.decay.kind == "window" for r in rules) or any(
-            k not in ACTIVITY_FIELDS and not SQL_PATH_NAME.fullmatch(k) for k in names
-        ):
+        if any(k not in ACTIVITY_FIELDS and not SQL_PATH_NAME.fullmatch(k) for k in names):
             raw.append(type_)
             continue
+        if any(r.decay.kind == "window" for r in rules):
+            timed.add(type_)
         types.append(type_)
         keys[type_] = names
         half_lives[type_] = tuple(
@@ -1068,7 +1071,7 @@ def group_plan(model: ScoringModel) -> GroupPlan:
                 r.decay.days * SECONDS_PER_DAY for r in rules if r.repeat and r.decay.kind == "half_life"
             )
         )
-    return GroupPlan(tuple(types), keys, half_lives, tuple(raw))
+    return GroupPlan(tuple(types), keys, half_lives, tuple(raw), frozenset(timed))
 
 
 class GroupFolder:
@@ -1127,7 +1130,7 @@ class GroupFolder:
                 total = group.sums[slot] if slot >= 0 else 0.0
                 found = acc.get(index)
                 if found is None:
-                    acc[index] = [group.hits, group.first, group.last, total]
+                    acc[index] = [group.hits, group.first, group.last, total, [group]]
                 else:
                     found[0] += group.hits
                     if group.first < found[1]:
@@ -1135,12 +1138,18 @@ class GroupFolder:
                     if group.last > found[2]:
                         found[2] = group.last
                     found[3] += total
+                    found[4].append(group)
         out: dict[str, RuleState] = {}
         rules = self._rules
         for index in sorted(acc):
             rule = rules[index]
-            hits, first, last, total = acc[index]
-            if not rule.repeat:
+            hits, first, last, total, matched = acc[index]
+            if rule.decay.kind == "window":  # (grouped by time: each group is `hits` hits at one time)
+                horizon = last - rule.decay.days * SECONDS_PER_DAY
+                times = sorted(t for g in matched if g.last > horizon for t in [g.last] * g.hits)
+                value = rule.points if rule.repeat and hits == 1 else 0.0
+                out[rule.name] = RuleState(value, last, hits, last, tuple(times))
+            elif not rule.repeat:
                 out[rule.name] = RuleState(0.0, last, hits, last)
             elif rule.decay.kind == "none":
                 out[rule.name] = RuleState(rule.points * hits, last, hits, last)

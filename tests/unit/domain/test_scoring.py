@@ -325,7 +325,8 @@ def _groups(m, activities, ref):
             getattr(a, k) if k in ("source", "campaign", "content") else a.properties.get(k)
             for k in plan.keys[a.type]
         )
-        slot = found.setdefault((a.type, repr(keys)), [keys, 0, math.inf, -math.inf, [0.0] * 4])
+        at = a.ts if a.type in plan.timed else None
+        slot = found.setdefault((a.type, repr(keys), at), [keys, 0, math.inf, -math.inf, [0.0] * 4])
         slot[1] += 1
         slot[2] = min(slot[2], a.ts)
         slot[3] = max(slot[3], a.ts)
@@ -333,15 +334,15 @@ def _groups(m, activities, ref):
             slot[4][i] += 2.0 ** ((a.ts - ref) / h)
     return [
         ActivityGroup(type_, keys, hits, first, last, tuple(sums[: len(plan.half_lives[type_])]))
-        for (type_, _k), (keys, hits, first, last, sums) in found.items()
+        for (type_, _k, _t), (keys, hits, first, last, sums) in found.items()
     ]
 
 
 @settings(max_examples=200, deadline=None)
 @given(events=events, ref_day=st.floats(min_value=-50, max_value=500, allow_nan=False))
 def test_states_from_aggregated_groups_equal_the_fold(events, ref_day):
-    """Batch scoring's aggregates (counts, first and last times, sums of powers of two per half-life)
-    give the states the one-by-one fold gives; window rules are left to the fold."""
+    """Batch scoring's aggregates (counts, first and last times, sums of powers of two per half-life;
+    types with window rules grouped by time too) give the states the one-by-one fold gives."""
     m = model()
     pages = itertools.cycle(["/pricing", "/", 1, True, "/Pricing ", None])
     acts = [act(t, days, page="/pricing" if pricing else next(pages)) for t, days, pricing in events]

@@ -318,6 +318,9 @@ class SqlScoringRepository:
             ["properties"] if used - set(ACTIVITY_FIELDS) else []
         )
         key_names = [f"k{j}" for j in range(plan.key_count)]
+        timed = [tp for tp in plan.types if tp in plan.timed]
+        if timed:  # window rules keep hit times: one group per time
+            keys.append(f"CASE type {' '.join(f'WHEN {literal(tp)} THEN t' for tp in timed)} END AS kt")
         sum_names = [f"s{j}" for j in range(plan.slot_count)]
         epoch = self._epoch("occurred_at")
         type_marks = ", ".join([m] * len(plan.types))
@@ -328,7 +331,7 @@ class SqlScoringRepository:
             f"SELECT lead_id, type, {''.join(c + ', ' for c in columns)}{epoch} AS t, {epoch} - {m} AS d "
             "FROM activities "
             f"WHERE type IN ({type_marks}) AND lead_id BETWEEN {m} AND {m}) AS a) AS b "
-            f"GROUP BY lead_id, type{''.join(', ' + k for k in key_names)}"
+            f"GROUP BY lead_id, type{''.join(', ' + k for k in key_names)}{', kt' if timed else ''}"
         )
         rows = self._raw_rows(query, (float(ref), *plan.types, *id_range))
         flags = {
