@@ -1086,7 +1086,8 @@ class GroupFolder:
         self._matches: dict[tuple[str, tuple[Any, ...]], tuple[tuple[int, int], ...]] = {}
 
     def _matched(self, type_: str, keys: tuple[Any, ...]) -> tuple[tuple[int, int], ...]:
-        """(rule index, half-life slot or -1) of every rule of the type that the group's key matches."""
+        """(rule index, half-life slot, -1 or -2 for a window rule) of every rule of the type that the
+        group's key matches."""
         # remembered by text values as they are and other values by type and repr, so that 1, 1.0, True,
         # 0.0 and -0.0 (equal as dict keys, not to a filter) stay apart and lists or objects can be keys
         if not keys or (len(keys) == 1 and (keys[0] is None or keys[0].__class__ is str)):
@@ -1118,7 +1119,7 @@ class GroupFolder:
             if rule.matches(facts):
                 exponential = rule.repeat and rule.decay.kind == "half_life"
                 slot = slots.index(rule.decay.days * SECONDS_PER_DAY) if exponential else -1
-                out.append((self._index[rule.name], slot))
+                out.append((self._index[rule.name], -2 if rule.decay.kind == "window" else slot))
         return tuple(out)
 
     def states(self, groups: Iterable[ActivityGroup], ref: float) -> dict[str, RuleState] | None:
@@ -1130,7 +1131,7 @@ class GroupFolder:
                 total = group.sums[slot] if slot >= 0 else 0.0
                 found = acc.get(index)
                 if found is None:
-                    acc[index] = [group.hits, group.first, group.last, total, [group]]
+                    acc[index] = [group.hits, group.first, group.last, total, [group] if slot == -2 else None]
                 else:
                     found[0] += group.hits
                     if group.first < found[1]:
@@ -1138,7 +1139,8 @@ class GroupFolder:
                     if group.last > found[2]:
                         found[2] = group.last
                     found[3] += total
-                    found[4].append(group)
+                    if slot == -2:  # a window rule: its groups give its hit times
+                        found[4].append(group)
         out: dict[str, RuleState] = {}
         rules = self._rules
         for index in sorted(acc):
