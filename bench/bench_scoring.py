@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import resource
 import shutil
 import sqlite3
 import time
@@ -28,6 +30,12 @@ from leadstage.bootstrap import build
 from leadstage.cli.scoring import yaml_loader
 from leadstage.config import Settings
 from leadstage.services import scoring
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user and system) used so far by finished child processes and theirs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -71,17 +79,22 @@ def main() -> None:
     if args.prepare_only:
         return
     db = work / "scoring.db"
-    run_times = []
+    run_times, cpu_times, loads = [], [], []
     for i in range(args.runs):
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         shutil.copy(imported, db)
-        started = time.perf_counter()
+        started, used = time.perf_counter(), _children_cpu()
         result = run(
             [leadstage_bin(), "--db", str(db), "score", "run", "--workers", str(args.workers), "--json"]
         )
         run_times.append(time.perf_counter() - started)
-        print(f"run {i + 1}: score run in {run_times[-1]:.1f} s")
+        cpu_times.append(_children_cpu() - used)
+        loads.append(os.getloadavg()[0])
+        print(
+            f"run {i + 1}: score run in {run_times[-1]:.1f} s, {cpu_times[-1]:.1f} s of CPU in its processes, "
+            f"load average {loads[-1]:.1f}"
+        )
     run_seconds = median(run_times)
     report = json.loads(result.stdout)
 
@@ -124,7 +137,9 @@ def main() -> None:
 Command: `.venv/bin/python bench/bench_scoring.py --leads {args.leads} --activities {args.activities} --workers {args.workers} --runs {args.runs}`
 ({machine()}). Demo-generator data imported with incremental scoring off; default scoring model; each
 run of `score run` starts from a fresh copy of the unscored database; median of {args.runs} run(s)
-({", ".join(f"{s:.1f} s" for s in run_times)}).
+({", ".join(f"{s:.1f} s" for s in run_times)}). The command's own processes used a median
+{median(cpu_times):.1f} s of CPU per run (the work, whatever else shares the cores; load average at the
+end of the runs: {", ".join(f"{x:.1f}" for x in loads)}).
 
 | measure | value |
 |---|---|
