@@ -7,6 +7,7 @@ transition, qualification policy, a concurrent change that won); 1 anything else
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import sys
@@ -209,6 +210,25 @@ def progress_bar(label: str, total: int) -> Iterator[RichProgress]:
         progress.update(task, completed=total)
 
 
+@contextmanager
+def few_collections() -> Iterator[None]:
+    """Run a bulk command with the cyclic garbage collector at a slower pace.
+
+    An import builds millions of short-lived objects that reference counting frees; at the default pace
+    (a pass every 700 allocations, full passes over everything alive) the collector took about a sixth of
+    an import's time. What start-up built is set aside (``gc.freeze``) and passes come every 100,000
+    allocations; cycles are still collected, so memory stays bounded.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
 def _import(kind: str, file: Path, map_file: Path | None, id_column: str | None, as_json: bool) -> None:
     c = STATE.get()
     spec = load_mapping(map_file)
@@ -221,7 +241,7 @@ def _import(kind: str, file: Path, map_file: Path | None, id_column: str | None,
     )  # validate before writing anything
     rejects = CsvRejectSink(file, source.columns)
     try:
-        with progress_bar(f"import {kind}", source.size_bytes) as bar:
+        with few_collections(), progress_bar(f"import {kind}", source.size_bytes) as bar:
             ctx = c.import_context(progress=bar)
             report: ImportReport
             if kind == "leads":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,12 +42,26 @@ _WORKER: Container | None = None
 def _worker_init(settings: Settings) -> None:
     global _WORKER
     _WORKER = build(settings)
+    gc.freeze()  # what start-up built lives as long as the worker: no collection need look at it again
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Score a range without the cyclic garbage collector: a range builds a few hundred thousand
+    short-lived objects without cycles (reference counting frees them), and the collector's passes over
+    them cost about a fifth of the time. It runs again between ranges."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _worker_score(task: tuple[tuple[int, int], datetime, bool]) -> scoring.ScoreRunReport:
     id_range, at, promote = task
     assert _WORKER is not None
-    return scoring.score_range(_WORKER.uow, id_range, load=yaml_loader, at=at, promote=promote)
+    with _no_cycle_collection():
+        return scoring.score_range(_WORKER.uow, id_range, load=yaml_loader, at=at, promote=promote)
 
 
 def process_runner(c: Container, *, workers: int, at: datetime, promote: bool) -> scoring.RangeRunner:
@@ -54,7 +70,9 @@ def process_runner(c: Container, *, workers: int, at: datetime, promote: bool) -
     def run(ranges: Sequence[tuple[int, int]]) -> Iterator[scoring.ScoreRunReport]:
         if workers <= 1 or len(ranges) < 2:
             for id_range in ranges:
-                yield scoring.score_range(c.writer, id_range, load=yaml_loader, at=at, promote=promote)
+                with _no_cycle_collection():
+                    report = scoring.score_range(c.writer, id_range, load=yaml_loader, at=at, promote=promote)
+                yield report
             return
         c.engine.dispose()  # no pooled connection may cross the fork
         context = multiprocessing.get_context("fork")

@@ -24,7 +24,7 @@ Everything here is pure: no clock, no storage. Times are Unix seconds (UTC), lik
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -38,10 +38,10 @@ from leadstage.domain.scoring import (
     RuleState,
     ScoringModel,
     band_of,
+    engagement_score,
     fold,
     mql_reasons,
     qualifying_now,
-    rule_value,
 )
 
 WEEK_SECONDS = 7 * 86_400.0
@@ -145,29 +145,6 @@ def week_range(start: date | None, end: date | None, span: tuple[date, date] | N
 
 
 # ---- replaying one lead ---------------------------------------------------------------------------------
-
-
-def engagement_score(model: ScoringModel, states: Mapping[str, RuleState], at: float) -> float:
-    """``evaluate_engagement(...).score`` without building the explanation lines (the replay's hot path).
-
-    The same arithmetic in the same order (rule lines in model order, then one excess line per capped
-    group), so the score is bit-for-bit the same; a unit test holds the two equal.
-    """
-    score: float = 0
-    groups: dict[str, float] = {}
-    for rule in model.engagement_rules:
-        state = states.get(rule.name)
-        if state is None:
-            continue
-        value = rule_value(rule, state, at)
-        score += value or 0.0
-        if rule.group is not None:
-            groups[rule.group] = groups.get(rule.group, 0.0) + value
-    for group, total in groups.items():
-        cap = model.engagement_caps[group]
-        if total > cap:
-            score += cap - total
-    return score
 
 
 @dataclass(frozen=True)

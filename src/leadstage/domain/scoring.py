@@ -24,6 +24,7 @@ now is current without a nightly job, and folding activities one by one (increme
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -256,6 +257,28 @@ class ScoringModel:
         """Every fact a fit rule or exclusion looks at: equal subjects give equal fit results."""
         return tuple(
             dict.fromkeys([r.subject for r in self.fit_rules] + [e.subject for e in self.exclusions])
+        )
+
+    @cached_property
+    def engagement_by_name(self) -> dict[str, EngagementRule]:
+        return {r.name: r for r in self.engagement_rules}
+
+    @cached_property
+    def matcher(self) -> RuleMatcher:
+        """Which rules an activity matches, remembered (see :class:`RuleMatcher`)."""
+        return RuleMatcher(self)
+
+    @cached_property
+    def group_plan(self) -> GroupPlan:
+        """How batch scoring reads this model's activities as aggregates."""
+        return group_plan(self)
+
+    @cached_property
+    def score_terms(self) -> tuple[tuple[str, EngagementRule, bool, float], ...]:
+        """(name, rule, exponential decay, half-life in seconds) per engagement rule, in model order."""
+        return tuple(
+            (r.name, r, r.decay.kind == "half_life", r.decay.days * SECONDS_PER_DAY)
+            for r in self.engagement_rules
         )
 
     @cached_property
@@ -748,24 +771,50 @@ def evaluate_fit(model: ScoringModel, facts: Mapping[str, Any]) -> FitResult:
 
 
 class FitEvaluator:
-    """``evaluate_fit`` with results remembered by the values the rules look at (leads share them a lot)."""
+    """``evaluate_fit`` with results remembered by what the rules say of a lead's values.
+
+    Each fact a rule or exclusion looks at is tested once per distinct value (by type and ``repr``, so
+    ``1``, ``1.0`` and ``True`` stay apart); the outcomes of all tests pick the remembered result. Leads
+    share outcomes far more than values (an employee count is one of thousands of numbers, but only
+    inside or outside a range).
+    """
 
     def __init__(self, model: ScoringModel, max_entries: int = 200_000) -> None:
         self.model = model
         self.max_entries = max_entries
+        conditions = [(r.subject, r.condition) for r in model.fit_rules] + [
+            (e.subject, e.condition) for e in model.exclusions
+        ]
+        self._subjects: list[tuple[str, str | None, tuple[Condition, ...], dict[Any, tuple[bool, ...]]]] = [
+            (
+                subject,
+                subject[9:] if subject.startswith("property:") else None,
+                tuple(c for s, c in conditions if s == subject),
+                {},
+            )
+            for subject in model.fit_subjects
+        ]
         self._cache: dict[tuple[Any, ...], FitResult] = {}
 
     def __call__(self, facts: Mapping[str, Any]) -> FitResult:
-        key = tuple(_subject_value(s, facts) for s in self.model.fit_subjects)
-        try:
-            found = self._cache.get(key)
-        except TypeError:  # an unhashable value (a list in a property): evaluate without remembering
-            return evaluate_fit(self.model, facts)
-        if found is None:
+        outcomes = []
+        properties = facts.get("properties", _NO_PROPERTIES)
+        for subject, prop, conditions, memo in self._subjects:
+            value = properties.get(prop) if prop is not None else facts.get(subject)
+            key = value if value.__class__ is str else (value.__class__, repr(value))
+            found = memo.get(key)
+            if found is None:
+                if len(memo) >= self.max_entries:
+                    memo.clear()
+                found = memo[key] = tuple(c.test(value) for c in conditions)
+            outcomes.append(found)
+        signature = tuple(outcomes)
+        result = self._cache.get(signature)
+        if result is None:
             if len(self._cache) >= self.max_entries:
                 self._cache.clear()
-            found = self._cache[key] = evaluate_fit(self.model, facts)
-        return found
+            result = self._cache[signature] = evaluate_fit(self.model, facts)
+        return result
 
 
 def band_of(bands: Sequence[Band], score: float) -> str:
@@ -775,9 +824,11 @@ def band_of(bands: Sequence[Band], score: float) -> str:
     raise AssertionError(f"bands do not cover {score}")
 
 
-@dataclass(frozen=True)
-class RuleState:
-    """What a lead's engagement rule needs to be read as of any later time (times: Unix seconds, UTC)."""
+class RuleState(NamedTuple):
+    """What a lead's engagement rule needs to be read as of any later time (times: Unix seconds, UTC).
+
+    A named tuple: batch scoring builds millions of them.
+    """
 
     value: float  # repeatable exponential rules: the decayed value at ``anchor``; no decay: points so far
     anchor: float
@@ -859,7 +910,7 @@ def evaluate_engagement(
 def qualifying_now(model: ScoringModel, states: Mapping[str, RuleState], at: float) -> tuple[str, ...]:
     """The qualifying rules that qualify a lead at ``at``: while they still give points (a window rule:
     while a hit is inside its window)."""
-    by_name = {r.name: r for r in model.engagement_rules}
+    by_name = model.engagement_by_name
     return tuple(
         name
         for name in model.qualifying_rules
@@ -870,14 +921,303 @@ def qualifying_now(model: ScoringModel, states: Mapping[str, RuleState], at: flo
 def fold_all(
     model: ScoringModel, activities: Iterable[ActivityFacts], states: Mapping[str, RuleState] | None = None
 ) -> dict[str, RuleState]:
-    """Fold activities into the per-rule states (batch: all of a lead's activities; incremental: new ones)."""
+    """Fold activities into the per-rule states (batch: all of a lead's activities; incremental: new ones).
+
+    The same as calling :func:`fold` for every matching rule of every activity in order, with the same
+    arithmetic (so the same bits); states being folded are kept in lists and become ``RuleState`` once at
+    the end, and which rules an activity matches is remembered by the values their filters read.
+    """
     out = dict(states or {})
-    by_type = model.rules_by_type
+    matcher = model.matcher
+    open_: dict[str, list[Any]] = {}
     for activity in activities:
-        for rule in by_type.get(activity.type, ()):
-            if rule.matches(activity):
-                out[rule.name] = fold(rule, out.get(rule.name), activity.ts)
+        for rule, kind, repeat, p, h in matcher.matched(activity):
+            name = rule.name
+            ts = activity.ts
+            acc = open_.get(name)
+            if acc is None:
+                state = out.get(name)
+                if state is None:
+                    open_[name] = [p if repeat else 0.0, ts, 1, ts, [ts] if kind == "window" else None]
+                    continue
+                acc = open_[name] = [state[0], state[1], state[2], state[3], list(state[4])]
+            acc[2] += 1
+            last = acc[3] = max(acc[3], ts)
+            if kind == "window":
+                horizon = last - h
+                acc[4] = sorted(t for t in (*acc[4], ts) if t > horizon)
+                acc[0], acc[1] = 0.0, last
+            elif not repeat:
+                acc[0], acc[1] = 0.0, last
+            elif kind == "none":
+                acc[0], acc[1] = acc[0] + p, last
+            elif ts >= acc[1]:
+                acc[0] = acc[0] * float(2.0 ** (-max(0.0, ts - acc[1]) / h)) + p
+                acc[1] = ts
+            else:
+                acc[0] = acc[0] + p * float(2.0 ** (-max(0.0, acc[1] - ts) / h))
+    for name, (value, anchor, hits, last, times) in open_.items():
+        out[name] = RuleState(value, anchor, hits, last, tuple(times) if times else ())
     return out
+
+
+class RuleMatcher:
+    """Which engagement rules an activity matches, remembered by its type and the values the rules'
+    filters read (text as it is, other values by type and ``repr``: ``1``, ``1.0`` and ``True`` differ
+    to a filter). Each match comes with what folding needs: (rule, decay kind, repeat, points, seconds
+    (half-life or window))."""
+
+    def __init__(self, model: ScoringModel, max_entries: int = 100_000) -> None:
+        self.max_entries = max_entries
+        self._keys: dict[str, tuple[str, ...]] = {}
+        self._rules: dict[str, tuple[EngagementRule, ...]] = {}
+        for type_, rules in model.rules_by_type.items():
+            self._rules[type_] = rules
+            self._keys[type_] = tuple(dict.fromkeys(k for r in rules for k, _c in r.where))
+        self._cache: dict[tuple[Any, ...], tuple[tuple[EngagementRule, str, bool, float, float], ...]] = {}
+
+    def matched(self, activity: ActivityFacts) -> tuple[tuple[EngagementRule, str, bool, float, float], ...]:
+        keys = self._keys.get(activity.type)
+        if keys is None:
+            return ()
+        if keys:
+            values = tuple(
+                getattr(activity, k) if k in ACTIVITY_FIELDS else activity.properties.get(k) for k in keys
+            )
+            key: tuple[Any, ...] = (
+                activity.type,
+                *(v if v is None or v.__class__ is str else (v.__class__, repr(v)) for v in values),
+            )
+        else:
+            key = (activity.type,)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= self.max_entries:
+                self._cache.clear()
+            found = self._cache[key] = tuple(
+                (r, r.decay.kind, r.repeat, r.points, r.decay.days * SECONDS_PER_DAY)
+                for r in self._rules[activity.type]
+                if r.matches(activity)
+            )
+        return found
+
+
+# ---- batch: engagement from per-group aggregates --------------------------------------------------------
+
+#: Property names SQL may read out of a JSON object (names every dialect's JSON path spells unescaped).
+SQL_PATH_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ -]{0,119}")
+#: Largest |(t - ref) / half-life| folded from sums of powers of two; beyond it a lead is folded one by one.
+SAFE_EXPONENT = 900.0
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """How batch scoring reads a model's activities as aggregates instead of one by one.
+
+    Activities of a type in ``types`` are grouped by lead, type and the values the type's rule filters
+    look at (``keys``). Each group gives its count, its first and last time, and per half-life slot of the
+    type (``half_lives``, seconds) the sum of ``2 ** ((t - ref) / h)`` over its activities for a reference
+    time ``ref``. That is all a rule without a window needs: its hits and last hit add up, and a repeatable
+    exponential rule's value at its last hit is ``p * sum * 2 ** ((ref - last) / h)``, the same number the
+    one-by-one fold reaches (:class:`GroupFolder`). A window rule keeps its hit times, so the activities of
+    a type with one (``timed``) are grouped by their time too. Types with a filter on a property name
+    outside ``SQL_PATH_NAME`` are in ``raw_types``: folded one by one.
+    """
+
+    types: tuple[str, ...]
+    keys: Mapping[str, tuple[str, ...]]
+    half_lives: Mapping[str, tuple[float, ...]]
+    raw_types: tuple[str, ...]
+    timed: frozenset[str] = frozenset()
+
+    @property
+    def key_count(self) -> int:
+        return max((len(k) for k in self.keys.values()), default=0)
+
+    @property
+    def slot_count(self) -> int:
+        return max((len(h) for h in self.half_lives.values()), default=0)
+
+
+class ActivityGroup(NamedTuple):
+    """One group of a lead's activities (see :class:`GroupPlan`); ``keys`` in the plan's order for the type."""
+
+    type: str
+    keys: tuple[Any, ...]
+    hits: int
+    first: float
+    last: float
+    sums: tuple[float | None, ...]
+
+
+def group_plan(model: ScoringModel) -> GroupPlan:
+    """The plan for reading ``model``'s activities as aggregates (see :class:`GroupPlan`)."""
+    types: list[str] = []
+    raw: list[str] = []
+    keys: dict[str, tuple[str, ...]] = {}
+    half_lives: dict[str, tuple[float, ...]] = {}
+    timed: set[str] = set()
+    for type_, rules in model.rules_by_type.items():
+        names = tuple(dict.fromkeys(key for rule in rules for key, _c in rule.where))
+        if any(k not in ACTIVITY_FIELDS and not SQL_PATH_NAME.fullmatch(k) for k in names):
+            raw.append(type_)
+            continue
+        if any(r.decay.kind == "window" for r in rules):
+            timed.add(type_)
+        types.append(type_)
+        keys[type_] = names
+        half_lives[type_] = tuple(
+            dict.fromkeys(
+                r.decay.days * SECONDS_PER_DAY for r in rules if r.repeat and r.decay.kind == "half_life"
+            )
+        )
+    return GroupPlan(tuple(types), keys, half_lives, tuple(raw), frozenset(timed))
+
+
+class GroupFolder:
+    """Per-rule states of a lead from its activity groups; which rules a group's key matches is remembered."""
+
+    def __init__(self, model: ScoringModel, plan: GroupPlan, max_entries: int = 100_000) -> None:
+        self.model = model
+        self.plan = plan
+        self.max_entries = max_entries
+        self._rules = model.engagement_rules
+        self._index = {r.name: i for i, r in enumerate(self._rules)}
+        self._matches: dict[tuple[str, tuple[Any, ...]], tuple[tuple[int, int], ...]] = {}
+
+    def _matched(self, type_: str, keys: tuple[Any, ...]) -> tuple[tuple[int, int], ...]:
+        """(rule index, half-life slot, -1 or -2 for a window rule) of every rule of the type that the
+        group's key matches."""
+        # remembered by text values as they are and other values by type and repr, so that 1, 1.0, True,
+        # 0.0 and -0.0 (equal as dict keys, not to a filter) stay apart and lists or objects can be keys
+        if not keys or (len(keys) == 1 and (keys[0] is None or keys[0].__class__ is str)):
+            key = (type_, keys)
+        else:
+            key = (
+                type_,
+                tuple(v if v is None or v.__class__ is str else (v.__class__, repr(v)) for v in keys),
+            )
+        found = self._matches.get(key)
+        if found is None:
+            if len(self._matches) >= self.max_entries:
+                self._matches.clear()
+            found = self._matches[key] = self._match(type_, keys)
+        return found
+
+    def _match(self, type_: str, keys: tuple[Any, ...]) -> tuple[tuple[int, int], ...]:
+        fields: dict[str, Any] = {}
+        properties: dict[str, Any] = {}
+        for name, value in zip(self.plan.keys[type_], keys, strict=True):
+            if name in ACTIVITY_FIELDS:
+                fields[name] = value
+            elif value is not None:
+                properties[name] = value
+        facts = ActivityFacts(type_, 0.0, properties=properties, **fields)
+        slots = self.plan.half_lives[type_]
+        out = []
+        for rule in self.model.rules_by_type[type_]:
+            if rule.matches(facts):
+                exponential = rule.repeat and rule.decay.kind == "half_life"
+                slot = slots.index(rule.decay.days * SECONDS_PER_DAY) if exponential else -1
+                out.append((self._index[rule.name], -2 if rule.decay.kind == "window" else slot))
+        return tuple(out)
+
+    def states(self, groups: Iterable[ActivityGroup], ref: float) -> dict[str, RuleState] | None:
+        """The states :func:`fold_all` gives for the same activities (equal within rounding), or ``None``
+        when a time is so far from ``ref`` that the sums would lose precision (fold those one by one)."""
+        acc: dict[int, list[Any]] = {}
+        for group in groups:
+            for index, slot in self._matched(group.type, group.keys):
+                total = group.sums[slot] if slot >= 0 else 0.0
+                found = acc.get(index)
+                if found is None:
+                    acc[index] = [group.hits, group.first, group.last, total, [group] if slot == -2 else None]
+                else:
+                    found[0] += group.hits
+                    if group.first < found[1]:
+                        found[1] = group.first
+                    if group.last > found[2]:
+                        found[2] = group.last
+                    found[3] += total
+                    if slot == -2:  # a window rule: its groups give its hit times
+                        found[4].append(group)
+        out: dict[str, RuleState] = {}
+        rules = self._rules
+        for index in sorted(acc):
+            rule = rules[index]
+            hits, first, last, total, matched = acc[index]
+            if rule.decay.kind == "window":  # (grouped by time: each group is `hits` hits at one time)
+                horizon = last - rule.decay.days * SECONDS_PER_DAY
+                times = sorted(t for g in matched if g.last > horizon for t in [g.last] * g.hits)
+                value = rule.points if rule.repeat and hits == 1 else 0.0
+                out[rule.name] = RuleState(value, last, hits, last, tuple(times))
+            elif not rule.repeat:
+                out[rule.name] = RuleState(0.0, last, hits, last)
+            elif rule.decay.kind == "none":
+                out[rule.name] = RuleState(rule.points * hits, last, hits, last)
+            else:
+                h = rule.decay.days * SECONDS_PER_DAY
+                if (ref - first) / h > SAFE_EXPONENT or (last - ref) / h > SAFE_EXPONENT or total is None:
+                    return None
+                out[rule.name] = RuleState(rule.points * total * 2.0 ** ((ref - last) / h), last, hits, last)
+        return out
+
+
+def engagement_score(model: ScoringModel, states: Mapping[str, RuleState], at: float) -> float:
+    """``evaluate_engagement(...).score`` without building the explanation lines (hot paths).
+
+    The same arithmetic in the same order (rule lines in model order, then one excess line per capped
+    group), so the score is bit-for-bit the same; a unit test holds the two equal.
+    """
+    score: float = 0
+    groups: dict[str, float] = {}
+    for name, rule, exponential, h in model.score_terms:
+        state = states.get(name)
+        if state is None:
+            continue
+        if exponential:  # rule_value and Decay.factor inlined: the same arithmetic
+            if rule.repeat:
+                value = state.value * float(2.0 ** (-max(0.0, at - state.anchor) / h))
+            else:
+                value = rule.points * float(2.0 ** (-max(0.0, at - state.last) / h))
+        else:
+            value = rule_value(rule, state, at)
+        score += value or 0.0
+        if rule.group is not None:
+            groups[rule.group] = groups.get(rule.group, 0.0) + value
+    for group, total in groups.items():
+        cap = model.engagement_caps[group]
+        if total > cap:
+            score += cap - total
+    return score
+
+
+def engagement_summary(model: ScoringModel, states: Mapping[str, RuleState], at: float) -> EngagementResult:
+    """``evaluate_engagement`` without the explanation lines: score, level and qualifying rules only."""
+    score = engagement_score(model, states, at)
+    qualified = qualifying_now(model, states, at) if model.qualifying_rules else ()
+    return EngagementResult(score, int(band_of(model.engagement_bands, score)), (), qualified)
+
+
+_JSON_KEYS: dict[str, str] = {}
+
+
+def states_json(states: Mapping[str, RuleState]) -> str:
+    """``json.dumps({name: state.to_json()}, separators=(",", ":"))``, written directly (a hot path)."""
+    parts = []
+    for name, (value, anchor, hits, last, times) in states.items():
+        key = _JSON_KEYS.get(name)
+        if key is None:
+            if len(_JSON_KEYS) > 10_000:
+                _JSON_KEYS.clear()
+            key = _JSON_KEYS[name] = json.dumps(name)
+        last_text = repr(last)
+        anchor_text = last_text if anchor == last and last else repr(anchor)  # (mostly one time)
+        part = f"{key}:[{value!r},{anchor_text},{hits!r},{last_text},[{','.join(map(repr, times))}]]"
+        if hits.__class__ is not int or "n" in part[len(key) :]:  # inf, nan: JSON spells them otherwise
+            return json.dumps({k: v.to_json() for k, v in states.items()}, separators=(",", ":"))
+        parts.append(part)
+    return "{" + ",".join(parts) + "}"
 
 
 def priority(grade: str, level: int) -> str:

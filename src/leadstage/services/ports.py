@@ -6,17 +6,18 @@ files, ``adapters/identity`` for email and phone checks); unit tests can use fak
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, NamedTuple, Protocol, Self
 
 from leadstage.domain.activities import Activity
 from leadstage.domain.analytics import Dimension, ReportRequest
 from leadstage.domain.disqualification import Disqualification
 from leadstage.domain.leads import Account, ExternalId, Lead, PropertyType
 from leadstage.domain.routing import LeadFacts, RoutingDocument
+from leadstage.domain.scoring import ActivityGroup, GroupPlan
 from leadstage.domain.segments import Filter, Segment
 from leadstage.domain.stages import HistoryEntry, TransitionOutcome
 from leadstage.domain.tasks import Task, TaskKind, TaskStatus
@@ -733,9 +734,11 @@ class StoredModel:
     activated_at: datetime | None
 
 
-@dataclass
-class LeadScoreRow:
-    """A lead as scoring reads it: the facts fit rules test, its state, and its current scores."""
+class LeadScoreRow(NamedTuple):
+    """A lead as scoring reads it: the facts fit rules test, its state, and its current scores.
+
+    Named tuples here and below: batch scoring reads and writes a million of them.
+    """
 
     lead_id: int
     facts: dict[str, Any]
@@ -750,8 +753,7 @@ class LeadScoreRow:
     stamp: Any = None  # scored_at as read: a write only lands over the score it was computed from
 
 
-@dataclass(frozen=True)
-class ScoreWrite:
+class ScoreWrite(NamedTuple):
     lead_id: int
     fit_score: float
     fit_grade: str
@@ -759,13 +761,13 @@ class ScoreWrite:
     engagement_level: int
     priority: str
     excluded_by: str | None
-    engagement_state: dict[str, list[Any]]
+    engagement_state: str  # JSON text of the per-rule states
     changed: bool  # grade or level changed: a score history row is written
     stamp: Any = None  # the lead's scored_at when it was read
+    grades_same: bool = False  # grade, level and priority are as stored (their columns need no write)
 
 
-@dataclass(frozen=True)
-class EngagementRow:
+class EngagementRow(NamedTuple):
     """What incremental scoring reads: state and stored scores, no facts."""
 
     lead_id: int
@@ -780,14 +782,13 @@ class EngagementRow:
     score_model_id: int | None
 
 
-@dataclass(frozen=True)
-class EngagementWrite:
+class EngagementWrite(NamedTuple):
     lead_id: int
     engagement_score: float
     engagement_level: int
     priority: str
-    engagement_state: dict[str, list[Any]]
-    changed: bool
+    engagement_state: str  # JSON text of the per-rule states
+    changed: bool  # the level (so the priority) changed: a score history row is written
     fit_score: float | None
     fit_grade: str
 
@@ -825,8 +826,17 @@ class ScoringRepository(Protocol):
     def lead_id_ranges(self, chunk: int) -> Iterator[tuple[int, int]]: ...
 
     def lead_rows(
-        self, *, ids: Sequence[int] | None = None, id_range: tuple[int, int] | None = None
-    ) -> list[LeadScoreRow]: ...
+        self,
+        *,
+        ids: Sequence[int] | None = None,
+        id_range: tuple[int, int] | None = None,
+        facts: Collection[str] | None = None,
+        with_state: bool = True,
+    ) -> list[LeadScoreRow]:
+        """Leads by id or id range. ``facts`` limits the facts read to those fit subjects (lead fields and
+        ``property:NAME``; default: every fact, all properties); ``with_state=False`` leaves
+        ``engagement_state`` unread (``None``)."""
+        ...
 
     def activities_of(
         self,
@@ -838,6 +848,16 @@ class ScoringRepository(Protocol):
         until: datetime | None = None,
     ) -> Iterator[tuple[int, str, float, str | None, str | None, str | None, str | None]]:
         """(lead_id, type, unix seconds, source, campaign, content, properties JSON), by lead then time."""
+        ...
+
+    def groups_supported(self) -> bool:
+        """Whether :meth:`activity_groups` can run on this database."""
+        ...
+
+    def activity_groups(
+        self, *, id_range: tuple[int, int], plan: GroupPlan, ref: float
+    ) -> dict[int, list[ActivityGroup]]:
+        """The groups of each lead in a range that has any: its activities aggregated as ``plan`` says."""
         ...
 
     def write_scores(self, rows: Sequence[ScoreWrite], *, model_id: int, at: datetime) -> None: ...

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from leadstage.domain.errors import NotFound, PermissionDenied
 from leadstage.domain.scoring import (
@@ -19,14 +19,17 @@ from leadstage.domain.scoring import (
     EngagementResult,
     FitEvaluator,
     FitResult,
+    GroupFolder,
     RuleState,
     ScoringModel,
+    engagement_summary,
     evaluate_engagement,
     evaluate_fit,
     fold_all,
     mql_reasons,
     parse_model,
     priority,
+    states_json,
 )
 from leadstage.domain.stages import Actor, LeadState, Role, Stage, Status, TransitionRequest, plan_transition
 from leadstage.services.leads import resolve_lead
@@ -153,8 +156,7 @@ def _needs_properties(model: ScoringModel) -> bool:
     return bool(property_filtered_types(model))
 
 
-@dataclass
-class _Scored:
+class _Scored(NamedTuple):
     row: LeadScoreRow
     fit: FitResult
     engagement: EngagementResult
@@ -164,25 +166,25 @@ class _Scored:
 def _write(uow: UnitOfWork, scored: Sequence[_Scored], *, model_id: int, at: datetime) -> int:
     writes = []
     changed = 0
-    for s in scored:
-        grade, level = s.fit.grade, s.engagement.level
-        is_change = (grade, level) != (
-            s.row.fit_grade,
-            s.row.engagement_level,
-        ) or s.row.score_model_id != model_id
+    for row, fit, engagement, states in scored:
+        grade, level = fit.grade, engagement.level
+        code = priority(grade, level)
+        same = grade == row.fit_grade and level == row.engagement_level
+        is_change = not same or row.score_model_id != model_id
         changed += is_change
         writes.append(
             ScoreWrite(
-                lead_id=s.row.lead_id,
-                fit_score=s.fit.score,
-                fit_grade=grade,
-                engagement_score=s.engagement.score,
-                engagement_level=level,
-                priority=priority(grade, level),
-                excluded_by=s.fit.excluded_by,
-                engagement_state={k: v.to_json() for k, v in s.states.items()},
-                changed=is_change,
-                stamp=s.row.stamp,
+                row.lead_id,
+                fit.score,
+                grade,
+                engagement.score,
+                level,
+                code,
+                fit.excluded_by,
+                states_json(states),
+                is_change,
+                row.stamp,
+                same and code == row.priority,
             )
         )
     uow.scoring.write_scores(writes, model_id=model_id, at=at)
@@ -254,21 +256,14 @@ def score_range(
             raise NotFound("no active scoring model: run `leadstage init` or `leadstage score activate FILE`")
         stored, model = active
         report.model_version = stored.version
-        types = sorted({r.activity_type for r in model.engagement_rules})
-        rows = uow.scoring.lead_rows(id_range=id_range)
-        acts = _facts(
-            uow.scoring.activities_of(
-                id_range=id_range, types=types, with_properties=_needs_properties(model)
-            ),
-            property_filtered_types(model),
-        )
+        rows = uow.scoring.lead_rows(id_range=id_range, facts=model.fit_subjects, with_state=False)
+        states_of, report.activities = _range_states(uow, model, id_range, at.timestamp())
         fit_of = _fit_evaluator(stored.id, model)
-        scored = []
-        for row in rows:
-            lead_acts = acts.get(row.lead_id, [])
-            report.activities += len(lead_acts)
-            states = fold_all(model, lead_acts)
-            scored.append(_Scored(row, fit_of(row.facts), evaluate_engagement(model, states, at), states))
+        scored = [
+            _Scored(row, fit_of(row.facts), engagement_summary(model, states, at.timestamp()), states)
+            for row in rows
+            for states in (states_of.get(row.lead_id, _NO_STATES),)
+        ]
         # Computing only read; writing starts a fresh transaction, so parallel workers queue for the
         # write lock instead of failing on a stale read snapshot.
         uow.commit()
@@ -278,6 +273,71 @@ def score_range(
         uow.commit()
         report.leads += len(rows)
     return report
+
+
+_NO_STATES: dict[str, RuleState] = {}
+
+
+def _range_states(
+    uow: UnitOfWork, model: ScoringModel, id_range: tuple[int, int], ref: float
+) -> tuple[dict[int, dict[str, RuleState]], int]:
+    """Every lead's per-rule states in a range, and how many activities made them.
+
+    Where the database can, activities are read as aggregates per lead, type and filtered value
+    (``GroupPlan``): the database sums the decay, Python only adds a few groups per lead. Types with
+    window rules, and leads with times too far from ``ref`` for the sums, are folded one by one.
+    """
+    types = sorted({r.activity_type for r in model.engagement_rules})
+    with_properties = _needs_properties(model)
+    property_types = property_filtered_types(model)
+    if not uow.scoring.groups_supported():
+        acts = _facts(
+            uow.scoring.activities_of(id_range=id_range, types=types, with_properties=with_properties),
+            property_types,
+        )
+        return {k: fold_all(model, v) for k, v in acts.items()}, sum(len(v) for v in acts.values())
+    plan = model.group_plan
+    groups = uow.scoring.activity_groups(id_range=id_range, plan=plan, ref=ref)
+    count = sum(g.hits for lead_groups in groups.values() for g in lead_groups)
+    folder = _group_folder(model)
+    out: dict[int, dict[str, RuleState]] = {}
+    far: list[int] = []
+    for lead_id, lead_groups in groups.items():
+        states = folder.states(lead_groups, ref)
+        if states is None:
+            far.append(lead_id)
+        else:
+            out[lead_id] = states
+    if far:
+        acts = _facts(
+            uow.scoring.activities_of(ids=far, types=plan.types, with_properties=with_properties),
+            property_types,
+        )
+        out.update((k, fold_all(model, v)) for k, v in acts.items())
+    if plan.raw_types:
+        raw = _facts(
+            uow.scoring.activities_of(
+                id_range=id_range, types=plan.raw_types, with_properties=with_properties
+            ),
+            property_types,
+        )
+        for lead_id, acts_of_lead in raw.items():
+            count += len(acts_of_lead)
+            found_states = out.get(lead_id)
+            out[lead_id] = fold_all(model, acts_of_lead, found_states)
+    return out, count
+
+
+_GROUP_FOLDERS: dict[int, GroupFolder] = {}
+
+
+def _group_folder(model: ScoringModel) -> GroupFolder:
+    """One remembering group folder per model and process."""
+    folder = _GROUP_FOLDERS.get(id(model))
+    if folder is None or folder.model is not model:
+        _GROUP_FOLDERS.clear()
+        folder = _GROUP_FOLDERS[id(model)] = GroupFolder(model, model.group_plan)
+    return folder
 
 
 _FIT_EVALUATORS: dict[int, FitEvaluator] = {}
@@ -368,7 +428,7 @@ def score_leads(
             _Scored(
                 row,
                 evaluate_fit(scoring_model, row.facts),
-                evaluate_engagement(scoring_model, states, at),
+                engagement_summary(scoring_model, states, at.timestamp()),
                 states,
             )
         )
@@ -447,9 +507,10 @@ def score_new_activities(
     fresh = [r for r in rows if r.score_model_id == stored.id and r.fit_grade is not None]
     writes: list[EngagementWrite] = []
     scored: list[_Scored] = []
+    when = at.timestamp()
     for row in fresh:
         states = fold_all(scoring_model, new_activities[row.lead_id], _states(row.engagement_state))
-        engagement = evaluate_engagement(scoring_model, states, at)
+        engagement = engagement_summary(scoring_model, states, when)
         grade = row.fit_grade or "D"
         level_changed = engagement.level != row.engagement_level
         writes.append(
@@ -458,7 +519,7 @@ def score_new_activities(
                 engagement.score,
                 engagement.level,
                 priority(grade, engagement.level),
-                {k: v.to_json() for k, v in states.items()},
+                states_json(states),
                 level_changed,
                 row.fit_score,
                 grade,
@@ -467,7 +528,8 @@ def score_new_activities(
         changed += level_changed
         if promote and row.stage == "lead" and row.status in ("open", "nurture"):
             fit = FitResult(row.fit_score or 0.0, grade, (), row.excluded_by)
-            scored.append(_Scored(_as_score_row(row), fit, engagement, states))
+            if mql_reasons(scoring_model, fit, engagement):  # (the others are no candidates)
+                scored.append(_Scored(_as_score_row(row), fit, engagement, states))
     uow.scoring.write_engagement(writes, model_id=stored.id, at=at)
     if scored:
         promoted += _promote(uow, scoring_model, scored, at=at)

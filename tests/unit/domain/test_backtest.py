@@ -16,7 +16,6 @@ from leadstage.domain.backtest import (
     Tally,
     Weeks,
     capacity_threshold,
-    engagement_score,
     first_mql,
     parse_day,
     readable_threshold,
@@ -28,6 +27,7 @@ from leadstage.domain.errors import ValidationError
 from leadstage.domain.scoring import (
     SECONDS_PER_DAY,
     ActivityFacts,
+    engagement_score,
     evaluate_engagement,
     evaluate_fit,
     fold_all,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -15,12 +16,16 @@ from leadstage.domain.errors import ValidationError
 from leadstage.domain.scoring import (
     SECONDS_PER_DAY,
     ActivityFacts,
+    ActivityGroup,
     FitEvaluator,
+    GroupFolder,
+    RuleState,
     evaluate_engagement,
     evaluate_fit,
     fold_all,
     mql_reasons,
     parse_model,
+    states_json,
 )
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
@@ -307,3 +312,125 @@ def test_a_qualifying_rule_qualifies_only_while_it_still_gives_points():
     assert mql_reasons(m, fit_d, old_demo) == []
     recent = evaluate_engagement(m, fold_all(m, [act("demo", 5)]), T0)
     assert mql_reasons(m, fit_d, recent) == ["qualifying activity: demo"]
+
+
+def _groups(m, activities, ref):
+    """What the database's aggregate gives for these activities (GroupPlan), computed here in Python."""
+    plan = m.group_plan
+    found: dict = {}
+    for a in activities:
+        if a.type not in plan.types:
+            continue
+        keys = tuple(
+            getattr(a, k) if k in ("source", "campaign", "content") else a.properties.get(k)
+            for k in plan.keys[a.type]
+        )
+        at = a.ts if a.type in plan.timed else None
+        slot = found.setdefault((a.type, repr(keys), at), [keys, 0, math.inf, -math.inf, [0.0] * 4])
+        slot[1] += 1
+        slot[2] = min(slot[2], a.ts)
+        slot[3] = max(slot[3], a.ts)
+        for i, h in enumerate(plan.half_lives[a.type]):
+            slot[4][i] += 2.0 ** ((a.ts - ref) / h)
+    return [
+        ActivityGroup(type_, keys, hits, first, last, tuple(sums[: len(plan.half_lives[type_])]))
+        for (type_, _k, _t), (keys, hits, first, last, sums) in found.items()
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=events, ref_day=st.floats(min_value=-50, max_value=500, allow_nan=False))
+def test_states_from_aggregated_groups_equal_the_fold(events, ref_day):
+    """Batch scoring's aggregates (counts, first and last times, sums of powers of two per half-life;
+    types with window rules grouped by time too) give the states the one-by-one fold gives."""
+    m = model()
+    pages = itertools.cycle(["/pricing", "/", 1, True, "/Pricing ", None])
+    acts = [act(t, days, page="/pricing" if pricing else next(pages)) for t, days, pricing in events]
+    ref = T0 - ref_day * DAY
+    got = GroupFolder(m, m.group_plan).states(_groups(m, acts, ref), ref)
+    expected = fold_all(m, [a for a in sorted(acts, key=lambda a: a.ts) if a.type in m.group_plan.types])
+    assert got is not None
+    assert set(got) == set(expected)
+    for name, state in expected.items():
+        other = got[name]
+        assert (other.anchor, other.hits, other.last, other.times) == (
+            state.anchor,
+            state.hits,
+            state.last,
+            state.times,
+        )
+        assert abs(other.value - state.value) <= 1e-9 * max(1.0, abs(state.value))
+
+
+def test_times_too_far_from_the_reference_are_left_to_the_fold():
+    m = model()
+    acts = [act("webinar_attended", 100 * 365)]  # 1,217 half-lives back
+    assert GroupFolder(m, m.group_plan).states(_groups(m, acts, T0), T0) is None
+    assert GroupFolder(m, m.group_plan).states(_groups(m, [act("webinar_attended", 4)], T0), T0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=12),
+        st.tuples(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.floats(min_value=-1e12, max_value=1e12),
+            st.integers(min_value=0, max_value=10**6),
+            st.floats(min_value=-1e12, max_value=1e12),
+            st.lists(st.floats(min_value=-1e12, max_value=1e12), max_size=3).map(tuple),
+        ),
+        max_size=5,
+    )
+)
+def test_states_json_is_json_dumps(raw):
+    import json
+
+    states = {k: RuleState(*v) for k, v in raw.items()}
+    expected = json.dumps({k: v.to_json() for k, v in states.items()}, separators=(",", ":"))
+    assert states_json(states) == expected
+
+
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from([0.0, -0.0, 1.0, 250.0, 5000.5, "250", " vp ", "VP", "Finance", "", [1], {"a": 1}]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.fixed_dictionaries({"Seniority": VALUES, "Department": VALUES, "phone": VALUES}), max_size=30)
+)
+def test_the_fit_evaluator_agrees_with_evaluation_for_values_equal_as_keys(rows):
+    m = model()
+    evaluator = FitEvaluator(m)
+    for row in rows:
+        facts = {"properties": {k: v for k, v in row.items() if k != "phone"}, "phone": row["phone"]}
+        assert evaluator(facts) == evaluate_fit(m, facts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=events, split=st.integers(min_value=0, max_value=60), seed=st.integers(0, 10_000))
+def test_fold_all_is_fold_after_fold_bit_for_bit(events, split, seed):
+    """fold_all keeps states in lists and remembers rule matches; it gives exactly what folding one
+    activity into one rule at a time gives, from scratch and onto stored states."""
+    from leadstage.domain.scoring import fold
+
+    m = model()
+    pages = itertools.cycle(["/pricing", "/", 1, True, "/Pricing ", None])
+    acts = [act(t, days, page="/pricing" if pricing else next(pages)) for t, days, pricing in events]
+    random.Random(seed).shuffle(acts)
+
+    def one_by_one(activities, states=None):
+        out = dict(states or {})
+        for a in activities:
+            for rule in m.engagement_rules:
+                if rule.matches(a):
+                    out[rule.name] = fold(rule, out.get(rule.name), a.ts)
+        return out
+
+    first = one_by_one(acts[:split])
+    assert fold_all(m, acts[:split]) == first
+    assert fold_all(m, acts[split:], first) == one_by_one(acts[split:], first)

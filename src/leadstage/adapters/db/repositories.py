@@ -764,8 +764,11 @@ class SqlBulkWriter:
         if not rows:
             return []
         before = int(self.conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM activities").scalar_one())
-        if not self.insert_activities(rows):
+        inserted = self.insert_activities(rows)
+        if not inserted:
             return []
+        if inserted == len(rows):  # every key was new (a batch holds each key once): nothing to look up
+            return list(rows)
         mark = "?" if self.dialect == "sqlite" else "%s"
         fresh = {
             r[0]

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import sqlite3
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from leadstage.adapters.db import tables as t
 from leadstage.adapters.db.repositories import history_values, in_chunks
 from leadstage.adapters.db.tables import bulk_datetime
 from leadstage.domain.errors import ConcurrencyConflict
 from leadstage.domain.identity import email_domain
+from leadstage.domain.scoring import ACTIVITY_FIELDS, SQL_PATH_NAME, ActivityGroup, GroupPlan
 from leadstage.domain.stages import TransitionOutcome
 from leadstage.services.ports import (
     EngagementRow,
@@ -30,6 +33,30 @@ _FACT_COLUMNS = (
     "l.engagement_state, l.score_model_id, a.name, a.domain, a.industry, a.country, a.employees, a.annual_revenue, "
     "l.scored_at"
 )
+
+
+_GROUPS_SUPPORTED: dict[str, bool] = {}
+_MISSING = object()
+
+
+#: Where each fact a fit rule may look at is in a row of ``_FACT_COLUMNS`` (``email_domain`` is derived).
+_FACT_INDEX = {
+    "email": 1,
+    "first_name": 2,
+    "last_name": 3,
+    "job_title": 4,
+    "company": 5,
+    "phone": 6,
+    "first_source": 7,
+    "latest_source": 8,
+    "properties": 9,
+    "account.name": 18,
+    "account.domain": 19,
+    "account.industry": 20,
+    "account.country": 21,
+    "account.employees": 22,
+    "account.annual_revenue": 23,
+}
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -123,52 +150,73 @@ class SqlScoringRepository:
             last = ids[-1]
 
     def lead_rows(
-        self, *, ids: Sequence[int] | None = None, id_range: tuple[int, int] | None = None
+        self,
+        *,
+        ids: Sequence[int] | None = None,
+        id_range: tuple[int, int] | None = None,
+        facts: Collection[str] | None = None,
+        with_state: bool = True,
     ) -> list[LeadScoreRow]:
         m = self.mark
-        sql = f"SELECT {_FACT_COLUMNS} FROM leads l LEFT JOIN accounts a ON a.id = l.account_id WHERE "
+        names = [s[9:] for s in facts or () if s.startswith("property:")]
+        # the properties fit looks at, read one by one out of the JSON where SQL can (not the whole object)
+        pick = (
+            facts is not None
+            and bool(names)
+            and all(SQL_PATH_NAME.fullmatch(n) for n in names)
+            and self.groups_supported()
+        )
+        picked = "".join(
+            f", l.properties -> '$.\"{n}\"'"
+            if self.dialect == "sqlite"
+            else f", (l.properties -> '{n}')::text"
+            for n in (names if pick else ())
+        )
+        sql = (
+            f"SELECT {_FACT_COLUMNS}{picked} FROM leads l LEFT JOIN accounts a ON a.id = l.account_id WHERE "
+        )
         rows: list[Any] = []
         if id_range is not None:
-            rows = list(
-                self.conn.exec_driver_sql(sql + f"l.id BETWEEN {m} AND {m} ORDER BY l.id", id_range).all()
-            )
+            rows = self._raw_rows(sql + f"l.id BETWEEN {m} AND {m} ORDER BY l.id", id_range)
         elif ids:
             for chunk, marks in in_chunks(ids, m):
-                rows.extend(self.conn.exec_driver_sql(sql + f"l.id IN ({marks}) ORDER BY l.id", chunk).all())
+                rows.extend(self._raw_rows(sql + f"l.id IN ({marks}) ORDER BY l.id", chunk))
+        wanted = _FACT_INDEX if facts is None else {k: v for k, v in _FACT_INDEX.items() if k in facts}
+        columns = [(name, i) for name, i in wanted.items() if name != "properties"]
+        whole_properties = facts is None or (bool(names) and not pick)
+        with_domain = facts is None or "email_domain" in facts
+        decoded: dict[str, Any] = {}
+        first = _FACT_COLUMNS.count(",") + 1  # the picked properties follow _FACT_COLUMNS
         out = []
         for r in rows:
-            email = r[1]
-            facts = {
-                "email": email,
-                "email_domain": email_domain(email),
-                "first_name": r[2],
-                "last_name": r[3],
-                "job_title": r[4],
-                "company": r[5],
-                "phone": r[6],
-                "first_source": r[7],
-                "latest_source": r[8],
-                "properties": _json(r[9]) or {},
-                "account.name": r[18],
-                "account.domain": r[19],
-                "account.industry": r[20],
-                "account.country": r[21],
-                "account.employees": r[22],
-                "account.annual_revenue": r[23],
-            }
+            values = {name: r[i] for name, i in columns}
+            if whole_properties:
+                values["properties"] = _json(r[9]) or {}
+            elif pick:
+                properties = {}
+                for j, name in enumerate(names, first):
+                    raw = r[j]
+                    if raw is not None:
+                        value = decoded.get(raw, _MISSING)
+                        if value is _MISSING:
+                            value = decoded[raw] = json.loads(raw)
+                        properties[name] = value
+                values["properties"] = properties
+            if with_domain:
+                values["email_domain"] = email_domain(r[1])
             out.append(
                 LeadScoreRow(
-                    lead_id=int(r[0]),
-                    facts=facts,
-                    stage=r[10],
-                    status=r[11],
-                    cycle=int(r[12]),
-                    fit_grade=r[13],
-                    engagement_level=r[14],
-                    priority=r[15],
-                    engagement_state=_json(r[16]),
-                    score_model_id=r[17],
-                    stamp=r[24],
+                    int(r[0]),
+                    values,
+                    r[10],
+                    r[11],
+                    int(r[12]),
+                    r[13],
+                    r[14],
+                    r[15],
+                    _json(r[16]) if with_state else None,
+                    r[17],
+                    r[24],
                 )
             )
         return out
@@ -208,33 +256,179 @@ class SqlScoringRepository:
             query = base + f"AND lead_id IN ({marks}) ORDER BY lead_id, occurred_at"
             yield from self.conn.exec_driver_sql(query, (*params, *chunk)).all()
 
+    def groups_supported(self) -> bool:
+        """Whether :meth:`activity_groups` works here: PostgreSQL, or SQLite 3.38+ built with math functions."""
+        if self.dialect != "sqlite":
+            return True
+        key = sqlite3.sqlite_version
+        found = _GROUPS_SUPPORTED.get(key)
+        if found is None:
+            try:
+                self.conn.exec_driver_sql("SELECT power(2.0, 0.5), json('{\"a\": 1}') -> '$.\"a\"'").all()
+                found = True
+            except DBAPIError:
+                found = False
+            _GROUPS_SUPPORTED[key] = found
+        return found
+
+    def activity_groups(
+        self, *, id_range: tuple[int, int], plan: GroupPlan, ref: float
+    ) -> dict[int, list[ActivityGroup]]:
+        """A range of leads' activities as the plan's groups (:class:`GroupPlan`), aggregated in SQL."""
+        if not plan.types:
+            return {}
+        m, sqlite_ = self.mark, self.dialect == "sqlite"
+
+        def literal(text: str) -> str:
+            return "'" + text.replace("'", "''") + "'"
+
+        def number(value: float) -> str:
+            return repr(float(value)) if sqlite_ else f"{float(value)!r}::float8"
+
+        def key_sql(name: str) -> str:
+            if name in ACTIVITY_FIELDS:
+                return name
+            return (
+                f"(properties -> '$.\"{name}\"')" if sqlite_ else f"((properties -> {literal(name)})::text)"
+            )
+
+        # PostgreSQL refuses to underflow or overflow: clamp (times that far off are folded one by one anyway)
+        clamp = "{x}" if sqlite_ else "greatest({low}, least({high}, {x}))"
+        keys, sums = [], []
+        for j in range(plan.key_count):
+            whens = " ".join(
+                f"WHEN {literal(tp)} THEN {key_sql(plan.keys[tp][j])}"
+                for tp in plan.types
+                if len(plan.keys[tp]) > j
+            )
+            keys.append(f"CASE type {whens} END AS k{j}")
+        for j in range(plan.slot_count):
+            whens = " ".join(
+                f"WHEN {literal(tp)} THEN power({number(2.0)}, "
+                + clamp.format(
+                    low=number(-1000), high=number(1000), x=f"d / {number(plan.half_lives[tp][j])}"
+                )
+                + ")"
+                for tp in plan.types
+                if len(plan.half_lives[tp]) > j
+            )
+            sums.append(f"CASE type {whens} END AS s{j}")
+        used = {name for tp in plan.types for name in plan.keys[tp]}
+        columns = [c for c in ACTIVITY_FIELDS if c in used] + (
+            ["properties"] if used - set(ACTIVITY_FIELDS) else []
+        )
+        key_names = [f"k{j}" for j in range(plan.key_count)]
+        timed = [tp for tp in plan.types if tp in plan.timed]
+        if timed:  # window rules keep hit times: one group per time
+            keys.append(f"CASE type {' '.join(f'WHEN {literal(tp)} THEN t' for tp in timed)} END AS kt")
+        sum_names = [f"s{j}" for j in range(plan.slot_count)]
+        epoch = self._epoch("occurred_at")
+        type_marks = ", ".join([m] * len(plan.types))
+        query = (
+            f"SELECT lead_id, type, {', '.join([*key_names, ''])}count(*), min(t), max(t)"
+            f"{''.join(f', sum({s})' for s in sum_names)} FROM ("
+            f"SELECT lead_id, type, t{''.join(', ' + c for c in keys + sums)} FROM ("
+            f"SELECT lead_id, type, {''.join(c + ', ' for c in columns)}{epoch} AS t, {epoch} - {m} AS d "
+            "FROM activities "
+            f"WHERE type IN ({type_marks}) AND lead_id BETWEEN {m} AND {m}) AS a) AS b "
+            f"GROUP BY lead_id, type{''.join(', ' + k for k in key_names)}{', kt' if timed else ''}"
+        )
+        rows = self._raw_rows(query, (float(ref), *plan.types, *id_range))
+        flags = {
+            tp: tuple(name in ACTIVITY_FIELDS for name in plan.keys[tp]) if plan.keys[tp] else None
+            for tp in plan.types
+        }
+        decoded: dict[str, Any] = {}
+
+        def decode(raw: str) -> Any:
+            value = decoded.get(raw, _MISSING)
+            if value is _MISSING:
+                value = decoded[raw] = json.loads(raw)
+            return value
+
+        i = 2 + plan.key_count
+        out: dict[int, list[ActivityGroup]] = {}
+        get = out.get
+        for r in rows:
+            type_ = r[1]
+            fields = flags[type_]
+            values: tuple[Any, ...] = ()
+            if fields is not None:
+                if len(fields) == 1:
+                    raw = r[2]
+                    values = (raw if fields[0] or raw is None else decode(raw),)
+                else:
+                    values = tuple(
+                        raw if is_field or raw is None else decode(raw)
+                        for is_field, raw in zip(fields, r[2:i], strict=False)
+                    )
+            group = ActivityGroup(type_, values, r[i], r[i + 1], r[i + 2], r[i + 3 :])
+            found = get(r[0])
+            if found is None:
+                out[r[0]] = [group]
+            else:
+                found.append(group)
+        return out
+
+    def _raw_rows(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples straight from the driver's cursor, in this unit of work's transaction."""
+        cursor = self.conn.connection.cursor()
+        try:
+            cursor.execute(query, params)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
     def write_scores(self, rows: Sequence[ScoreWrite], *, model_id: int, at: datetime) -> None:
         if not rows:
             return
         m = self.mark
         when = bulk_datetime(at, self.dialect)
         state_cast = "" if self.dialect == "sqlite" else "::json"
-        self.conn.exec_driver_sql(
-            f"UPDATE leads SET fit_score = {m}, fit_grade = {m}, engagement_score = {m}, engagement_level = {m}, "
-            f"priority = {m}, excluded_by = {m}, engagement_state = {m}{state_cast}, scored_at = {m}, "
-            f"score_model_id = {m} WHERE id = {m} AND {self._same_stamp}",
-            [
-                (
-                    w.fit_score,
-                    w.fit_grade,
-                    w.engagement_score,
-                    w.engagement_level,
-                    w.priority,
-                    w.excluded_by,
-                    json.dumps(w.engagement_state, separators=(",", ":")),
-                    when,
-                    model_id,
-                    w.lead_id,
-                    w.stamp,
-                )
-                for w in rows
-            ],
+        rest = (
+            f"excluded_by = {m}, engagement_state = {m}{state_cast}, scored_at = {m}, score_model_id = {m} "
+            f"WHERE id = {m} AND {self._same_stamp}"
         )
+        changed = [w for w in rows if not w.grades_same]
+        if changed:
+            self.conn.exec_driver_sql(
+                f"UPDATE leads SET fit_score = {m}, fit_grade = {m}, engagement_score = {m}, "
+                f"engagement_level = {m}, priority = {m}, {rest}",
+                [
+                    (
+                        w.fit_score,
+                        w.fit_grade,
+                        w.engagement_score,
+                        w.engagement_level,
+                        w.priority,
+                        w.excluded_by,
+                        w.engagement_state,
+                        when,
+                        model_id,
+                        w.lead_id,
+                        w.stamp,
+                    )
+                    for w in changed
+                ],
+            )
+        if len(changed) < len(rows):  # grade, level and priority as stored: their indexes are left alone
+            self.conn.exec_driver_sql(
+                f"UPDATE leads SET fit_score = {m}, engagement_score = {m}, {rest}",
+                [
+                    (
+                        w.fit_score,
+                        w.engagement_score,
+                        w.excluded_by,
+                        w.engagement_state,
+                        when,
+                        model_id,
+                        w.lead_id,
+                        w.stamp,
+                    )
+                    for w in rows
+                    if w.grades_same
+                ],
+            )
         self._record_history([w for w in rows if w.changed], model_id=model_id, when=when)
 
     @property
@@ -263,22 +457,23 @@ class SqlScoringRepository:
         m = self.mark
         when = bulk_datetime(at, self.dialect)
         state_cast = "" if self.dialect == "sqlite" else "::json"
-        self.conn.exec_driver_sql(
-            f"UPDATE leads SET engagement_score = {m}, engagement_level = {m}, priority = {m}, "
-            f"engagement_state = {m}{state_cast}, scored_at = {m} WHERE id = {m}",
-            [
-                (
-                    w.engagement_score,
-                    w.engagement_level,
-                    w.priority,
-                    json.dumps(w.engagement_state, separators=(",", ":")),
-                    when,
-                    w.lead_id,
-                )
-                for w in rows
-            ],
-        )
-        self._record_history([w for w in rows if w.changed], model_id=model_id, when=when)
+        changed = [w for w in rows if w.changed]
+        if changed:
+            self.conn.exec_driver_sql(
+                f"UPDATE leads SET engagement_score = {m}, engagement_level = {m}, priority = {m}, "
+                f"engagement_state = {m}{state_cast}, scored_at = {m} WHERE id = {m}",
+                [
+                    (w.engagement_score, w.engagement_level, w.priority, w.engagement_state, when, w.lead_id)
+                    for w in changed
+                ],
+            )
+        if len(changed) < len(rows):  # level (so priority) as stored: their indexes are left alone
+            self.conn.exec_driver_sql(
+                f"UPDATE leads SET engagement_score = {m}, engagement_state = {m}{state_cast}, scored_at = {m} "
+                f"WHERE id = {m}",
+                [(w.engagement_score, w.engagement_state, when, w.lead_id) for w in rows if not w.changed],
+            )
+        self._record_history(changed, model_id=model_id, when=when)
 
     def score_history(self, lead_id: int) -> list[dict[str, Any]]:
         q = (
