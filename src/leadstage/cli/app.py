@@ -44,9 +44,15 @@ from leadstage.adapters.scoring_yaml import load_yaml
 from leadstage.adapters.security import hash_password
 from leadstage.bootstrap import Container, build
 from leadstage.config import Settings
-from leadstage.domain.errors import ConcurrencyConflict, NotFound, RuleViolation, ValidationError
+from leadstage.domain.errors import (
+    ConcurrencyConflict,
+    NotFound,
+    PermissionDenied,
+    RuleViolation,
+    ValidationError,
+)
 from leadstage.domain.segments import FilterSyntaxError
-from leadstage.domain.stages import Stage, Status, TransitionRequest
+from leadstage.domain.stages import Role, Stage, Status, TransitionRequest
 from leadstage.services import audit, ingest, scoring
 from leadstage.services import exports as export_service
 from leadstage.services import leads as lead_service
@@ -229,8 +235,31 @@ def few_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _import(kind: str, file: Path, map_file: Path | None, id_column: str | None, as_json: bool) -> None:
+#: Roles that bring data in and take it out in bulk.
+BULK_ROLES = frozenset({Role.ADMIN, Role.MARKETING, Role.SALES_MANAGER})
+
+
+def _bulk_actor(c: Container, as_user: str | None, verb: str) -> str:
+    """The acting user's name when their role may import or export (checked before any file is read)."""
+    with c.uow() as uow:
+        actor = lead_service.resolve_actor(uow, as_user)
+    if actor.role not in BULK_ROLES:
+        raise PermissionDenied(
+            f"role {actor.role.value} may not {verb}; administrators, marketing and sales managers may"
+        )
+    return actor.name
+
+
+def _import(
+    kind: str,
+    file: Path,
+    map_file: Path | None,
+    id_column: str | None,
+    as_json: bool,
+    as_user: str | None = None,
+) -> None:
     c = STATE.get()
+    actor = _bulk_actor(c, as_user, "import")
     spec = load_mapping(map_file)
     encoding = str((spec or {}).get("encoding") or "utf-8")
     source = open_source(
@@ -242,7 +271,7 @@ def _import(kind: str, file: Path, map_file: Path | None, id_column: str | None,
     rejects = CsvRejectSink(file, source.columns)
     try:
         with few_collections(), progress_bar(f"import {kind}", source.size_bytes) as bar:
-            ctx = c.import_context(progress=bar)
+            ctx = c.import_context(progress=bar, actor="import" if as_user is None else actor)
             report: ImportReport
             if kind == "leads":
                 report = ingest.import_leads(source, spec, ctx=ctx, rejects=rejects, id_column=id_column)
@@ -282,35 +311,48 @@ IdColOpt = Annotated[str | None, typer.Option("--id-column", help="Column holdin
 
 @import_app.command("leads")
 def import_leads(
-    file: FileArg, map_file: MapOpt = None, id_column: IdColOpt = None, as_json: JsonOpt = False
+    file: FileArg,
+    map_file: MapOpt = None,
+    id_column: IdColOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Import leads: one lead per person; every other column kept as a typed custom property."""
-    _import("leads", file, map_file, id_column, as_json)
+    _import("leads", file, map_file, id_column, as_json, as_user)
 
 
 @import_app.command("accounts")
 def import_accounts(
-    file: FileArg, map_file: MapOpt = None, id_column: IdColOpt = None, as_json: JsonOpt = False
+    file: FileArg,
+    map_file: MapOpt = None,
+    id_column: IdColOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Import accounts: one per company domain."""
-    _import("accounts", file, map_file, id_column, as_json)
+    _import("accounts", file, map_file, id_column, as_json, as_user)
 
 
 @import_app.command("activities")
 def import_activities(
-    file: FileArg, map_file: MapOpt = None, id_column: IdColOpt = None, as_json: JsonOpt = False
+    file: FileArg,
+    map_file: MapOpt = None,
+    id_column: IdColOpt = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Import activities (email|lead_id|external_id, type, occurred_at, source, campaign, content, ...)."""
-    _import("activities", file, map_file, id_column, as_json)
+    _import("activities", file, map_file, id_column, as_json, as_user)
 
 
-def _export(kind: str, file: Path, as_json: bool) -> None:
+def _export(kind: str, file: Path, as_json: bool, as_user: str | None = None) -> None:
     c = STATE.get()
+    actor = _bulk_actor(c, as_user, "export")
     count = export_service.export_records(
         kind, uow_factory=c.uow, open_sink=lambda columns: RecordWriter(file, columns)
     )
     with c.uow(write=True) as uow:
-        audit.record(uow, "admin", "export", at=c.clock.now(), target=kind, file=str(file), rows=count)
+        audit.record(uow, actor, "export", at=c.clock.now(), target=kind, file=str(file), rows=count)
         uow.commit()
     if as_json:
         emit_json({"kind": kind, "file": str(file), "rows": count})
@@ -319,21 +361,27 @@ def _export(kind: str, file: Path, as_json: bool) -> None:
 
 
 @export_app.command("leads")
-def export_leads(file: Annotated[Path, typer.Argument()], as_json: JsonOpt = False) -> None:
+def export_leads(
+    file: Annotated[Path, typer.Argument()], as_user: AsOpt = None, as_json: JsonOpt = False
+) -> None:
     """Export every lead, with custom properties as columns."""
-    _export("leads", file, as_json)
+    _export("leads", file, as_json, as_user)
 
 
 @export_app.command("activities")
-def export_activities(file: Annotated[Path, typer.Argument()], as_json: JsonOpt = False) -> None:
+def export_activities(
+    file: Annotated[Path, typer.Argument()], as_user: AsOpt = None, as_json: JsonOpt = False
+) -> None:
     """Export every activity."""
-    _export("activities", file, as_json)
+    _export("activities", file, as_json, as_user)
 
 
 @export_app.command("history")
-def export_history(file: Annotated[Path, typer.Argument()], as_json: JsonOpt = False) -> None:
+def export_history(
+    file: Annotated[Path, typer.Argument()], as_user: AsOpt = None, as_json: JsonOpt = False
+) -> None:
     """Export the whole stage history."""
-    _export("history", file, as_json)
+    _export("history", file, as_json, as_user)
 
 
 # ---- leads ---------------------------------------------------------------------------------------------

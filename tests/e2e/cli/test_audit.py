@@ -44,3 +44,21 @@ def test_changes_are_audited_with_who_and_where_and_rows_cannot_be_changed(capsy
             conn.execute(text(statement))
     engine.dispose()
     assert len(run(capsys, db_url, "audit", "list", "--json").json()["items"]) == len(log)
+
+
+def test_only_bulk_roles_import_and_export_and_they_are_refused_before_the_file_is_read(
+    capsys, db_url, tmp_path
+) -> None:
+    assert run(capsys, db_url, "init").code == 0
+    run(capsys, db_url, "users", "add", "rita", "--role", "sales_rep")
+    run(capsys, db_url, "users", "add", "mo", "--role", "marketing")
+    missing = str(tmp_path / "nowhere.csv")
+    assert run(capsys, db_url, "import", "leads", missing, "--as", "rita").code == 3
+    assert run(capsys, db_url, "export", "leads", str(tmp_path / "o.csv"), "--as", "rita").code == 3
+    leads = write_csv(tmp_path / "l.csv", ["email"], [["x@y.example"]])
+    assert run(capsys, db_url, "import", "leads", str(leads), "--as", "mo").code == 0
+    shown = run(capsys, db_url, "leads", "show", "x@y.example", "--json").json()
+    assert shown["history"][0]["actor"] == "mo"
+    assert run(capsys, db_url, "export", "leads", str(tmp_path / "o.csv"), "--as", "mo").code == 0
+    log = run(capsys, db_url, "audit", "list", "--action", "export", "--json").json()["items"]
+    assert log[0]["actor"] == "mo"
