@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from leadstage.cli.app import STATE, AsOpt, JsonOpt, app, emit_json, err
+from leadstage.cli.app import STATE, AsOpt, JsonOpt, app, emit_json, emit_listing, err
 from leadstage.services import access
 from leadstage.services import leads as lead_service
 
@@ -45,20 +43,8 @@ def tokens_list(as_json: JsonOpt = False) -> None:
     c = STATE.get()
     with c.uow() as uow:
         docs = [access.token_document(r) for r in uow.access.tokens()]
-    if as_json:
-        emit_json({"total": len(docs), "items": docs})
-        return
-    table = Table(title=f"{len(docs)} tokens")
-    for col in ("id", "user", "prefix", "scope", "name", "created_at", "last_used_at", "revoked_at"):
-        table.add_column(col)
-    for d in docs:
-        table.add_row(
-            *(
-                str(d[k] or "")
-                for k in ("id", "user", "prefix", "scope", "name", "created_at", "last_used_at", "revoked_at")
-            )
-        )
-    Console().print(table)
+    columns = ("id", "user", "prefix", "scope", "name", "created_at", "last_used_at", "revoked_at")
+    emit_listing(docs, columns, f"{len(docs)} tokens", as_json=as_json)
 
 
 @tokens_app.command("revoke")
@@ -125,12 +111,4 @@ def forms_list(as_json: JsonOpt = False) -> None:
             }
             for f in uow.access.forms()
         ]
-    if as_json:
-        emit_json({"total": len(docs), "items": docs})
-        return
-    table = Table(title=f"{len(docs)} forms")
-    for col in ("key", "name", "source", "redirect_url"):
-        table.add_column(col)
-    for d in docs:
-        table.add_row(*(str(d[k] or "") for k in ("key", "name", "source", "redirect_url")))
-    Console().print(table)
+    emit_listing(docs, ("key", "name", "source", "redirect_url"), f"{len(docs)} forms", as_json=as_json)

@@ -11,7 +11,7 @@ import gc
 import importlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +52,7 @@ from leadstage.domain.errors import (
     ValidationError,
 )
 from leadstage.domain.segments import FilterSyntaxError
-from leadstage.domain.stages import Role, Stage, Status, TransitionRequest
+from leadstage.domain.stages import BULK_ROLES, Stage, Status, TransitionRequest
 from leadstage.services import audit, ingest, scoring
 from leadstage.services import exports as export_service
 from leadstage.services import leads as lead_service
@@ -140,6 +140,21 @@ def _global(
 
 def emit_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, ensure_ascii=False, default=str, indent=2) + "\n")
+
+
+def emit_listing(
+    items: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str, *, as_json: bool
+) -> None:
+    """A list command's answer: ``{"total", "items"}`` with ``--json``, else a table of these columns."""
+    if as_json:
+        emit_json({"total": len(items), "items": items})
+        return
+    table = Table(title=title)
+    for name in columns:
+        table.add_column(name)
+    for item in items:
+        table.add_row(*("" if item.get(name) is None else str(item[name]) for name in columns))
+    Console().print(table)
 
 
 # ---- init ----------------------------------------------------------------------------------------------
@@ -233,10 +248,6 @@ def few_collections() -> Iterator[None]:
     finally:
         gc.set_threshold(*threshold)
         gc.unfreeze()
-
-
-#: Roles that bring data in and take it out in bulk.
-BULK_ROLES = frozenset({Role.ADMIN, Role.MARKETING, Role.SALES_MANAGER})
 
 
 def _bulk_actor(c: Container, as_user: str | None, verb: str) -> str:

@@ -6,10 +6,8 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from leadstage.cli.app import STATE, AsOpt, JsonOpt, app, emit_json
+from leadstage.cli.app import STATE, AsOpt, JsonOpt, app, emit_listing
 from leadstage.domain.errors import ValidationError
 from leadstage.domain.times import TimestampError, parse_timestamp
 from leadstage.services import audit
@@ -41,19 +39,5 @@ def audit_list(
     with c.uow() as uow:
         who = lead_service.resolve_actor(uow, as_user)
         items = audit.entries(uow, actor=who, who=actor, action=action, since=start, limit=limit)
-    if as_json:
-        emit_json({"total": len(items), "items": items})
-        return
-    table = Table(title=f"{len(items)} audit entries")
-    for col in ("at", "actor", "action", "target", "client", "details"):
-        table.add_column(col)
-    for e in items:
-        table.add_row(
-            e["at"][:19],
-            e["actor"],
-            e["action"],
-            e["target"] or "",
-            e["client"] or "",
-            str(e["details"] or ""),
-        )
-    Console().print(table)
+    columns = ("at", "actor", "action", "target", "client", "details")
+    emit_listing(items, columns, f"{len(items)} audit entries", as_json=as_json)

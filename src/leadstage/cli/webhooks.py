@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from leadstage.cli.app import STATE, AsOpt, JsonOpt, app, emit_json, err
+from leadstage.cli.app import STATE, AsOpt, JsonOpt, app, emit_json, emit_listing, err
 from leadstage.domain.errors import NotFound, PermissionDenied
 from leadstage.domain.stages import Role
 from leadstage.domain.webhooks import EVENT_TYPES
@@ -74,20 +74,8 @@ def webhooks_log(
         if not any(s.id == subscription_id for s in uow.webhooks.subscriptions(active_only=False)):
             raise NotFound(f"no webhook {subscription_id}")
         docs = [webhooks.outbox_json(i) for i in uow.webhooks.log(subscription_id, limit)]
-    if as_json:
-        emit_json({"total": len(docs), "items": docs})
-        return
-    table = Table(title=f"deliveries of webhook {subscription_id}")
-    for col in ("id", "type", "event", "status", "attempts", "last_status", "last_error"):
-        table.add_column(col)
-    for d in docs:
-        table.add_row(
-            *(
-                str(d[k] if d[k] is not None else "")
-                for k in ("id", "type", "event", "status", "attempts", "last_status", "last_error")
-            )
-        )
-    Console().print(table)
+    columns = ("id", "type", "event", "status", "attempts", "last_status", "last_error")
+    emit_listing(docs, columns, f"deliveries of webhook {subscription_id}", as_json=as_json)
 
 
 @webhooks_app.command("retry")

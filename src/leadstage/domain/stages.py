@@ -67,6 +67,8 @@ class Role(StrEnum):
 
 
 SALES_ROLES = frozenset({Role.SALES_REP, Role.SALES_MANAGER})
+#: Roles that bring data in and take it out in bulk (imports and exports).
+BULK_ROLES = frozenset({Role.ADMIN, Role.MARKETING, Role.SALES_MANAGER})
 
 
 class Action(StrEnum):

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -47,6 +47,22 @@ def page(q: Any, flt: LeadFilter) -> Any:
         q = q.where(lead_id < flt.after_id if flt.descending else lead_id > flt.after_id)
     q = q.order_by(lead_id.desc() if flt.descending else lead_id).offset(flt.offset)
     return q if flt.limit is None else q.limit(flt.limit)
+
+
+def insert_ignoring(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], unique: list[str]
+) -> int:
+    """Insert rows, skipping those whose ``unique`` columns are stored already; returns how many went in.
+
+    ``INSERT ... ON CONFLICT DO NOTHING`` on both databases: a duplicate is not an error, so no savepoint
+    is needed per row.
+    """
+    insert_for = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    added = 0
+    for row in rows:
+        stmt = insert_for(table).values(**row).on_conflict_do_nothing(index_elements=unique)
+        added += len(conn.execute(stmt.returning(*table.primary_key.columns)).all())  # rowcount is -1 here
+    return added
 
 
 def in_chunks(values: Sequence[Any], mark: str, size: int = 900) -> Iterator[tuple[tuple[Any, ...], str]]:
@@ -568,21 +584,7 @@ class SqlActivityRepository:
             "idempotency_key": activity.idempotency_key,
             "properties": dict(activity.properties) or None,
         }
-        dialect = self.conn.dialect.name
-        stmt: Any
-        if dialect == "postgresql":
-            stmt = (
-                pg_insert(t.activities)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            )
-        else:
-            stmt = (
-                sqlite_insert(t.activities)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            )
-        return bool(self.conn.execute(stmt).rowcount == 1)
+        return insert_ignoring(self.conn, t.activities, [values], ["idempotency_key"]) == 1
 
     def for_lead(self, lead_id: int, limit: int = 200) -> list[Activity]:
         q = (

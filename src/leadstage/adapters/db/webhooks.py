@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from leadstage.adapters.db import tables as t
+from leadstage.adapters.db.repositories import insert_ignoring
 from leadstage.services.ports import InboundHook, OutboxItem, Subscription
 
 _S, _O = t.webhook_subscriptions, t.outbox
@@ -85,15 +85,7 @@ class SqlWebhookRepository:
 
     def enqueue(self, items: Sequence[dict[str, Any]]) -> int:
         """Queue deliveries; one per (subscription, event) however often the same event is offered."""
-        added = 0
-        for item in items:
-            try:
-                with self.conn.begin_nested():
-                    self.conn.execute(insert(_O).values(item))
-                added += 1
-            except IntegrityError:
-                continue
-        return added
+        return insert_ignoring(self.conn, _O, items, ["subscription_id", "event_key"])
 
     def due(self, now: datetime, limit: int) -> list[OutboxItem]:
         q = (
@@ -168,14 +160,8 @@ class SqlWebhookRepository:
 
     def remember_signature(self, hook_id: int, signature: str, at: datetime) -> bool:
         """False when this signature was seen before (a replay)."""
-        try:
-            with self.conn.begin_nested():
-                self.conn.execute(
-                    insert(t.inbound_events).values(hook_id=hook_id, signature=signature, received_at=at)
-                )
-        except IntegrityError:
-            return False
-        return True
+        row = {"hook_id": hook_id, "signature": signature, "received_at": at}
+        return insert_ignoring(self.conn, t.inbound_events, [row], ["signature"]) == 1
 
 
 class SqlMailRepository:
@@ -233,15 +219,8 @@ class SqlMailRepository:
         return [dict(r._mapping) for r in self.conn.execute(q)]
 
     def enqueue(self, items: Sequence[dict[str, Any]]) -> int:
-        added = 0
-        for item in items:
-            try:
-                with self.conn.begin_nested():
-                    self.conn.execute(insert(t.mail_outbox).values(item))
-                added += 1
-            except IntegrityError:
-                continue
-        return added
+        """Queue mails; one per event key however often the same event is offered."""
+        return insert_ignoring(self.conn, t.mail_outbox, items, ["key"])
 
     def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         m = t.mail_outbox
