@@ -431,6 +431,7 @@ def test_a_refused_transition_exits_3_naming_the_allowed_actions(capsys, db_url,
 
 def test_a_missing_reason_exits_2_and_an_unknown_one_too(capsys, db_url, leads_file):
     run(capsys, db_url, "import", "leads", str(leads_file))
+    before = run(capsys, db_url, "leads", "show", "ana@acme-logistics.com", "--json").json()
     missing = run(capsys, db_url, "leads", "transition", "ana@acme-logistics.com", "disqualify")
     assert missing.code == 2
     assert "needs a reason code" in missing.err
@@ -450,6 +451,14 @@ def test_a_missing_reason_exits_2_and_an_unknown_one_too(capsys, db_url, leads_f
     assert "unknown reason code 'ugly'" in unknown.err
     assert run(capsys, db_url, "leads", "transition", "nobody@nowhere.io", "accept").code == 2
     assert run(capsys, db_url, "leads", "transition", "ana@acme-logistics.com", "fly").code == 2
+    after = run(capsys, db_url, "leads", "show", "ana@acme-logistics.com", "--json").json()
+    assert (after["history"], after["version"], after["status"]) == (
+        before["history"],
+        before["version"],
+        "open",
+    )
+    assert after["disqualification"] is None
+    assert run(capsys, db_url, "tasks", "list", "--all", "--json").json()["total"] == 0
 
 
 def test_roles_are_enforced_with_as_user(capsys, db_url, leads_file):
