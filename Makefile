@@ -12,14 +12,14 @@ PORT ?= 8000
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,web-test]"   # every extra of the project, together
 	touch $(STAMP)
 
 install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/leadstage init
-	$(BIN)/leadstage demo --leads $(DEMO_LEADS) --seed 42 --if-empty
+	LEADSTAGE_HOST=$(HOST) LEADSTAGE_PORT=$(PORT) $(BIN)/leadstage demo --leads $(DEMO_LEADS) --seed 42 --if-empty
 	$(BIN)/leadstage serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
@@ -33,7 +33,7 @@ imports: $(STAMP)
 	$(BIN)/lint-imports
 
 pytest: $(STAMP)
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 --dist loadgroup -q   # browser tests share one worker (one server, one Chromium)
 
 test: lint typecheck imports pytest
 

@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--activities", type=int, default=1_000_000)
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--prepare-only", action="store_true", help="generate the files and leads, then stop")
     args = parser.parse_args()
     work = OUT / f"import-{args.leads}-{args.activities}"
     work.mkdir(parents=True, exist_ok=True)
@@ -100,6 +101,8 @@ def main() -> None:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         con.close()
         tmp.rename(base)
+    if args.prepare_only:
+        return
     activities = Path(paths["activities"])
     base_rates: list[float] = []
     product_rates: list[float] = []

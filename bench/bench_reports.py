@@ -43,6 +43,8 @@ REPORTS: dict[str, tuple[str, dict[str, Any]]] = {
     "velocity": ("velocity", {}),
     "attribution (by source, the default)": ("attribution", {}),
     "attribution --by content": ("attribution", {"by": "content"}),
+    # another half-life than the default: credits computed from the touches, not the stored ones
+    "attribution --half-life 14": ("attribution", {"half_life_days": 14.0}),
     "feedback": ("feedback", {}),
     "calibration": ("calibration", {}),
 }

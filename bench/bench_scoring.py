@@ -38,26 +38,16 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--leads", type=int, default=1_000_000)
-    parser.add_argument("--activities", type=int, default=10_000_000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--explains", type=int, default=500)
-    parser.add_argument("--runs", type=int, default=1, help="runs of `score run`, each on a fresh copy")
-    parser.add_argument("--prepare-only", action="store_true", help="generate and import the data, then stop")
-    args = parser.parse_args()
-    work = OUT / f"scoring-{args.leads}-{args.activities}"
+def prepare(leads: int, activities: int) -> Path:
+    """The benchmark database: demo-generator files imported with incremental scoring off (kept unscored
+    under bench/out/, made once)."""
+    work = OUT / f"scoring-{leads}-{activities}"
     work.mkdir(parents=True, exist_ok=True)
     files = work / "files.json"
     if not files.exists():
         started = time.perf_counter()
         files.write_text(
-            json.dumps(
-                write_benchmark_files(work, leads=args.leads, activities=args.activities, seed=4, now=NOW)
-            )
+            json.dumps(write_benchmark_files(work, leads=leads, activities=activities, seed=4, now=NOW))
         )
         print(f"files written in {time.perf_counter() - started:.0f} s")
     paths = json.loads(files.read_text())
@@ -76,14 +66,31 @@ def main() -> None:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         con.close()
         tmp.rename(imported)
+    return imported
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--leads", type=int, default=1_000_000)
+    parser.add_argument("--activities", type=int, default=10_000_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--explains", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=1, help="runs of `score run`, each on a fresh copy")
+    parser.add_argument("--prepare-only", action="store_true", help="generate and import the data, then stop")
+    args = parser.parse_args()
+    imported = prepare(args.leads, args.activities)
+    work = imported.parent
     if args.prepare_only:
         return
     db = work / "scoring.db"
-    run_times, cpu_times, loads = [], [], []
+    run_times, cpu_times, loads, loads_before = [], [], [], []
     for i in range(args.runs):
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         shutil.copy(imported, db)
+        loads_before.append(os.getloadavg()[0])
         started, used = time.perf_counter(), _children_cpu()
         result = run(
             [leadstage_bin(), "--db", str(db), "score", "run", "--workers", str(args.workers), "--json"]
@@ -138,8 +145,9 @@ Command: `.venv/bin/python bench/bench_scoring.py --leads {args.leads} --activit
 ({machine()}). Demo-generator data imported with incremental scoring off; default scoring model; each
 run of `score run` starts from a fresh copy of the unscored database; median of {args.runs} run(s)
 ({", ".join(f"{s:.1f} s" for s in run_times)}). The command's own processes used a median
-{median(cpu_times):.1f} s of CPU per run (the work, whatever else shares the cores; load average at the
-end of the runs: {", ".join(f"{x:.1f}" for x in loads)}).
+{median(cpu_times):.1f} s of CPU per run (the work, whatever else shares the cores; load average before and
+after each run: {", ".join(f"{x:.1f} / {y:.1f}" for x, y in zip(loads_before, loads, strict=True))}; other work
+on the machine ran niced, the runs did not).
 
 | measure | value |
 |---|---|

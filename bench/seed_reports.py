@@ -7,7 +7,8 @@ database migrated by leadstage itself. Every lead gets a ``create`` row, then a 
 transition table (promote, accept or reject, qualify, open an opportunity, win with an amount, lose,
 recycle, disqualify, reopen into a new cycle, advocate), so recycled and reopened leads are part of the
 data; activities (about ``--activities / --leads`` per lead, more for leads that went further) carry
-sources, campaigns and content assets, and score columns are filled. Deterministic for a seed.
+sources, campaigns and content assets, and score columns are filled. Deterministic for a seed. The
+report facts (ADR 18) are then computed for every lead, as migration 0014 does for existing data.
 
 SQLite lands in ``bench/out/reports-N-M/reports.db``; PostgreSQL in database ``leadstage_bench_reports``
 on ``LEADSTAGE_BENCH_PG_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``).
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from common import NOW, OUT
+from leadstage.adapters.db import report_facts
 from leadstage.adapters.db.engine import make_engine, upgrade
 
 PG_ADMIN = os.environ.get("LEADSTAGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -346,6 +348,10 @@ def seed_sqlite(path: Path, gen: Journeys) -> None:
     con.execute("COMMIT")
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
+    engine = make_engine(str(path))
+    with engine.begin() as conn:  # the rows bypassed the repositories: their report facts, as migration 0014
+        report_facts.rebuild(conn)
+    engine.dispose()
 
 
 def pg_url() -> str:
@@ -380,12 +386,16 @@ def seed_postgres(gen: Journeys) -> None:
             for row in hist:
                 copy.write_row(row)
         print(f"  postgres: {leads[-1][0]:,} leads", flush=True)
+    # the ids so far came from the generator: the sequence moves past them before the top-up draws new ones
+    cur.execute("SELECT setval(pg_get_serial_sequence('activities', 'id'), (SELECT max(id) FROM activities))")
     top_up(cur, gen.target_activities)
     for table in ("users", "leads", "activities", "lead_history"):
         cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     raw.commit()
     cur.execute("COMMIT")
     raw.close()
+    with engine.begin() as conn:  # the rows bypassed the repositories: their report facts, as migration 0014
+        report_facts.rebuild(conn)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
     engine.dispose()

@@ -87,14 +87,19 @@ def _truncate_pg(url: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
-    """A migrated, empty database: SQLite (a copy of a template) or PostgreSQL (truncated)."""
+def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """A migrated, empty database: SQLite (a copy of a template) or PostgreSQL (truncated). PostgreSQL
+    has no file beside it for the session signing key: LEADSTAGE_SECRET_FILE names one in the test's
+    temporary directory."""
     if request.param == "sqlite":
         path = tmp_path / "leadstage.db"
         shutil.copy(sqlite_template, path)
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("pg_server")
     _truncate_pg(url)
+    monkeypatch.setenv("LEADSTAGE_SECRET_FILE", str(tmp_path / "session-keys.json"))
     return url
 
 

@@ -13,11 +13,13 @@ from leadstage.adapters.db.engine import make_engine
 from leadstage.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from leadstage.adapters.http import UrllibSender
 from leadstage.adapters.identity import LibraryIdentityNormalizer
+from leadstage.adapters.keyring import KeyringFile, create_keyring, require_path
 from leadstage.adapters.mail import SmtpMailer
 from leadstage.adapters.scoring_yaml import load_qualification_setup, load_yaml
 from leadstage.config import Settings
 from leadstage.domain.identity import EmailRules
 from leadstage.domain.qualification import DEFAULT_SETUP, QualificationSetup
+from leadstage.domain.signing import Keyring
 from leadstage.services import notifications, webhooks
 from leadstage.services import tick as tick_service
 from leadstage.services.ingest import ImportContext
@@ -29,6 +31,7 @@ from leadstage.services.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from leadstage.services.report_cache import ReportCache
 from leadstage.services.scoring import Loader
 from leadstage.services.tick import Evaluator
 
@@ -49,6 +52,15 @@ class Container:
         """A unit of work that will write (on SQLite: takes the write lock up front); a factory like ``uow``."""
         return self.uow(write=write)
 
+    @cached_property
+    def _serial_uow(self) -> SqlUnitOfWorkFactory:
+        return SqlUnitOfWorkFactory(self.engine, serial=True)
+
+    def serial_writer(self, *, write: bool = True) -> UnitOfWork:
+        """A writer that takes turns with every other identity-resolving writer (imports from any process
+        or server), transaction by transaction: two imports never both create the same person."""
+        return self._serial_uow(write=True)
+
     def scoring_loader(self) -> Loader:
         """Reads scoring model documents (YAML with line numbers)."""
         return lambda text, name: load_yaml(text, source=name)
@@ -57,7 +69,7 @@ class Container:
         """How imports run here: settings, clock, identity rules, and scoring as records land (when on)."""
         s = self.settings
         return ImportContext(
-            uow_factory=self.writer,  # imports always write: take the write lock up front
+            uow_factory=self.serial_writer,  # imports write and resolve identities: one batch at a time
             clock=self.clock,
             normalizer=self.identity,
             email_rules=self.email_rules,
@@ -85,7 +97,30 @@ class Container:
                 password=s.smtp_password,
             )
             evaluators.append(("mail", lambda uow, now: notifications.run(uow, mailer, now)))
+        if "report_cache" in self.__dict__:  # pages asked for reports: keep them fresh (ADR 19)
+            evaluators.append(("reports", self.report_cache.refresh_due))
         return evaluators
+
+    @cached_property
+    def _keyring_file(self) -> KeyringFile:
+        return KeyringFile(require_path(self.settings.database_url, self.settings.secret_file))
+
+    def keyring_path(self) -> Path:
+        """Where the session signing keys are kept (``KeyringProblem`` when that is not known)."""
+        return self._keyring_file.path
+
+    def ensure_keyring(self) -> bool:
+        """Generate the signing key file when it does not exist yet; True when it was created now."""
+        return create_keyring(self.keyring_path(), at=self.clock.now())
+
+    def session_keys(self) -> Keyring:
+        """The current signing keys (read again when another process rotated them)."""
+        return self._keyring_file.get()
+
+    @cached_property
+    def report_cache(self) -> ReportCache:
+        """Report documents for pages (the dashboard), computed once and refreshed by the tick."""
+        return ReportCache(self.uow, self.clock)
 
     @cached_property
     def qualification(self) -> QualificationSetup:

@@ -70,6 +70,28 @@ class Settings(BaseSettings):
         ge=0,
         description="`leadstage serve` runs `tick` (SLAs, hand-off queue) this often; 0 turns it off.",
     )
+    token_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="`serve` trusts a checked API token this long without reading it again: a token revoked "
+        "(or a user deactivated) from another process stops working within it; 0 reads every time.",
+    )
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Processes `leadstage serve` starts (each answers requests)."
+    )
+    lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="How long a server's claim on running the background loop lasts unless renewed; a "
+        "server that stopped is replaced by another within about this long.",
+    )
+    secret_file: str | None = Field(
+        default=None,
+        description="The session signing key file; unset: beside a SQLite database file "
+        "(`leadstage.db.secret`); required for PostgreSQL.",
+    )
 
     @field_validator("default_timezone")
     @classmethod

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import text
 
 from leadstage.adapters.clock import FixedClock
+from leadstage.adapters.db import report_facts
 from leadstage.bootstrap import Container, build
 from leadstage.cli.app import install_default_model
 from leadstage.cli.scoring import yaml_loader
@@ -154,6 +155,8 @@ def _build(c: Container) -> None:
         conn.execute(
             text(f"DELETE FROM activities WHERE lead_id IN ({won[2]}, {ids[20]}, {ids[21]}, {mqls[8]})")
         )
+        # no command deletes activities: their report facts are recomputed as every write does (ADR 18)
+        report_facts.history_changed(conn, [won[2], ids[20], ids[21], mqls[8]])
         # a rejected lead that the score called hot at the time, though it is cold now
         conn.execute(text("UPDATE leads SET priority = 'D4' WHERE id = :id"), {"id": rejected.lead_id})
         conn.execute(

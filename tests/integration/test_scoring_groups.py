@@ -99,7 +99,9 @@ def test_aggregated_states_equal_the_one_by_one_fold(container, seed):
             if n % 40 == 0:
                 when = NOW - timedelta(days=3)  # hits at one same time (window rules keep each)
             if lead_id == ids[0] and n % 7 == 0:
-                when = datetime(1975, 3, 1, tzinfo=UTC)  # too far back for the sums: folded one by one
+                when = datetime(1975, 3, 1, tzinfo=UTC)  # far back: vanishes from the sums beside later ones
+            if lead_id == ids[1]:  # nothing but far back: too far for the sums, folded one by one
+                when = datetime(1975, 3, 1, tzinfo=UTC) + timedelta(seconds=rng.randint(0, 10**6))
             rows.append(
                 (
                     lead_id,

@@ -638,3 +638,17 @@ def test_cli_refuses_a_duplicate_name_and_unknown_segments(cli_db, capsys):
     assert run(capsys, cli_db, "segments", "show", "Nope").code == 2
     assert run(capsys, cli_db, "segments", "delete", "MQLs").code == 0
     assert run(capsys, cli_db, "segments", "delete", "MQLs").code == 2
+
+
+def test_cli_segment_editing_is_for_admins_marketing_and_sales_managers(cli_db, capsys):
+    run(capsys, cli_db, "users", "add", "rob", "--role", "sales_rep")
+    run(capsys, cli_db, "users", "add", "mia", "--role", "marketing")
+    refused = run(capsys, cli_db, "segments", "create", "Mine", "--filter", "stage = mql", "--as", "rob")
+    assert refused.code == 3
+    assert "may not create segments" in refused.err
+    assert stored_segments(cli_db) == 0
+    assert (
+        run(capsys, cli_db, "segments", "create", "Mine", "--filter", "stage = mql", "--as", "mia").code == 0
+    )
+    assert run(capsys, cli_db, "segments", "delete", "Mine", "--as", "rob").code == 3
+    assert run(capsys, cli_db, "segments", "delete", "Mine", "--as", "mia").code == 0

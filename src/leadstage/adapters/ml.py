@@ -27,6 +27,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
@@ -54,6 +55,7 @@ _LGB_PARAMS: dict[str, Any] = {
 _LGB_ROUNDS = 400
 _LR_C = 0.05
 _MIN_LEVEL = 10
+_ZERO = 1e-35  # LightGBM's own: smaller values are zeros
 
 
 def sha256_text(text: str) -> str:
@@ -151,6 +153,57 @@ class Encoder:
             groups.append("(unanswered fields)")
         return _stack(parts, n), groups
 
+    def tree_sparse(self, frame: FeatureFrame) -> sparse.csr_matrix:
+        """``tree_matrix(frame)[0]`` as a sparse matrix (the same columns; zeros left out, as LightGBM leaves
+        them out of a dense row too): one-hot blocks are mostly zeros, and LightGBM predicts from a sparse
+        matrix without reading them. Tests hold the two equal."""
+        n = frame.n_rows
+        every = np.arange(n)
+        rows: list[NDArray[np.int64]] = []
+        cols: list[NDArray[np.int64]] = []
+        values: list[Array] = []
+        at = 0
+
+        def column(x: Array) -> None:
+            nonlocal at
+            kept = (np.abs(x) > _ZERO) | np.isnan(x)
+            rows.append(every[kept])
+            cols.append(np.full(int(kept.sum()), at, dtype=np.int64))
+            values.append(x[kept])
+            at += 1
+
+        missing = np.zeros(n)
+        for name in self.categorical:
+            codes = self._codes(frame, name, None)
+            k = len(self.levels[name])
+            hot = codes <= k  # the last code (missing) has no column of its own
+            rows.append(every[hot])
+            cols.append(at + codes[hot])
+            values.append(np.ones(int(hot.sum())))
+            at += k + 1
+            missing += codes == k + 1
+            if len(self.levels[name]) >= 5:
+                freq = np.array(
+                    [
+                        *(self.counts[name][lv] for lv in self.levels[name]),
+                        self.counts[name]["\0other"],
+                        np.nan,
+                    ]
+                )
+                column(freq[codes])
+        for name in self.numeric:
+            x = _floats(frame.columns[name], None)
+            column(x)
+            if name in self.spikes:
+                column((x == self.spikes[name]).astype(np.float64))
+        if self.categorical:
+            column(missing)
+        matrix = sparse.csr_matrix(
+            (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(n, at)
+        )
+        matrix.sort_indices()
+        return matrix
+
     def tree_monotone(self, groups: Sequence[str]) -> list[int]:
         out: list[int] = []
         seen: set[str] = set()
@@ -195,11 +248,13 @@ class Encoder:
         return (x - np.array(self.linear_mean)) / np.array(self.linear_std), groups
 
     def _codes(self, frame: FeatureFrame, name: str, rows: NDArray[np.int64] | None) -> NDArray[np.int64]:
-        index = {lv: j for j, lv in enumerate(self.levels[name])}
-        other, gone = len(index), len(index) + 1
+        index: dict[Any, int] = {lv: j for j, lv in enumerate(self.levels[name])}
+        other = len(index)
+        index[None] = other + 1
         col = frame.columns[name]
-        it = col if rows is None else (col[i] for i in rows)
-        return np.fromiter((gone if v is None else index.get(v, other) for v in it), dtype=np.int64)
+        get = index.get
+        codes = [get(v, other) for v in col] if rows is None else [get(col[i], other) for i in rows]
+        return np.array(codes, dtype=np.int64)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -251,8 +306,14 @@ def _n(frame: FeatureFrame, rows: NDArray[np.int64] | None) -> int:
 
 
 def _floats(col: Sequence[Any], rows: NDArray[np.int64] | None) -> Array:
-    it = col if rows is None else (col[i] for i in rows)
-    return np.fromiter((np.nan if v is None else float(v) for v in it), dtype=np.float64)
+    try:  # numbers and None (NaN) convert in one go
+        whole = np.asarray(col, dtype=np.float64)
+    except (TypeError, ValueError):
+        it = col if rows is None else (col[i] for i in rows)
+        return np.fromiter((np.nan if v is None else float(v) for v in it), dtype=np.float64)
+    if whole.ndim != 1:
+        raise TypeError(f"a numeric column holds {whole.ndim}-dimensional values")
+    return whole if rows is None else whole[rows]
 
 
 def _monotone_direction(x: Array, y: Array, edges: Array) -> int:
@@ -292,8 +353,11 @@ def _fit_trees(x: Array, y: Array, monotone: list[int], n_rows: int) -> list[lgb
     return boosters
 
 
-def _trees_margin(boosters: Sequence[lgb.Booster], x: Array) -> Array:
-    return np.mean([b.predict(x, raw_score=True) for b in boosters], axis=0)  # type: ignore[no-any-return]
+def _trees_margin(boosters: Sequence[lgb.Booster], x: Array | sparse.csr_matrix) -> Array:
+    # one thread, like training: scoring runs in processes where it needs more (and OpenMP must not
+    # start a pool of threads in a forked worker)
+    margins = [b.predict(x, raw_score=True, num_threads=1) for b in boosters]
+    return np.mean(margins, axis=0)  # type: ignore[no-any-return]
 
 
 def _fit_linear(x: Array, y: Array) -> LogisticRegression:
@@ -465,7 +529,7 @@ class LoadedPredictor:
         self.encoder = Encoder.from_json(doc["encoder"])
         self.groups: list[str] = list(doc["groups"])
         self.a, self.b = (float(v) for v in doc["platt"])
-        self.deciles: list[float] = list(doc["deciles"])
+        self.cut_points: list[float] = list(doc["deciles"])
         self.features = [*self.encoder.categorical, *self.encoder.numeric]
         self.boosters = [lgb.Booster(model_str=s) for s in doc.get("boosters", [])]
         self.coef = np.array(doc.get("coef", []), dtype=np.float64)
@@ -479,18 +543,26 @@ class LoadedPredictor:
     def predict(self, frame: FeatureFrame) -> list[float]:
         if frame.n_rows == 0:
             return []
-        x = self._matrix(frame)
-        margin = (
-            _trees_margin(self.boosters, x) if self.kind == "lightgbm" else x @ self.coef + self.intercept
-        )
+        if self.kind == "lightgbm":  # sparse: LightGBM then reads only the values that are not zero
+            margin = _trees_margin(self.boosters, self.encoder.tree_sparse(frame))
+        else:
+            margin = self._matrix(frame) @ self.coef + self.intercept
         return [float(v) for v in _sigmoid(self.a * margin + self.b)]
 
     def decile(self, p: float) -> int:
         """1 = the top tenth of the leads the model was trained on, 10 = the bottom."""
-        for i, cut in enumerate(self.deciles):
+        for i, cut in enumerate(self.cut_points):
             if p >= cut:
                 return i + 1
         return 10
+
+    def deciles(self, probabilities: Sequence[float]) -> list[int]:
+        """``decile`` of each probability (the first cut point it reaches, else 10), at once."""
+        p = np.asarray(probabilities, dtype=np.float64)
+        out = np.full(p.shape, 10, dtype=np.int64)
+        for i in reversed(range(len(self.cut_points))):  # the first cut reached wins: assigned last
+            out[p >= self.cut_points[i]] = i + 1
+        return [int(d) for d in out]
 
     def contributions(self, frame: FeatureFrame) -> list[dict[str, float]]:
         """Per row: log-odds contribution of each input column (calibrated scale)."""
@@ -498,7 +570,9 @@ class LoadedPredictor:
             return []
         x = self._matrix(frame)
         if self.kind == "lightgbm":
-            contrib = np.mean([b.predict(x, pred_contrib=True) for b in self.boosters], axis=0)[:, :-1]
+            contrib = np.mean(
+                [b.predict(x, pred_contrib=True, num_threads=1) for b in self.boosters], axis=0
+            )[:, :-1]
         else:
             contrib = x * self.coef
         contrib = contrib * self.a

@@ -9,17 +9,21 @@ stored) and a per-address rate limit. Browsers are redirected to the form's than
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from leadstage.api.routes import PROBLEM_RESPONSES
 from leadstage.api.security import container, rate_limited
+from leadstage.bootstrap import Container
 from leadstage.domain.errors import NotFound, ValidationError
 from leadstage.domain.webhooks import SIGNATURE_HEADER
 from leadstage.services import capture, webhooks
 from leadstage.services import leads as lead_service
+from leadstage.services.ports import CaptureForm
 
 router = APIRouter(prefix="/api/v1", responses=PROBLEM_RESPONSES, tags=["capture"])
 HONEYPOT = "_hp"
@@ -78,10 +82,7 @@ async def capture_form(request: Request, key: Annotated[str, Path(min_length=6, 
     """Public: a form post creates or matches the lead and records the submission."""
     rate_limited(request, "capture")
     c = container(request)
-    with c.uow() as uow:
-        form = uow.access.form_by_key(key)
-    if form is None or not form.active:
-        raise NotFound(f"no capture form {key!r}")
+    form = await run_in_threadpool(_form, c, key)
     fields, browser = await _fields(request)
     if len(fields) > MAX_FIELDS:
         raise ValidationError(f"at most {MAX_FIELDS} fields", field="body")
@@ -98,6 +99,20 @@ async def capture_form(request: Request, key: Annotated[str, Path(min_length=6, 
     if not any(record.get(f) for f in ("email", "phone")):
         raise ValidationError("the form needs an email or a phone number", field="email")
     record.setdefault("source", form.source or "form")
+    await run_in_threadpool(_submit, c, form, record)  # the database work, off the event loop
+    return done
+
+
+def _form(c: Container, key: str) -> CaptureForm:
+    with c.uow() as uow:
+        form = uow.access.form_by_key(key)
+    if form is None or not form.active:
+        raise NotFound(f"no capture form {key!r}")
+    return form
+
+
+def _submit(c: Container, form: CaptureForm, record: dict[str, Any]) -> None:
+    """The lead (created or recognised) and its ``form_submit`` activity."""
     ctx = c.import_context(actor=f"form:{form.name}")
     _report, rejects = capture.import_records("leads", [record], ctx=ctx)
     if rejects:
@@ -112,8 +127,8 @@ async def capture_form(request: Request, key: Annotated[str, Path(min_length=6, 
         "content": form.name,
         "lead_id": lead_id,
     }
-    capture.import_records("activities", [activity], ctx=ctx)
-    return done
+    # one submission is one arrival: the lead's import above already judged a disqualified person's return
+    capture.import_records("activities", [activity], ctx=replace(ctx, judge_resurfacing=False))
 
 
 @router.post(
@@ -131,10 +146,13 @@ async def inbound_hook(request: Request, name: Annotated[str, Path(min_length=1,
     rate_limited(request, "hooks")
     c = container(request)
     body = await request.body()
+    return await run_in_threadpool(_hook, c, name, request.headers.get(SIGNATURE_HEADER), body)
+
+
+def _hook(c: Container, name: str, signature: str | None, body: bytes) -> Response:
+    """Check the signature (and remember it against replays), then import the activities."""
     with c.uow(write=True) as uow:
-        source = webhooks.accept_inbound(
-            uow, name, request.headers.get(SIGNATURE_HEADER), body, now=c.clock.now()
-        )
+        source = webhooks.accept_inbound(uow, name, signature, body, now=c.clock.now())
         uow.commit()
     try:
         doc = json.loads(body or b"null")

@@ -1,26 +1,41 @@
 """Long operations over HTTP run as jobs: the request answers 202 with the job's URL; the job runs in a
 worker thread of the server and keeps its result (or error) in the database, where ``GET /api/v1/jobs/ID``
-finds it. Jobs a stopped server left unfinished are marked failed when the server starts again."""
+finds it. Jobs a stopped server left unfinished are marked failed once its server lease has run out (by
+the next server to start, or by the background loop of a server still running)."""
 
 from __future__ import annotations
 
 import secrets
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from leadstage.api.routes import PROBLEM_RESPONSES
 from leadstage.api.security import Principal, Reader, container
 from leadstage.bootstrap import Container
-from leadstage.domain.errors import DomainError, NotFound
+from leadstage.domain.errors import NotFound
 from leadstage.domain.stages import Role
+from leadstage.services.jobs import run_job
 from leadstage.services.ports import Job
 
 router = APIRouter(prefix="/api/v1", responses=PROBLEM_RESPONSES, tags=["jobs"])
+#: Jobs waiting or running in one server at most; more are refused with 429 until some finish.
+MAX_PENDING = 16
+
+
+class JobAccepted(BaseModel):
+    id: str
+    status: str
+    url: str
+
+
+JOB_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": JobAccepted, "description": "Accepted: poll the job at `url` (also in Location)"}
+}
 
 
 def executor(request: Request) -> ThreadPoolExecutor:
@@ -33,6 +48,12 @@ def start_job(
 ) -> JSONResponse:
     """Record a job, run ``work`` in the background, and answer 202 with where to find the result."""
     c = container(request)
+    pending: list[Any] = request.app.state.pending_jobs
+    pending[:] = [f for f in pending if not f.done()]
+    if len(pending) >= MAX_PENDING:
+        raise HTTPException(
+            429, f"{len(pending)} jobs are waiting or running; try again later", {"Retry-After": "30"}
+        )
     job_id = secrets.token_hex(12)
     with c.uow(write=True) as uow:
         uow.access.add_job(
@@ -43,10 +64,11 @@ def start_job(
                 params=params,
                 created_by=who.actor.name,
                 created_at=c.clock.now(),
+                runner=request.app.state.holder,
             )
         )
         uow.commit()
-    executor(request).submit(_run, c, job_id, work)
+    pending.append(executor(request).submit(_run, c, job_id, work))
     url = f"/api/v1/jobs/{job_id}"
     return JSONResponse(
         {"id": job_id, "status": "queued", "url": url}, status_code=202, headers={"Location": url}
@@ -54,22 +76,7 @@ def start_job(
 
 
 def _run(c: Container, job_id: str, work: Callable[[Container], Any]) -> None:
-    with c.uow(write=True) as uow:
-        uow.access.update_job(job_id, status="running", started_at=c.clock.now())
-        uow.commit()
-    try:
-        result = work(c)
-        values: dict[str, Any] = {"status": "done", "result": result}
-    except DomainError as exc:
-        values = {"status": "failed", "error": str(exc)}
-    except Exception as exc:  # a job's failure is kept for whoever polls it, with where it happened
-        values = {
-            "status": "failed",
-            "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
-        }
-    with c.uow(write=True) as uow:
-        uow.access.update_job(job_id, finished_at=c.clock.now(), **values)
-        uow.commit()
+    run_job(c.writer, c.clock, job_id, lambda: work(c))
 
 
 @router.get("/jobs/{job_id}")

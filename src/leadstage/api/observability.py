@@ -167,4 +167,11 @@ def metrics(request: Request, who: Reader) -> PlainTextResponse:
             lines.append(f"{name} {int(conn.execute(query).scalar_one())}")
     lines.append("# TYPE leadstage_background_ticks_total counter")
     lines.append(f"leadstage_background_ticks_total {getattr(request.app.state, 'ticks', 0)}")
+    lines.append(
+        "# HELP leadstage_background_loop_lease_held 1 on the one server running the background loop."
+    )
+    lines.append("# TYPE leadstage_background_loop_lease_held gauge")
+    lines.append(
+        f"leadstage_background_loop_lease_held {int(getattr(request.app.state, 'lease_held', False))}"
+    )
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from leadstage.domain.errors import (
@@ -84,18 +84,24 @@ def install(app: FastAPI) -> None:
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
         if exc.status_code == 405:  # every method of every route at this path, not only the first route's
-            methods = {
-                m
-                for route in request.app.router.routes
-                if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
-                for m in route.methods or ()
-            }
-            response.headers["Allow"] = ", ".join(sorted(methods))
+            response.headers["Allow"] = ", ".join(_allowed(request))
         return response
 
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, request_invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods of the most literal path that matches (``/leads/batch`` rather than ``/leads/{ref}``)."""
+    by_template: dict[str, set[str]] = {}
+    for route in iter_route_contexts(request.app.router.routes):
+        if isinstance(route.original_route, APIRoute) and route.path_regex.match(request.url.path):
+            by_template.setdefault(route.path or "", set()).update(route.methods or ())
+    if not by_template:
+        return []
+    best = min(by_template, key=lambda path: path.count("{"))
+    return sorted(by_template[best])
 
 
 def _title(status: int) -> str:

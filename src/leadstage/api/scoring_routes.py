@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from leadstage.api.jobs import start_job
+from leadstage.api.jobs import JOB_ACCEPTED, start_job
 from leadstage.api.routes import PROBLEM_RESPONSES, Strict
 from leadstage.api.security import Reader, Uow, Writer, container
 from leadstage.bootstrap import Container
@@ -64,7 +64,7 @@ def validate_model(request: Request, body: ModelIn, uow: Uow, who: Reader) -> di
     return {**scoring.summary(model), "warnings": list(model.warnings)}
 
 
-@router.post("/models", status_code=202)
+@router.post("/models", status_code=202, responses=JOB_ACCEPTED)
 def activate_model(request: Request, body: ModelIn, uow: Uow, who: Writer) -> JSONResponse:
     """Validate (422 at once when invalid), store and activate a model; rescoring every lead is a job."""
     c = container(request)
@@ -96,7 +96,7 @@ def activate_model(request: Request, body: ModelIn, uow: Uow, who: Writer) -> JS
     return start_job(request, "activate_model", {"model_id": stored.id, "name": model.name}, who, rescore)
 
 
-@router.post("/backtest", status_code=202)
+@router.post("/backtest", status_code=202, responses=JOB_ACCEPTED)
 def run_backtest(request: Request, body: BacktestIn, who: Reader) -> JSONResponse:
     """Replay history with a candidate model beside the active one (a job); the result is the document of
     ``leadstage score backtest --json``."""

@@ -3,7 +3,6 @@ size limits and rate limits for the public endpoints."""
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -11,15 +10,17 @@ from datetime import datetime, timedelta
 from threading import Lock
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import BackgroundTasks, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadstage.bootstrap import Container
 from leadstage.domain.errors import PermissionDenied, Unauthenticated
+from leadstage.domain.signing import Keyring
 from leadstage.domain.stages import Actor, Role
 from leadstage.services import access
-from leadstage.services.ports import UnitOfWork
+from leadstage.services.ports import TokenRecord, UnitOfWork
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `leadstage tokens create USER`.")
 #: How often a token's last-used time is written (not on every request).
@@ -30,15 +31,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def container(request: Request) -> Container:
     found: Container = request.app.state.container
     return found
-
-
-def unit_of_work(request: Request) -> Iterator[UnitOfWork]:
-    """The request's transaction: endpoints commit what they change; anything else is rolled back."""
-    with container(request).uow(write=request.method not in SAFE_METHODS) as uow:
-        yield uow
-
-
-Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
 
 
 @dataclass(frozen=True)
@@ -52,46 +44,123 @@ class Principal:
         return self.scope == "write"
 
 
-def principal(
+@dataclass
+class _Checked:
+    principal: Principal
+    expires: float  # time.monotonic()
+    last_used: datetime | None
+
+
+class TokenCache:
+    """Bearer tokens checked in the last ``seconds``, by digest, so that most requests need no query to
+    know who is calling. The bound on staleness: a token revoked (or a user deactivated) through this
+    server is forgotten at once (``clear``); through the CLI or another server process, it still works
+    here for at most ``seconds``. ``seconds=0`` turns the cache off."""
+
+    def __init__(self, seconds: float, size: int = 10_000) -> None:
+        self.seconds, self.size = seconds, size
+        self._entries: dict[str, _Checked] = {}
+        self._lock = Lock()
+
+    def get(self, digest: str) -> _Checked | None:
+        found = self._entries.get(digest)
+        if found is None or found.expires <= time.monotonic():
+            return None
+        return found
+
+    def put(self, digest: str, principal: Principal, last_used: datetime | None) -> _Checked:
+        checked = _Checked(principal, time.monotonic() + self.seconds, last_used)
+        if self.seconds > 0:
+            with self._lock:
+                if len(self._entries) >= self.size:  # many tokens: drop what has expired, else everything
+                    now = time.monotonic()
+                    kept = {k: v for k, v in self._entries.items() if v.expires > now}
+                    self._entries = kept if len(kept) < self.size else {}
+                self._entries[digest] = checked
+        return checked
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries = {}
+
+
+def forget_tokens(request: Request) -> None:
+    """After a token is revoked or a user changes: no token is trusted from the cache any more."""
+    cache: TokenCache = request.app.state.tokens
+    cache.clear()
+
+
+async def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    background: BackgroundTasks,
 ) -> Principal:
     """The caller: a bearer token, else a web session (whose changes need its CSRF token in the
-    ``X-CSRF-Token`` header); 401 without either. Read in its own short transaction, so that the
+    ``X-CSRF-Token`` header); 401 without either. A token checked in the last few seconds is taken from
+    the cache (:class:`TokenCache`); otherwise it is read in its own short transaction, so that the
     request's own unit of work (or the import pipeline's) is the only one that writes."""
     c = container(request)
     cookie = request.cookies.get(access.SESSION_COOKIE)
     if credentials is None and cookie:
-        with c.uow() as uow:
-            actor, csrf = access.session_actor(uow, cookie, now=c.clock.now())
-        if request.method not in SAFE_METHODS and not hmac.compare_digest(
-            request.headers.get("x-csrf-token", ""), csrf
+        keys, now = c.session_keys(), c.clock.now()
+        access.open_session_cookie(keys, cookie, now=now)  # a forged cookie stops here, before the database
+        check = await run_in_threadpool(_session, c, cookie, keys, now)
+        if request.method not in SAFE_METHODS and not access.csrf_ok(
+            keys, cookie, request.headers.get("x-csrf-token", ""), now=now
         ):
             raise PermissionDenied(
                 "missing or wrong CSRF token (X-CSRF-Token) for a change made with a session"
             )
-        return Principal(actor=actor, scope="write")
+        if check.renewed_cookie:
+            request.state.renewed_session_cookie = check.renewed_cookie
+        return Principal(actor=check.actor, scope="write")
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated(
             "this endpoint needs 'Authorization: Bearer TOKEN' (see `leadstage tokens create`) or a login"
         )
-    with c.uow() as uow:
-        actor, scope, token_id = access.authenticate_token(uow, credentials.credentials)
-        record = uow.access.get_token(token_id)
+    digest = access.bearer_digest(credentials.credentials)
+    cache: TokenCache = request.app.state.tokens
+    checked = cache.get(digest)
+    if checked is None:
+        actor, record = await run_in_threadpool(_token, c, digest)
+        checked = cache.put(digest, Principal(actor, record.scope, record.id), record.last_used_at)
     now = c.clock.now()
-    if record is not None and (record.last_used_at is None or now - record.last_used_at > TOUCH_EVERY):
-        _touch(request, token_id, now)
-    return Principal(actor=actor, scope=scope, token_id=token_id)
+    if checked.last_used is None or now - checked.last_used > TOUCH_EVERY:
+        checked.last_used = now
+        assert checked.principal.token_id is not None
+        background.add_task(_touch, c, checked.principal.token_id, now)  # after the response
+    return checked.principal
 
 
-def _touch(request: Request, token_id: int, now: datetime) -> None:
-    """Record when a token was last used, in its own short transaction; best effort (it only informs)."""
+def _session(c: Container, cookie: str, keys: Keyring, now: datetime) -> access.SessionCheck:
+    with c.uow() as uow:
+        return access.session_actor(uow, cookie, keys=keys, now=now)
+
+
+def _token(c: Container, digest: str) -> tuple[Actor, TokenRecord]:
+    with c.uow() as uow:
+        return access.token_holder(uow, digest)
+
+
+def _touch(c: Container, token_id: int, now: datetime) -> None:
+    """Record when a token was last used, in its own short transaction after the response; best effort
+    (it only informs)."""
     try:
-        with container(request).uow(write=True) as uow:
+        with c.uow(write=True) as uow:
             uow.access.touch_token(token_id, at=now)
             uow.commit()
     except SQLAlchemyError:  # busy database: the next request after TOUCH_EVERY tries again
         return
+
+
+def unit_of_work(request: Request, who: Annotated[Principal, Depends(principal)]) -> Iterator[UnitOfWork]:
+    """The request's transaction, opened once the caller is known: endpoints commit what they change;
+    anything else is rolled back."""
+    with container(request).uow(write=request.method not in SAFE_METHODS) as uow:
+        yield uow
+
+
+Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
 
 
 def writer(who: Annotated[Principal, Depends(principal)]) -> Principal:

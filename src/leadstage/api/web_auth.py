@@ -1,43 +1,33 @@
 """Web login (DESIGN.md: ``/login``, a form with ``username`` and ``password`` and a submit button).
 
-Passwords are checked with argon2id; a session is a random cookie (stored as its SHA-256 digest),
-``HttpOnly`` and ``SameSite=Lax`` (``Secure`` with ``LEADSTAGE_SECURE_COOKIES``), with its own CSRF token
-for every change. The login form itself is protected by a double-submit token (a cookie and a hidden
-field that must match) and a per-address rate limit.
+Passwords are checked with argon2id; a session is a random id (stored as its SHA-256 digest) sent as a
+cookie signed with the server's key (HMAC-SHA256; a forged or altered cookie is refused before any
+database lookup), ``HttpOnly`` and ``SameSite=Lax`` (``Secure`` with ``LEADSTAGE_SECURE_COOKIES``); its
+CSRF token, required on every change, is a signature of the session id. The login form itself is
+protected by a signed double-submit token (a cookie and a hidden field that must match) and a per-address
+rate limit. Cookies signed with a key that ``leadstage secrets rotate`` retired are signed again with the
+new key on their next request (ADR 15).
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from html import escape
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from leadstage.adapters.security import hash_password, verify_password
 from leadstage.api.security import Reader, container, rate_limited
 from leadstage.domain.errors import PermissionDenied, Unauthenticated
 from leadstage.services import access, audit
+from leadstage.web.base import render
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF = "ls_login_csrf"
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>leadstage: log in</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font-family:system-ui,sans-serif;max-width:22rem;margin:6rem auto;padding:0 1rem;color:#1b1f24}}
-label{{display:block;margin:.8rem 0 .2rem}}input{{width:100%;padding:.45rem;box-sizing:border-box}}
-button{{margin-top:1.2rem;padding:.5rem 1.2rem}}.error{{color:#b42318}}</style></head>
-<body><h1>leadstage</h1>{message}
-<form method="post" action="/login">
-<input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="next" value="{next}">
-<label for="username">User name</label><input id="username" name="username" autocomplete="username" required>
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Log in</button></form></body></html>"""
 
 
 @lru_cache(maxsize=1)
@@ -54,9 +44,9 @@ def _safe_next(target: str | None) -> str:
 
 
 def _form(request: Request, message: str = "", status: int = 200, next_path: str = "/") -> HTMLResponse:
-    token = secrets.token_urlsafe(24)
-    html = PAGE.format(message=message, csrf=token, next=escape(next_path, quote=True))
-    response = HTMLResponse(html, status_code=status)
+    token = container(request).session_keys().sign(access.LOGIN_CSRF, secrets.token_urlsafe(24))
+    context = {"error": message, "login_csrf": token, "next": next_path}
+    response = render(request, "login.html", context, status=status)
     response.set_cookie(
         LOGIN_CSRF,
         token,
@@ -87,19 +77,23 @@ def login(
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
     rate_limited(request, "login")
-    expected = request.cookies.get(LOGIN_CSRF, "")
-    if not expected or not hmac.compare_digest(expected, csrf):
-        return _form(
-            request, '<p class="error">The form expired; please try again.</p>', 403, _safe_next(next)
-        )
     c = container(request)
     now = c.clock.now()
+    keys = c.session_keys()
+    expected = request.cookies.get(LOGIN_CSRF, "")
+    if (
+        not expected
+        or not hmac.compare_digest(expected, csrf)
+        or keys.open(access.LOGIN_CSRF, expected, now=now) is None
+    ):
+        return _form(request, "The form expired; please try again.", 403, _safe_next(next))
     try:
         with c.uow(write=True) as uow:
             cookie, _csrf, _actor = access.login(
                 uow,
                 username,
                 password,
+                keys=keys,
                 verify=verify_password,
                 dummy_hash=_dummy_hash(),
                 at=now,
@@ -111,8 +105,14 @@ def login(
         with c.uow(write=True) as uow:
             audit.record(uow, username[:120] or "-", "login.failed", at=now)
             uow.commit()
-        return _form(request, '<p class="error">Wrong user name or password.</p>', 401, _safe_next(next))
+        return _form(request, "Wrong user name or password.", 401, _safe_next(next))
     response = RedirectResponse(_safe_next(next), status_code=303)
+    _set_session_cookie(request, response, cookie)
+    response.delete_cookie(LOGIN_CSRF, path="/login")
+    return response
+
+
+def _set_session_cookie(request: Request, response: Response, cookie: str) -> None:
     response.set_cookie(
         access.SESSION_COOKIE,
         cookie,
@@ -120,24 +120,23 @@ def login(
         samesite="lax",
         secure=_secure(request),
         path="/",
-        max_age=int(c.settings.session_hours * 3600),
+        max_age=int(container(request).settings.session_hours * 3600),
     )
-    response.delete_cookie(LOGIN_CSRF, path="/login")
-    return response
 
 
 @router.post("/logout")
 def logout(request: Request, csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
     cookie = request.cookies.get(access.SESSION_COOKIE, "")
     c = container(request)
+    keys, now = c.session_keys(), c.clock.now()
     with c.uow(write=True) as uow:
         try:
-            _actor, expected = access.session_actor(uow, cookie, now=c.clock.now())
+            access.session_actor(uow, cookie, keys=keys, now=now)
         except Unauthenticated:
             return RedirectResponse("/login", status_code=303)
-        if not hmac.compare_digest(expected, csrf or request.headers.get("x-csrf-token", "")):
+        if not access.csrf_ok(keys, cookie, csrf or request.headers.get("x-csrf-token", ""), now=now):
             raise PermissionDenied("missing or wrong CSRF token")
-        access.logout(uow, cookie)
+        access.logout(uow, cookie, keys=keys, now=now)
         uow.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(access.SESSION_COOKIE, path="/")
@@ -150,6 +149,21 @@ def current_session(request: Request, who: Reader) -> JSONResponse:
     cookie = request.cookies.get(access.SESSION_COOKIE, "")
     c = container(request)
     with c.uow() as uow:
-        _actor, csrf = access.session_actor(uow, cookie, now=c.clock.now())
+        check = access.session_actor(uow, cookie, keys=c.session_keys(), now=c.clock.now())
     a = who.actor
-    return JSONResponse({"username": a.name, "role": a.role.value, "team": a.team, "csrf": csrf})
+    return JSONResponse({"username": a.name, "role": a.role.value, "team": a.team, "csrf": check.csrf})
+
+
+def install(app: FastAPI) -> None:
+    """Send back a session cookie signed again with the current key when the request's one was signed
+    with a key that was rotated out (set by :func:`leadstage.api.security.principal`)."""
+
+    @app.middleware("http")
+    async def resign_session_cookie(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        renewed = getattr(request.state, "renewed_session_cookie", None)
+        if renewed:
+            _set_session_cookie(request, response, renewed)
+        return response

@@ -166,6 +166,7 @@ def init(as_json: JsonOpt = False) -> None:
     c = STATE.get(require_schema=False)
     before, after = upgrade(c.engine)
     installed = install_default_model(c)
+    keys_file, keys_created = _init_keyring(c)
     result = {
         "database": c.settings.database_url,
         "schema_before": before,
@@ -173,6 +174,8 @@ def init(as_json: JsonOpt = False) -> None:
         "created": before is None,
         "upgraded": before is not None and before != after,
         "default_scoring_model": installed,
+        "secret_file": keys_file,
+        "secret_created": keys_created,
     }
     if as_json:
         emit_json(result)
@@ -181,6 +184,28 @@ def init(as_json: JsonOpt = False) -> None:
         err.print(f"database {c.settings.database_url}: schema {after} ({what})")
         if installed:
             err.print("default scoring model installed and active (see `leadstage score explain ID`)")
+        if keys_created:
+            err.print(
+                f"session signing key generated in {keys_file} (mode 600; keep it out of backups' reach)"
+            )
+        elif keys_file is None:
+            err.print(
+                "[yellow]warning[/]: no session signing key file: set LEADSTAGE_SECRET_FILE (required for "
+                "PostgreSQL) and run `leadstage init` again before `leadstage serve`"
+            )
+
+
+def _init_keyring(c: Container) -> tuple[str | None, bool]:
+    """The session signing key file, generated when missing: (its path or None when unknown, created)."""
+    from leadstage.adapters.keyring import KeyringProblem
+
+    try:
+        path = c.keyring_path()
+    except KeyringProblem:
+        return None, False
+    created = c.ensure_keyring()
+    c.session_keys()  # an existing file must be readable and private
+    return str(path), created
 
 
 def install_default_model(c: Container) -> bool:
@@ -819,6 +844,7 @@ def segments_create(
     now = c.clock.now()
     with c.uow(write=True) as uow:
         actor = lead_service.resolve_actor(uow, as_user)
+        segment_service.require_editor(actor)
         try:
             info = segment_service.create_segment(
                 uow, name, filter_text, actor_name=actor.name, at=now, description=description
@@ -885,10 +911,11 @@ def segments_show(
 
 
 @segments_app.command("delete")
-def segments_delete(name: SegmentArg, as_json: JsonOpt = False) -> None:
+def segments_delete(name: SegmentArg, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
     """Delete a segment (its leads are not touched)."""
     c = STATE.get()
     with c.uow(write=True) as uow:
+        segment_service.require_editor(lead_service.resolve_actor(uow, as_user), "delete")
         segment_service.delete_segment(uow, name)
         uow.commit()
     if as_json:

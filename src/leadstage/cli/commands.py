@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from leadstage.bootstrap import Container
 from leadstage.cli.app import STATE, JsonOpt, app, emit_json, err
 from leadstage.services import leads as lead_service
 
@@ -15,23 +16,60 @@ from leadstage.services import leads as lead_service
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=64, help="Worker processes (default 1); one of all servers runs the background loop."
+        ),
+    ] = None,
 ) -> None:
     """Serve the web workspace and the REST API on one port."""
+    import inspect
+    import os
+
     import uvicorn
 
     from leadstage.api.app import create_app
+    from leadstage.api.observability import configure_logging
 
     c = STATE.get()
     settings = c.settings
     host = host or settings.host
     port = port or settings.port
-    err.print(f"leadstage on http://{host}:{port}/  (API health: http://{host}:{port}/api/v1/health)")
-    from leadstage.api.observability import configure_logging
-
+    workers = workers or settings.workers
+    if c.ensure_keyring():
+        err.print(f"session signing keys created in {c.keyring_path()}")
+    c.session_keys()  # a missing, unreadable or world-readable key file: exit 2 naming it
+    err.print(
+        f"leadstage on http://{host}:{port}/  (API health: http://{host}:{port}/api/v1/health)"
+        + (f", {workers} workers" if workers > 1 else "")
+    )
     configure_logging(settings.log_format)
     # requests are logged by the app (with their request id), not by uvicorn's access log
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_level="info", log_config=None, access_log=False
+        )
+        return
+    # worker processes build the app from the environment: hand them the database this command was given
+    os.environ["LEADSTAGE_DATABASE_URL"] = settings.database_url
+    # a worker is killed when it is not serving within this many seconds (uvicorn's default, 5, is less
+    # than a worker's start on a busy machine: importing the app and opening the database)
+    patience = (
+        {"timeout_worker_healthcheck": 120}
+        if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters
+        else {}
+    )
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_level="info", log_config=None, access_log=False
+        "leadstage.api.app:create_app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=None,
+        access_log=False,
+        **patience,  # type: ignore[arg-type]
     )
 
 
@@ -58,8 +96,9 @@ def demo(
         existing, _ = uow.leads.search(LeadFilter(limit=1))
     if existing and if_empty:
         err.print(f"the database already has {existing} leads; demo data not added")
+        logins = _demo_logins(c)
         if as_json:
-            emit_json({"skipped": True, "existing_leads": existing})
+            emit_json({"skipped": True, "existing_leads": existing, "logins": logins})
         return
     with progress_bar("demo company", leads) as bar:
         report = demo_service.generate_demo(
@@ -96,10 +135,30 @@ def demo(
     routed = route_now(c, quiet=True)
     report["routed"] = routed.routed
     report["queued"] = routed.queued + routed.unassigned
+    if not as_json:
+        err.print("demo company: " + ", ".join(f"{v} {k}" for k, v in report.items() if isinstance(v, int)))
+    report["logins"] = _demo_logins(c)
     if as_json:
         emit_json(report)
-    else:
-        err.print("demo company: " + ", ".join(f"{v} {k}" for k, v in report.items() if isinstance(v, int)))
+
+
+def _demo_logins(c: Container) -> list[dict[str, str]]:
+    """The demo team's web logins (each role of the demo company and an administrator), printed."""
+    from leadstage.adapters.security import hash_password, verify_password
+    from leadstage.services.demo_logins import ensure_demo_logins
+
+    with c.uow(write=True) as uow:
+        logins = ensure_demo_logins(
+            uow, hash_password=hash_password, verify=verify_password, at=c.clock.now()
+        )
+        uow.commit()
+    if logins:
+        s = c.settings
+        err.print(f"web workspace: http://{s.host}:{s.port}/  log in as (user / password):")
+        for login in logins:
+            team = f", team {login['team']}" if login["team"] else ""
+            err.print(f"  {login['role']:<14} {login['user']:<26} / {login['password']}{team}")
+    return logins
 
 
 from leadstage.cli import access as _access  # noqa: E402,F401  (registers `leadstage tokens/forms ...`)
@@ -149,3 +208,4 @@ def restore(
 
 
 from leadstage.cli import audit as _audit  # noqa: E402,F401  (registers `leadstage audit ...`)
+from leadstage.cli import secrets as _secrets  # noqa: E402,F401  (registers `leadstage secrets ...`)

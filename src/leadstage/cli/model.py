@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,10 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from leadstage.adapters.charts import write_model_card_chart
-from leadstage.adapters.ml import SklearnLightGbmTrainer
-from leadstage.bootstrap import Container
+from leadstage.bootstrap import Container, build
 from leadstage.cli.app import STATE, AsOpt, JsonOpt, app, emit_json, err
+from leadstage.config import Settings
 from leadstage.domain.errors import ValidationError
 from leadstage.domain.predictive import (
     DEFAULT_SALES_ASSIGNED_FIELDS,
@@ -22,7 +27,8 @@ from leadstage.domain.predictive import (
     TamperedModel,
 )
 from leadstage.services import leads as lead_service
-from leadstage.services import predictive
+from leadstage.services import predictive, scoring
+from leadstage.services.ports import ModelTrainer
 
 model_app = typer.Typer(
     help="Predictive lead scoring: train, activate, report, explain.", no_args_is_help=True
@@ -30,8 +36,49 @@ model_app = typer.Typer(
 app.add_typer(model_app, name="model")
 
 
-def _trainer() -> SklearnLightGbmTrainer:
+def _trainer() -> ModelTrainer:
+    # imported when used: scikit-learn, LightGBM and SciPy take seconds to import, which every other
+    # command (an import, `score run`) would pay at start-up
+    from leadstage.adapters.ml import SklearnLightGbmTrainer
+
     return SklearnLightGbmTrainer()
+
+
+# ---- scoring batches of leads in several processes -----------------------------------------------------
+
+_WORKER: Container | None = None
+
+
+def _worker_init(settings: Settings) -> None:
+    global _WORKER
+    _WORKER = build(settings)
+    gc.freeze()  # what start-up built lives as long as the worker
+
+
+def _worker_batch(task: tuple[Sequence[int], int, datetime]) -> int:
+    lead_ids, model_id, at = task
+    assert _WORKER is not None
+    return predictive.score_batch(_WORKER.uow, _trainer(), lead_ids, model_id=model_id, at=at)
+
+
+def batch_runner(c: Container, *, workers: int | None = None) -> predictive.ScoreRunner:
+    """Score batches in processes (each its own connection; SQLite serialises their writes), or here when
+    there is one batch. The model was loaded (and verified) here first, so forked workers inherit it."""
+
+    def run(batches: Sequence[Sequence[int]], model_id: int, at: datetime) -> Iterator[int]:
+        count = min(len(batches), workers or max(1, min(4, os.cpu_count() or 1)))
+        if count <= 1:
+            for lead_ids in batches:
+                yield predictive.score_batch(c.uow, _trainer(), lead_ids, model_id=model_id, at=at)
+            return
+        c.engine.dispose()  # no pooled connection may cross the fork
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(
+            max_workers=count, mp_context=context, initializer=_worker_init, initargs=(c.settings,)
+        ) as pool:
+            yield from pool.map(_worker_batch, [(b, model_id, at) for b in batches])
+
+    return run
 
 
 @model_app.command("train")
@@ -97,6 +144,7 @@ def model_train(
     c = STATE.get()
     with c.uow() as uow:
         actor = lead_service.resolve_actor(uow, as_user)
+    predictive.check_model_role(actor)
     request = predictive.TrainRequest(
         label=LabelSpec(property=label, positive=positive, stage=stage, window_days=window_days),
         exclude=tuple(exclude or ()),
@@ -132,11 +180,16 @@ def model_activate(
     c = STATE.get()
     with c.uow() as uow:
         actor = lead_service.resolve_actor(uow, as_user)
-    result = predictive.activate_model(c.writer, _trainer(), model_id, at=c.clock.now(), actor=actor)
+    result = predictive.activate_model(
+        c.writer, _trainer(), model_id, at=c.clock.now(), actor=actor, runner=batch_runner(c)
+    )
+    result["promoted"] = promote_on_predictive(c)
     if as_json:
         emit_json(result)
     else:
-        err.print(f"model {model_id} is active; {result['scored']} leads scored")
+        err.print(
+            f"model {model_id} is active; {result['scored']} leads scored, {result['promoted']} promoted to MQL"
+        )
 
 
 @model_app.command("score")
@@ -148,11 +201,14 @@ def model_score(
 ) -> None:
     """Score new and changed leads with the active model (import does this by itself)."""
     c = STATE.get()
-    scored = predictive.score_leads(c.uow, _trainer(), at=c.clock.now(), changed_only=not all_leads)
+    scored = predictive.score_leads(
+        c.uow, _trainer(), at=c.clock.now(), changed_only=not all_leads, runner=batch_runner(c)
+    )
+    promoted = promote_on_predictive(c) if scored else 0
     if as_json:
-        emit_json({"scored": scored})
+        emit_json({"scored": scored, "promoted": promoted})
     else:
-        err.print(f"{scored} leads scored")
+        err.print(f"{scored} leads scored, {promoted} promoted to MQL")
 
 
 @model_app.command("report")
@@ -170,6 +226,8 @@ def model_report(
     with c.uow() as uow:
         card = predictive.model_card(uow, model_id)
     if png is not None:
+        from leadstage.adapters.charts import write_model_card_chart  # (matplotlib: imported when used)
+
         write_model_card_chart(card, png)
         err.print(f"chart written to {png}")
     if as_json:
@@ -235,10 +293,24 @@ def score_with_active_model(c: Container) -> int:
         if uow.predictive.active_model() is None:
             return 0
     try:
-        scored = predictive.score_leads(c.uow, _trainer(), at=c.clock.now(), changed_only=True)
+        scored = predictive.score_leads(
+            c.uow, _trainer(), at=c.clock.now(), changed_only=True, runner=batch_runner(c)
+        )
     except TamperedModel as exc:  # the import itself is done and stays; say why nothing was scored
         err.print(f"[yellow]warning[/]: predictive scores not updated: {exc}")
         return 0
     if scored:
-        err.print(f"predictive model: {scored} new or changed leads scored")
+        promoted = promote_on_predictive(c)
+        err.print(f"predictive model: {scored} new or changed leads scored, {promoted} promoted to MQL")
     return scored
+
+
+def promote_on_predictive(c: Container) -> int:
+    """Promote leads that now meet an MQL criterion reading the predictive score, and route them."""
+    from leadstage.cli.routing import route_now
+    from leadstage.cli.scoring import yaml_loader
+
+    promoted = scoring.promote_on_predictive(c.writer, load=yaml_loader, at=c.clock.now())
+    if promoted:
+        route_now(c)
+    return promoted

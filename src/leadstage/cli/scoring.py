@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -114,12 +115,39 @@ def read_model_file(path: Path) -> str:
 @score_app.command("activate")
 def score_activate(
     file: Annotated[Path, typer.Argument(help="Scoring model YAML.")],
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Only show how many leads it would promote now; store nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation on a terminal.")] = False,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Validate a model, store it as a new version, make it active and rescore every lead."""
+    """Validate a model, show how many leads it would promote now against today's hand-off capacity, then
+    store it as a new version, make it active and rescore every lead."""
+    from leadstage.services.activation import preview_activation
+
     c = STATE.get()
     source = read_model_file(file)
+    with c.uow() as uow:
+        lead_service.resolve_actor(uow, as_user)
+        model = scoring.compile_model(
+            source,
+            name=str(file),
+            load=yaml_loader,
+            known_properties={k: v.value for k, v in uow.properties.definitions("lead").items()},
+            activity_types=uow.activities.known_types(),
+        )
+        shown = preview_activation(uow, model, at=c.clock.now())
+    if preview:
+        if as_json:
+            emit_json({"name": model.name, "activated": False, "preview": shown.as_dict()})
+        else:
+            err.print(f"scoring model {model.name!r} (not activated): {shown.describe()}")
+        return
+    if not as_json:
+        err.print(f"scoring model {model.name!r}: {shown.describe()}")
+        if shown.would_promote and not yes and sys.stdin.isatty() and not typer.confirm("activate it?"):
+            raise typer.Abort()
     with c.uow(write=True) as uow:
         actor = lead_service.resolve_actor(uow, as_user)
         stored, model = scoring.activate_model(
@@ -135,6 +163,7 @@ def score_activate(
         "version": stored.version,
         "name": model.name,
         "warnings": list(model.warnings),
+        "preview": shown.as_dict(),
         "scored": report.leads,
         "changed": report.changed,
         "promoted": report.promoted,

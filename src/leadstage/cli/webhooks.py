@@ -13,8 +13,8 @@ from leadstage.cli.app import STATE, AsOpt, JsonOpt, app, emit_json, emit_listin
 from leadstage.domain.errors import NotFound, PermissionDenied
 from leadstage.domain.stages import Role
 from leadstage.domain.webhooks import EVENT_TYPES
-from leadstage.services import audit, webhooks
 from leadstage.services import leads as lead_service
+from leadstage.services import webhooks
 
 webhooks_app = typer.Typer(help="Outbound webhooks: subscriptions and deliveries.", no_args_is_help=True)
 hooks_app = typer.Typer(help="Inbound hooks: signed event feeds from other tools.", no_args_is_help=True)
@@ -103,11 +103,7 @@ def webhooks_remove(
     c = STATE.get()
     with c.uow(write=True) as uow:
         actor = lead_service.resolve_actor(uow, as_user)
-        if actor.role is not Role.ADMIN:
-            raise PermissionDenied("only an administrator manages webhooks")
-        if not uow.webhooks.deactivate(subscription_id):
-            raise NotFound(f"no active webhook {subscription_id}")
-        audit.record(uow, actor, "webhook.remove", at=c.clock.now(), target=str(subscription_id))
+        webhooks.remove_subscription(uow, subscription_id, actor=actor, at=c.clock.now())
         uow.commit()
     err.print(f"webhook {subscription_id} stopped")
 

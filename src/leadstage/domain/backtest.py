@@ -172,7 +172,8 @@ def replay(
     """
     if fit.excluded_by is not None:
         return ()
-    grades_ok = any(c.met(fit.grade, c.min_level) for c in model.mql_criteria)
+    # (no past predictive scores: criteria that read one are never met in a replay)
+    grades_ok = any(c.met(fit.grade, 1) for c in model.mql_criteria)
     if not grades_ok and not model.qualifying_rules:
         return ()  # no engagement can make this fit grade an MQL
     by_type: dict[str, list[EngagementRule]] = {}

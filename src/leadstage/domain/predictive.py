@@ -456,6 +456,9 @@ def top_factors(
     return {"positive": [doc(k, v) for k, v in positive], "negative": [doc(k, v) for k, v in negative]}
 
 
+_UNSEEN: Any = object()
+
+
 def clean_for_model(raw: Sequence[Any], kind: ColumnKind) -> list[Any]:
     """Clean a column the way a stored model saw it in training (unreadable numbers become missing)."""
     if kind is ColumnKind.NUMERIC:
@@ -466,8 +469,14 @@ def clean_for_model(raw: Sequence[Any], kind: ColumnKind) -> list[Any]:
             for v in raw
         ]
     out: list[Any] = []
+    seen: dict[str, str | None] = {}  # text cleaned once per distinct value (columns repeat a few levels)
     for v in raw:
-        if is_missing(v):
+        if v.__class__ is str:
+            found = seen.get(v, _UNSEEN)
+            if found is _UNSEEN:
+                found = seen[v] = None if is_missing(v) else " ".join(v.split())
+            out.append(found)
+        elif is_missing(v):
             out.append(None)
         elif isinstance(v, bool):
             out.append("true" if v else "false")

@@ -263,6 +263,17 @@ def parse_answer(framework: Framework, criterion_name: str, text: str) -> Answer
     return Answer(confirmed, value, evidence)
 
 
+def format_answer(values: Mapping[str, str], evidence: str | None = None) -> str:
+    """The text form :func:`parse_answer` reads, from field values typed into a form (empty ones left out):
+    ``{"status": "confirmed", "amount": "50000"}`` gives ``status=confirmed amount=50000``."""
+    tokens = [
+        shlex.quote(f"{name}={value.strip()}") for name, value in values.items() if value and value.strip()
+    ]
+    if evidence and evidence.strip():
+        tokens.append(shlex.quote(f"evidence={evidence.strip()}"))
+    return " ".join(tokens)
+
+
 def _typed(spec: FieldSpec, raw: str, criterion: str) -> Any:
     text = raw.strip()
     where = f"--{criterion} {spec.name}"

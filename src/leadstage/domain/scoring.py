@@ -39,6 +39,7 @@ from leadstage.domain.errors import ValidationError
 
 FIT_GRADES = ("A", "B", "C", "D")
 ENGAGEMENT_LEVELS = (1, 2, 3, 4)
+MQL_KEYS = ("fit", "engagement", "predictive_decile", "predictive_score")
 DEFAULT_HALF_LIFE_DAYS = 30.0
 SECONDS_PER_DAY = 86_400.0
 
@@ -215,17 +216,54 @@ class Band:
         )
 
 
+class Predictive(NamedTuple):
+    """A lead's stored predictive score: the calibrated probability and its decile (1 = the top tenth)."""
+
+    score: float
+    decile: int
+
+
 @dataclass(frozen=True)
 class MqlCriterion:
-    min_grade: str
-    min_level: int
+    """Conditions that all hold for an MQL: a fit grade, an engagement level, and the predictive model's
+    decile or probability (each optional; at least one). A lead without a predictive score never meets a
+    criterion with a predictive condition."""
+
+    min_grade: str | None
+    min_level: int | None
+    max_decile: int | None = None
+    min_probability: float | None = None
 
     @property
     def name(self) -> str:
-        return f"fit at least {self.min_grade} and engagement at least {self.min_level}"
+        parts = []
+        if self.min_grade is not None:
+            parts.append(f"fit at least {self.min_grade}")
+        if self.min_level is not None:
+            parts.append(f"engagement at least {self.min_level}")
+        if self.max_decile is not None:
+            parts.append(f"predictive decile at most {self.max_decile}")
+        if self.min_probability is not None:
+            parts.append(f"predictive score at least {self.min_probability:g}")
+        return " and ".join(parts)
 
-    def met(self, grade: str, level: int) -> bool:
-        return FIT_GRADES.index(grade) <= FIT_GRADES.index(self.min_grade) and level <= self.min_level
+    @property
+    def predictive(self) -> bool:
+        return self.max_decile is not None or self.min_probability is not None
+
+    def met(self, grade: str, level: int, predictive: Predictive | None = None) -> bool:
+        if self.min_grade is not None and FIT_GRADES.index(grade) > FIT_GRADES.index(self.min_grade):
+            return False
+        if self.min_level is not None and level > self.min_level:
+            return False
+        if self.predictive:
+            if predictive is None:
+                return False
+            if self.max_decile is not None and predictive.decile > self.max_decile:
+                return False
+            if self.min_probability is not None and predictive.score < self.min_probability:
+                return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -243,6 +281,11 @@ class ScoringModel:
     mql_criteria: tuple[MqlCriterion, ...]
     qualifying_rules: tuple[str, ...]  # engagement rule names that qualify a lead on their own
     warnings: tuple[str, ...] = ()
+
+    @cached_property
+    def predictive_criteria(self) -> tuple[MqlCriterion, ...]:
+        """The MQL criteria that read the predictive score."""
+        return tuple(c for c in self.mql_criteria if c.predictive)
 
     @cached_property
     def fit_groups(self) -> dict[str, str | None]:
@@ -612,14 +655,36 @@ def parse_model(
     criteria = []
     for i, raw in enumerate(_list(check, mql["when"], ("mql", "when"))):
         path = ("mql", "when", i)
-        spec = check.mapping(raw, path, ("fit", "engagement"), ("fit", "engagement"))
-        grade = str(spec["fit"])
-        if grade not in FIT_GRADES:
-            raise check.fail((*path, "fit"), f"fit is a grade {', '.join(FIT_GRADES)}, got {spec['fit']!r}")
-        level = spec["engagement"]
-        if isinstance(level, bool) or level not in ENGAGEMENT_LEVELS:
-            raise check.fail((*path, "engagement"), f"engagement is a level 1-4, got {level!r}")
-        criteria.append(MqlCriterion(grade, int(level)))
+        spec = check.mapping(raw, path, MQL_KEYS)
+        if not spec:
+            raise check.fail(path, f"a criterion needs at least one of {', '.join(MQL_KEYS)}")
+        grade = level = decile = probability = None
+        if "fit" in spec:
+            grade = str(spec["fit"])
+            if grade not in FIT_GRADES:
+                raise check.fail(
+                    (*path, "fit"), f"fit is a grade {', '.join(FIT_GRADES)}, got {spec['fit']!r}"
+                )
+        if "engagement" in spec:
+            level = spec["engagement"]
+            if isinstance(level, bool) or level not in ENGAGEMENT_LEVELS:
+                raise check.fail((*path, "engagement"), f"engagement is a level 1-4, got {level!r}")
+            level = int(level)
+        if "predictive_decile" in spec:
+            decile = spec["predictive_decile"]
+            if isinstance(decile, bool) or decile not in range(1, 11):
+                raise check.fail(
+                    (*path, "predictive_decile"),
+                    f"predictive_decile is a decile 1-10 (1 = the top tenth), got {decile!r}",
+                )
+        if "predictive_score" in spec:
+            probability = check.number(spec["predictive_score"], (*path, "predictive_score"))
+            if not 0.0 < probability <= 1.0:
+                raise check.fail(
+                    (*path, "predictive_score"),
+                    f"predictive_score is a probability above 0 and at most 1, got {probability!r}",
+                )
+        criteria.append(MqlCriterion(grade, level, decile, probability))
     if not criteria and not qualifying:
         raise check.fail(
             ("mql", "when"), "name at least one criterion (or an engagement rule with qualifies: true)"
@@ -1015,7 +1080,7 @@ class GroupPlan:
     """How batch scoring reads a model's activities as aggregates instead of one by one.
 
     Activities of a type in ``types`` are grouped by lead, type and the values the type's rule filters
-    look at (``keys``). Each group gives its count, its first and last time, and per half-life slot of the
+    look at (``keys``). Each group gives its count, its last time, and per half-life slot of the
     type (``half_lives``, seconds) the sum of ``2 ** ((t - ref) / h)`` over its activities for a reference
     time ``ref``. That is all a rule without a window needs: its hits and last hit add up, and a repeatable
     exponential rule's value at its last hit is ``p * sum * 2 ** ((ref - last) / h)``, the same number the
@@ -1045,7 +1110,6 @@ class ActivityGroup(NamedTuple):
     type: str
     keys: tuple[Any, ...]
     hits: int
-    first: float
     last: float
     sums: tuple[float | None, ...]
 
@@ -1131,21 +1195,19 @@ class GroupFolder:
                 total = group.sums[slot] if slot >= 0 else 0.0
                 found = acc.get(index)
                 if found is None:
-                    acc[index] = [group.hits, group.first, group.last, total, [group] if slot == -2 else None]
+                    acc[index] = [group.hits, group.last, total, [group] if slot == -2 else None]
                 else:
                     found[0] += group.hits
-                    if group.first < found[1]:
-                        found[1] = group.first
-                    if group.last > found[2]:
-                        found[2] = group.last
-                    found[3] += total
+                    if group.last > found[1]:
+                        found[1] = group.last
+                    found[2] += total
                     if slot == -2:  # a window rule: its groups give its hit times
-                        found[4].append(group)
+                        found[3].append(group)
         out: dict[str, RuleState] = {}
         rules = self._rules
         for index in sorted(acc):
             rule = rules[index]
-            hits, first, last, total, matched = acc[index]
+            hits, last, total, matched = acc[index]
             if rule.decay.kind == "window":  # (grouped by time: each group is `hits` hits at one time)
                 horizon = last - rule.decay.days * SECONDS_PER_DAY
                 times = sorted(t for g in matched if g.last > horizon for t in [g.last] * g.hits)
@@ -1157,7 +1219,9 @@ class GroupFolder:
                 out[rule.name] = RuleState(rule.points * hits, last, hits, last)
             else:
                 h = rule.decay.days * SECONDS_PER_DAY
-                if (ref - first) / h > SAFE_EXPONENT or (last - ref) / h > SAFE_EXPONENT or total is None:
+                # every term of the sum is at most 2 ** ((last - ref) / h): with the last hit within the safe
+                # range the sum is a normal number, and terms far older than it only round away
+                if abs(last - ref) / h > SAFE_EXPONENT or total is None:
                     return None
                 out[rule.name] = RuleState(rule.points * total * 2.0 ** ((ref - last) / h), last, hits, last)
         return out
@@ -1224,11 +1288,13 @@ def priority(grade: str, level: int) -> str:
     return f"{grade}{level}"
 
 
-def mql_reasons(model: ScoringModel, fit: FitResult, engagement: EngagementResult) -> list[str]:
+def mql_reasons(
+    model: ScoringModel, fit: FitResult, engagement: EngagementResult, predictive: Predictive | None = None
+) -> list[str]:
     """The MQL criteria a lead meets (empty: not an MQL). Excluded leads never qualify."""
     if fit.excluded_by is not None:
         return []
-    met = [c.name for c in model.mql_criteria if c.met(fit.grade, engagement.level)]
+    met = [c.name for c in model.mql_criteria if c.met(fit.grade, engagement.level, predictive)]
     met.extend(f"qualifying activity: {name}" for name in engagement.qualified_by)
     return met
 

@@ -42,7 +42,7 @@ Fields
                                                   ``<``/``>`` follow the funnel: ``stage >= sql``
                                                   is sql, opportunity, customer or evangelist
     ``status``                                    open, working, nurture, disqualified
-    ``cycle``                                     a whole number
+    ``id``, ``cycle``                             whole numbers (``id in (12, 15)``: a hand-picked list)
     ``owner``                                     a user name; ``owner is null``: unassigned
     ``email``, ``first_name``, ``last_name``,     text
     ``job_title``, ``company``, ``first_source``,
@@ -95,7 +95,8 @@ Activity conditions
     ``count(email_open, within 90d) = 0``. Inside, conditions use ``source``, ``campaign``, ``content``,
     ``occurred_at`` and the activity's own properties by bare name (``page``) or as
     ``properties."Page URL"``, combined with ``and``, ``or``, ``not`` and parentheses; several
-    conditions separated by commas must all hold. TYPE is a known activity type (R3).
+    conditions separated by commas must all hold. TYPE is a known activity type (R3), or ``any`` for
+    activities of every type: ``activity(any, campaign = "Spring webinars")``.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ ENGAGEMENT_LEVELS: tuple[int, ...] = (1, 2, 3, 4)  # most engaged first
 STAGES: tuple[str, ...] = tuple(s.value for s in STAGE_ORDER)  # funnel order
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
 _PRIORITY = re.compile(r"[A-D][1-4]")
+#: The activity "type" of ``activity(any, ...)`` and ``count(any, ...)``: activities of every type.
+ANY_ACTIVITY = "any"
 
 
 class FilterSyntaxError(ValidationError):
@@ -185,6 +188,7 @@ LEAD_FIELDS: dict[str, Kind] = {
     "stage": Kind.STAGE,
     "status": Kind.STATUS,
     "cycle": Kind.INTEGER,
+    "id": Kind.INTEGER,
     "furthest_stage": Kind.STAGE,
     "owner": Kind.OWNER,
     "email": Kind.TEXT,
@@ -771,7 +775,7 @@ class _Parser:
             )
         self.next()
         type_ = type_tok.value.strip().lower()
-        if type_ not in self.activity_types:
+        if type_ != ANY_ACTIVITY and type_ not in self.activity_types:
             hint = difflib.get_close_matches(type_, sorted(self.activity_types), n=1)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
             raise FilterSyntaxError(

@@ -69,6 +69,8 @@ class Role(StrEnum):
 SALES_ROLES = frozenset({Role.SALES_REP, Role.SALES_MANAGER})
 #: Roles that bring data in and take it out in bulk (imports and exports).
 BULK_ROLES = frozenset({Role.ADMIN, Role.MARKETING, Role.SALES_MANAGER})
+#: Roles that save and delete segments (shared views of the lead base).
+SEGMENT_EDITORS = frozenset({Role.ADMIN, Role.MARKETING, Role.SALES_MANAGER})
 
 
 class Action(StrEnum):
@@ -427,6 +429,11 @@ def _validated_fields(rule: Rule, request: TransitionRequest, actor: Actor) -> d
     return data
 
 
+def check_request(request: TransitionRequest, actor: Actor) -> None:
+    """Validate a request's input (action, reason, note, amounts) before it is applied to any lead."""
+    _validated_fields(TRANSITIONS[parse_action(request.action)], request, actor)
+
+
 def _amount(value: str | Decimal | None, name: str) -> Decimal:
     if value is None or (isinstance(value, str) and not value.strip()):
         raise MissingField(f"--{name} is required", field=name)
@@ -497,6 +504,18 @@ def allowed_actions(state: LeadState, actor: Actor | None = None) -> list[str]:
         ):
             out.append(rule.action.value)
     return out
+
+
+def actions_reaching(state: LeadState, stage: Stage) -> list[Action]:
+    """The actions of the table that take a lead in this state to ``stage`` (a board's drag and drop)."""
+    return [
+        rule.action
+        for rule in TRANSITIONS.values()
+        if state.stage in rule.from_stages
+        and state.status in rule.from_statuses
+        and (rule.to_stage or state.stage) is stage
+        and rule.to_status is not Status.DISQUALIFIED
+    ]
 
 
 def plan_transition(

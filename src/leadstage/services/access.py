@@ -11,9 +11,11 @@ import hashlib
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from leadstage.domain.errors import NotFound, PermissionDenied, Unauthenticated, ValidationError
+from leadstage.domain.signing import Keyring, Opened
 from leadstage.domain.stages import Actor, Role
 from leadstage.services import audit
 from leadstage.services.ports import CaptureForm, TokenRecord, UnitOfWork
@@ -56,14 +58,27 @@ def create_token(
     return record, token
 
 
-def authenticate_token(uow: UnitOfWork, token: str) -> tuple[Actor, str, int]:
-    """The actor a bearer token acts as, its scope and its id; ``Unauthenticated`` when it is not valid."""
+def bearer_digest(token: str) -> str:
+    """The digest a bearer token is stored under; ``Unauthenticated`` for something that is no token."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthenticated("invalid token")
-    record = uow.access.token_by_digest(token_digest(token))
+    return token_digest(token)
+
+
+def token_holder(uow: UnitOfWork, digest: str) -> tuple[Actor, TokenRecord]:
+    """The actor the token with this digest acts as, and its record; ``Unauthenticated`` when it is
+    unknown, revoked, or its user is deactivated."""
+    record = uow.access.token_by_digest(digest)
     if record is None or record.revoked_at is not None or not record.user_active:
         raise Unauthenticated("invalid or revoked token")
-    actor = Actor(name=record.username, role=Role(record.role), user_id=record.user_id, team=record.team)
+    return Actor(
+        name=record.username, role=Role(record.role), user_id=record.user_id, team=record.team
+    ), record
+
+
+def authenticate_token(uow: UnitOfWork, token: str) -> tuple[Actor, str, int]:
+    """The actor a bearer token acts as, its scope and its id; ``Unauthenticated`` when it is not valid."""
+    actor, record = token_holder(uow, bearer_digest(token))
     return actor, record.scope, record.id
 
 
@@ -129,6 +144,19 @@ def create_form(
 # ---- web sessions ---------------------------------------------------------------------------------------
 
 SESSION_COOKIE = "ls_session"
+SESSION = "session"  # what each signature is for: a signature for one never verifies for another
+CSRF = "csrf"
+LOGIN_CSRF = "login-csrf"
+
+
+@dataclass(frozen=True)
+class SessionCheck:
+    """A verified session: who, the CSRF token its changes carry, and a re-signed cookie when the one
+    presented was signed with a retired key (the caller sends it back; ADR 15)."""
+
+    actor: Actor
+    csrf: str
+    renewed_cookie: str | None
 
 
 def login(
@@ -136,47 +164,65 @@ def login(
     username: str,
     password: str,
     *,
+    keys: Keyring,
     verify: Callable[[str, str], bool],
     dummy_hash: str,
     at: datetime,
     hours: float,
     client: str | None,
 ) -> tuple[str, str, Actor]:
-    """A new session for the right user name and password: (cookie value, CSRF token, actor).
+    """A new session for the right user name and password: (signed cookie value, CSRF token, actor).
 
     The same ``Unauthenticated`` for an unknown user, a wrong password or a deactivated user, after the
-    same password check (against a dummy hash when there is no user), so the answer tells nothing.
+    same password check (against a dummy hash when there is no user), so the answer tells nothing. The
+    database keeps only the SHA-256 of the session id; the cookie carries the id signed with the current
+    key, and the CSRF token is a signature of the id (so neither is stored).
     """
     user = uow.users.get_by_username(username.strip())
     stored = user.password_hash if user is not None and user.password_hash else dummy_hash
     ok = verify(stored, password)
     if user is None or not user.password_hash or not ok or not user.active:
         raise Unauthenticated("wrong user name or password")
-    cookie = secrets.token_urlsafe(32)
-    csrf = secrets.token_urlsafe(24)
+    session_id = secrets.token_urlsafe(32)
     uow.access.add_session(
-        digest=token_digest(cookie),
+        digest=token_digest(session_id),
         user_id=user.id,
-        csrf=csrf,
         at=at,
         expires_at=at + timedelta(hours=hours),
         client=client,
     )
     audit.record(uow, user.username, "login", at=at)
-    return cookie, csrf, Actor(name=user.username, role=Role(user.role), user_id=user.id, team=user.team)
+    actor = Actor(name=user.username, role=Role(user.role), user_id=user.id, team=user.team)
+    return keys.sign(SESSION, session_id), keys.tag(CSRF, session_id), actor
 
 
-def session_actor(uow: UnitOfWork, cookie: str, *, now: datetime) -> tuple[Actor, str]:
-    """The actor of a session cookie and its CSRF token; ``Unauthenticated`` when it is unknown or expired."""
-    found = uow.access.session(token_digest(cookie)) if cookie and len(cookie) < 200 else None
+def open_session_cookie(keys: Keyring, cookie: str, *, now: datetime) -> Opened:
+    """The session id of a cookie whose signature is right; ``Unauthenticated`` before any lookup if not."""
+    opened = keys.open(SESSION, cookie, now=now) if cookie and len(cookie) < 200 else None
+    if opened is None:
+        raise Unauthenticated("not logged in (or the session was ended)")
+    return opened
+
+
+def session_actor(uow: UnitOfWork, cookie: str, *, keys: Keyring, now: datetime) -> SessionCheck:
+    """The actor of a session cookie; ``Unauthenticated`` when it is forged, unknown or expired."""
+    opened = open_session_cookie(keys, cookie, now=now)
+    found = uow.access.session(token_digest(opened.value))
     if found is None or not found.user_active:
         raise Unauthenticated("not logged in (or the session was ended)")
     if found.expires_at <= now:
         raise Unauthenticated("the session has expired: log in again")
-    return Actor(
-        name=found.username, role=Role(found.role), user_id=found.user_id, team=found.team
-    ), found.csrf
+    actor = Actor(name=found.username, role=Role(found.role), user_id=found.user_id, team=found.team)
+    renewed = None if opened.current else keys.sign(SESSION, opened.value)
+    return SessionCheck(actor=actor, csrf=keys.tag(CSRF, opened.value), renewed_cookie=renewed)
 
 
-def logout(uow: UnitOfWork, cookie: str) -> None:
-    uow.access.end_session(token_digest(cookie))
+def csrf_ok(keys: Keyring, cookie: str, token: str, *, now: datetime) -> bool:
+    """Whether ``token`` is the CSRF token of the session in ``cookie`` (signed with any accepted key)."""
+    opened = keys.open(SESSION, cookie, now=now) if cookie and len(cookie) < 200 else None
+    return opened is not None and bool(token) and keys.check(CSRF, opened.value, token, now=now)
+
+
+def logout(uow: UnitOfWork, cookie: str, *, keys: Keyring, now: datetime) -> None:
+    opened = open_session_cookie(keys, cookie, now=now)
+    uow.access.end_session(token_digest(opened.value))

@@ -331,6 +331,9 @@ class ImportContext:
     actor: str = "import"
     #: reads scoring models; when set and a model is active, imported leads and activities are scored as they land
     scoring_loader: Loader | None = None
+    #: whether arriving activities tell that a disqualified person showed up again (off when the same
+    #: arrival was already judged, e.g. a form submission after its lead record)
+    judge_resurfacing: bool = True
 
 
 class _TypeTracker:
@@ -856,7 +859,8 @@ def import_activities(
                 firsts.setdefault(row[3], row)
             report.unchanged += len(out) - len(firsts)
             out = list(firsts.values())
-        remembering = uow.disqualifications.any_active()  # someone disqualified may show up again
+        # someone disqualified may show up again
+        remembering = ctx.judge_resurfacing and uow.disqualifications.any_active()
         advocacy = any(row[1] in ADVOCACY_ACTIVITY_TYPES for row in out)
         if scoring is None and not remembering and not advocacy:
             inserted = uow.bulk.insert_activities(out)

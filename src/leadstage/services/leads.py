@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from leadstage.domain import identity as ident_rules
+from leadstage.domain.activities import Activity
 from leadstage.domain.errors import ConcurrencyConflict, NotFound, PermissionDenied, ValidationError
 from leadstage.domain.leads import (
     Account,
@@ -644,6 +645,31 @@ def history_json(entry: HistoryEntry) -> dict[str, Any]:
     return {**fields, "at": entry.at.isoformat()}
 
 
+#: Parts of a lead's document that cost more than the lead itself: its activities (the long timeline)
+#: and the leads that may be the same person (fuzzy matching over similar names).
+LEAD_PARTS = frozenset({"activities", "duplicates"})
+
+
+def activity_json(a: Activity) -> dict[str, Any]:
+    return {
+        "type": a.type,
+        "occurred_at": a.occurred_at.isoformat(),
+        "source": a.source,
+        "campaign": a.campaign,
+        "content": a.content,
+        "properties": dict(a.properties),
+    }
+
+
+def lead_activities(
+    uow: UnitOfWork, ref: str | int, *, limit: int, before: tuple[datetime, int] | None = None
+) -> tuple[int, list[Activity]]:
+    """A lead's activities, latest first, ``limit`` at a time after the ``before`` (time, id) cursor."""
+    lead = resolve_lead(uow, ref)
+    assert lead.id is not None
+    return lead.id, uow.activities.for_lead(lead.id, limit=limit, before=before)
+
+
 def lead_details(
     uow: UnitOfWork,
     ref: str | int,
@@ -651,20 +677,22 @@ def lead_details(
     normalizer: IdentityNormalizer,
     actor: Actor = BUILTIN_ADMIN,
     activity_limit: int = 50,
+    include: Collection[str] = LEAD_PARTS,
 ) -> dict[str, Any]:
-    """Everything about one lead: identity, state, properties, history, recent activities, duplicates."""
+    """Everything about one lead: identity, state, properties, history, scores, routing, and (``include``)
+    its recent activities and possible duplicates."""
     lead = resolve_lead(uow, ref)
     assert lead.id is not None
     details = lead_summary(lead)
     ident = lead.identity
-    account = uow.accounts.get(lead.account_id) if lead.account_id else None
-    owner = uow.users.get(lead.owner_id) if lead.owner_id else None
+    facts = uow.leads.page_facts(lead.id)
+    account = facts.account
     details.update(
         email_valid=ident.email_valid,
         phone_e164=ident.phone_e164,
         phone_valid=ident.phone_valid,
         external_ids=[{"system": e.system, "value": e.value} for e in lead.external_ids],
-        owner=owner.username if owner else None,
+        owner=facts.owner,
         account=None
         if account is None
         else {
@@ -681,46 +709,37 @@ def lead_details(
         last_touch_at=_iso(lead.last_touch_at),
         properties=dict(lead.properties),
         history=[history_json(h) for h in uow.leads.history(lead.id)],
-        activity_count=uow.activities.count_for_lead(lead.id),
-        activities=[
-            {
-                "type": a.type,
-                "occurred_at": a.occurred_at.isoformat(),
-                "source": a.source,
-                "campaign": a.campaign,
-                "content": a.content,
-                "properties": dict(a.properties),
-            }
-            for a in uow.activities.for_lead(lead.id, limit=activity_limit)
-        ],
+        activity_count=facts.activity_count,
         allowed_actions=allowed_actions(lead.state, actor),
-        possible_duplicates=possible_duplicates(uow, lead, normalizer),
     )
+    if "activities" in include:
+        details["activities"] = [
+            activity_json(a) for a in uow.activities.for_lead(lead.id, limit=activity_limit)
+        ]
+    if "duplicates" in include:
+        details["possible_duplicates"] = possible_duplicates(uow, lead, normalizer)
     details["disqualification"] = disqualification.disqualification_facts(
         uow.disqualifications.latest(lead.id)
     )
-    current = [a for a in uow.routing.history(lead.id) if a.current]
+    current = uow.routing.current(lead.id)
     details["assignment"] = (
         None
-        if not current
+        if current is None
         else {
-            "team": current[-1].team,
-            "user": current[-1].username,
-            "rule": current[-1].rule,
-            "at": current[-1].at.isoformat(),
-            "sla_due_at": _iso(current[-1].sla_due_at),
-            "sla_state": current[-1].sla_state,
-            "responded_at": _iso(current[-1].responded_at),
+            "team": current.team,
+            "user": current.username,
+            "rule": current.rule,
+            "at": current.at.isoformat(),
+            "sla_due_at": _iso(current.sla_due_at),
+            "sla_state": current.sla_state,
+            "responded_at": _iso(current.responded_at),
         }
     )
-    scores = uow.scoring.lead_rows(ids=[lead.id])
-    if scores:
-        row = scores[0]
-        details["scores"] = {
-            "fit_grade": row.fit_grade,
-            "engagement_level": row.engagement_level,
-            "priority": row.priority,
-        }
+    details["scores"] = {
+        "fit_grade": facts.fit_grade,
+        "engagement_level": facts.engagement_level,
+        "priority": facts.priority,
+    }
     return details
 
 

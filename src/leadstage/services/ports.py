@@ -17,7 +17,7 @@ from leadstage.domain.analytics import Dimension, ReportRequest
 from leadstage.domain.disqualification import Disqualification
 from leadstage.domain.leads import Account, ExternalId, Lead, PropertyType
 from leadstage.domain.routing import LeadFacts, RoutingDocument
-from leadstage.domain.scoring import ActivityGroup, GroupPlan
+from leadstage.domain.scoring import ActivityGroup, GroupPlan, Predictive
 from leadstage.domain.segments import Filter, Segment
 from leadstage.domain.stages import HistoryEntry, TransitionOutcome
 from leadstage.domain.tasks import Task, TaskKind, TaskStatus
@@ -76,8 +76,35 @@ class UserRecord:
     email: str | None = None
 
 
+@dataclass(frozen=True)
+class AccountRow:
+    """An account as listed and shown: the company, its owner (a user name) and how many leads it has."""
+
+    account: Account
+    owner: str | None
+    leads: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class LeadPageFacts:
+    """What a lead's page shows besides the lead itself, read in one query."""
+
+    account: Account | None
+    owner: str | None
+    fit_grade: str | None
+    engagement_level: int | None
+    priority: str | None
+    activity_count: int
+
+
 class LeadRepository(Protocol):
     def get(self, lead_id: int) -> Lead | None: ...
+
+    def page_facts(self, lead_id: int) -> LeadPageFacts:
+        """Its account, owner's name, grades and number of activities."""
+        ...
 
     def find_by_email(self, canonical: str) -> Lead | None: ...
 
@@ -138,6 +165,18 @@ class AccountRepository(Protocol):
 
     def update(self, account: Account, *, at: datetime) -> None: ...
 
+    def row(self, account_id: int, *, lock: bool = False) -> AccountRow | None:
+        """One account with its owner and lead count; ``lock``: for an update in this transaction."""
+        ...
+
+    def page(
+        self, *, after_id: int | None, limit: int, search: str | None = None, descending: bool = False
+    ) -> tuple[int, list[AccountRow]]:
+        """Accounts in id order after ``after_id`` (``search``: part of the name or domain) and the total."""
+        ...
+
+    def set_owner(self, account_id: int, user_id: int | None, *, at: datetime) -> None: ...
+
 
 class UserRepository(Protocol):
     def get_by_username(self, username: str) -> UserRecord | None: ...
@@ -157,6 +196,8 @@ class UserRepository(Protocol):
 
     def set_active(self, user_id: int, active: bool) -> None: ...
 
+    def set_password_hash(self, user_id: int, password_hash: str) -> None: ...
+
     def all(self) -> list[UserRecord]: ...
 
 
@@ -165,7 +206,11 @@ class ActivityRepository(Protocol):
         """Store the activity unless its idempotency key is known; True when it was new."""
         ...
 
-    def for_lead(self, lead_id: int, limit: int = 200) -> list[Activity]: ...
+    def for_lead(
+        self, lead_id: int, limit: int = 200, before: tuple[datetime, int] | None = None
+    ) -> list[Activity]:
+        """Latest first (time, then id); ``before``: only those after that (time, id) in this order."""
+        ...
 
     def count_for_lead(self, lead_id: int) -> int: ...
 
@@ -339,7 +384,6 @@ class WebSession:
     role: str
     team: str | None
     user_active: bool
-    csrf: str
     expires_at: datetime
 
 
@@ -355,6 +399,7 @@ class Job:
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    runner: str | None = None  # the server running it (its lease holder)
 
 
 class AccessRepository(Protocol):
@@ -364,10 +409,10 @@ class AccessRepository(Protocol):
 
     def update_job(self, job_id: str, **values: Any) -> None: ...
 
-    def interrupt_jobs(self, at: datetime) -> int: ...
+    def interrupt_jobs(self, at: datetime, *, alive_runners: Collection[str] = ()) -> int: ...
 
     def add_session(
-        self, *, digest: str, user_id: int, csrf: str, at: datetime, expires_at: datetime, client: str | None
+        self, *, digest: str, user_id: int, at: datetime, expires_at: datetime, client: str | None
     ) -> None: ...
 
     def session(self, digest: str) -> WebSession | None: ...
@@ -574,6 +619,27 @@ class ReportQueries(Protocol):
     def attribution(self, request: ReportRequest) -> list[dict[str, Any]]: ...
 
 
+@dataclass(frozen=True)
+class LeaseState:
+    name: str
+    holder: str
+    generation: int  # how many holders it has had
+    acquired_at: datetime
+    expires_at: datetime
+
+
+class LeaseRepository(Protocol):
+    def acquire(self, name: str, holder: str, *, now: datetime, seconds: float) -> LeaseState | None: ...
+
+    def release(self, name: str, holder: str) -> bool: ...
+
+    def holders(self, prefix: str, *, now: datetime) -> list[str]: ...
+
+    def purge(self, prefix: str, *, before: datetime) -> int: ...
+
+    def get(self, name: str) -> LeaseState | None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Only ``commit`` makes changes durable; leaving without it rolls back."""
 
@@ -633,6 +699,12 @@ class UnitOfWork(Protocol):
 
     @property
     def reports(self) -> ReportQueries: ...
+
+    @property
+    def workspace(self) -> WorkspaceQueries: ...
+
+    @property
+    def leases(self) -> LeaseRepository: ...
 
     def __enter__(self) -> Self: ...
 
@@ -751,6 +823,7 @@ class LeadScoreRow(NamedTuple):
     engagement_state: dict[str, list[Any]] | None
     score_model_id: int | None
     stamp: Any = None  # scored_at as read: a write only lands over the score it was computed from
+    predictive: Predictive | None = None  # the stored predictive score (MQL criteria may read it)
 
 
 class ScoreWrite(NamedTuple):
@@ -780,6 +853,7 @@ class EngagementRow(NamedTuple):
     engagement_level: int | None
     engagement_state: dict[str, list[Any]] | None
     score_model_id: int | None
+    predictive: Predictive | None = None
 
 
 class EngagementWrite(NamedTuple):
@@ -886,6 +960,11 @@ class ScoringRepository(Protocol):
         """(lead_id, to_stage, Unix seconds) of every history transition into one of ``stages``."""
         ...
 
+    def predictive_candidates(self, *, max_decile: int | None, min_score: float | None) -> list[int]:
+        """Ids of leads at stage lead, open or in nurture, with a stored predictive decile at most
+        ``max_decile`` or score at least ``min_score``."""
+        ...
+
     def promotion_facts(self, lead_ids: Sequence[int]) -> dict[int, PromotionFacts]: ...
 
     def apply_transitions(self, plans: Sequence[tuple[int, int, TransitionOutcome]], *, at: datetime) -> None:
@@ -908,6 +987,8 @@ class SegmentRepository(Protocol):
     def all(self) -> list[Segment]: ...
 
     def delete(self, name: str) -> bool: ...
+
+    def set_filter(self, name: str, filter_text: str, *, at: datetime) -> None: ...
 
     def count(self, flt: Filter, *, as_of: datetime) -> int: ...
 
@@ -1134,6 +1215,10 @@ class Predictor(Protocol):
 
     def decile(self, p: float) -> int: ...
 
+    def deciles(self, probabilities: Sequence[float]) -> list[int]:
+        """``decile`` of each probability, at once."""
+        ...
+
     def contributions(self, frame: FeatureFrame) -> list[dict[str, float]]: ...
 
 
@@ -1191,6 +1276,13 @@ class PredictiveRepository(Protocol):
 
     def property_names(self) -> list[str]: ...
 
+    def feature_columns(
+        self, *, lead_ids: Sequence[int], names: Sequence[str], as_of: datetime
+    ) -> tuple[list[int], dict[str, list[Any]]]:
+        """The raw values of the named features for these leads, as ``feature_rows`` would give them with
+        ``snapshot_days=None``: the leads' ids in order and one list of values per name."""
+        ...
+
     def add_model(
         self,
         *,
@@ -1209,6 +1301,10 @@ class PredictiveRepository(Protocol):
     def latest_model(self) -> PredictiveModelRecord | None: ...
 
     def active_model(self) -> PredictiveModelRecord | None: ...
+
+    def all_models(self) -> list[PredictiveModelRecord]:
+        """Every stored model, oldest version first."""
+        ...
 
     def artifact(self, model_id: int) -> str: ...
 
@@ -1243,3 +1339,73 @@ class PredictiveUnitOfWork(Protocol):
     ) -> None: ...
 
     def commit(self) -> None: ...
+
+
+# ---- the web workspace's lists ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListedLead:
+    """A lead as lists and boards show it: identity, state, owner and scores."""
+
+    id: int
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    job_title: str | None
+    company: str | None
+    stage: str
+    status: str
+    cycle: int
+    owner_id: int | None
+    owner: str | None
+    priority: str | None
+    fit_grade: str | None
+    fit_score: float | None
+    engagement_level: int | None
+    engagement_score: float | None
+    predictive_score: float | None
+    predictive_decile: int | None
+    first_source: str | None
+    created_at: datetime
+    last_touch_at: datetime | None
+    version: int
+
+    @property
+    def name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.last_name) if p) or (
+            self.email or f"lead {self.id}"
+        )
+
+
+@dataclass(frozen=True)
+class ListCursor:
+    """Where a keyset page ends: the last lead's id and, in priority order, its priority (None: unscored)."""
+
+    id: int
+    priority: str | None = None
+
+
+class WorkspaceQueries(Protocol):
+    def lead_page(
+        self,
+        flt: Filter | None,
+        *,
+        as_of: datetime,
+        sort: str,
+        after: ListCursor | None,
+        limit: int,
+        scan: bool = False,
+    ) -> list[ListedLead]: ...
+
+    def count(self, flt: Filter | None, *, as_of: datetime, cap: int) -> int: ...
+
+    def leads_by_id(self, ids: Sequence[int]) -> list[ListedLead]: ...
+
+    def sources(self, limit: int = 200) -> list[str]: ...
+
+    def activity_values(self, column: str, limit: int = 300) -> list[str]: ...
+
+    def stage_counts(self, flt: Filter | None, *, as_of: datetime) -> dict[str, int]: ...
+
+    def stage_values(self, flt: Filter | None, *, as_of: datetime) -> dict[str, dict[str, float]]: ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +48,14 @@ from leadstage.services.ports import (
 
 UowFactory = Callable[[], PredictiveUnitOfWork]
 SCORE_BATCH = 20_000
+#: Who trains and activates predictive models (marketing ops, DOMAIN.md journey 6).
+MODEL_ROLES = frozenset({Role.ADMIN, Role.MARKETING})
+
+
+def check_model_role(actor: Actor, doing: str = "train") -> None:
+    """Training (a candidate is stored) and activating models: administrators and marketing only."""
+    if actor.role not in MODEL_ROLES:
+        raise PermissionDenied(f"role {actor.role.value} may not {doing} predictive models")
 
 
 @dataclass(frozen=True)
@@ -264,6 +272,14 @@ def summary(record: PredictiveModelRecord) -> dict[str, Any]:
     }
 
 
+def list_models(uow: PredictiveUnitOfWork) -> list[dict[str, Any]]:
+    """Every trained model's summary (what ``model train --json`` printed), oldest first."""
+    return [
+        {**summary(r), "created_by": r.created_by, "created_at": r.created_at.isoformat()}
+        for r in uow.predictive.all_models()
+    ]
+
+
 def model_card(uow: PredictiveUnitOfWork, model_id: int | None = None) -> dict[str, Any]:
     """The model card of a model (default: the active one, else the latest trained)."""
     record = _find(uow, model_id)
@@ -291,43 +307,60 @@ def _find(uow: PredictiveUnitOfWork, model_id: int | None) -> PredictiveModelRec
     return record
 
 
+_PREDICTORS: dict[tuple[str, str], Predictor] = {}
+
+
+def _predictor(uow: PredictiveUnitOfWork, trainer: ModelTrainer, record: PredictiveModelRecord) -> Predictor:
+    """The stored model, verified and parsed once per process and stored text (a changed text is loaded,
+    so verified, again)."""
+    artifact = uow.predictive.artifact(record.id)
+    key = (record.sha256, artifact)
+    found = _PREDICTORS.get(key)
+    if found is None:
+        _PREDICTORS.clear()
+        found = _PREDICTORS[key] = trainer.load(artifact, record.sha256)
+    return found
+
+
 def load_active(
     uow: PredictiveUnitOfWork, trainer: ModelTrainer
 ) -> tuple[PredictiveModelRecord, Predictor] | None:
     record = uow.predictive.active_model()
     if record is None:
         return None
-    return record, trainer.load(uow.predictive.artifact(record.id), record.sha256)
+    return record, _predictor(uow, trainer, record)
 
 
-def _frame_for(
-    predictor_features: Sequence[str], kinds: dict[str, str], rows: Sequence[LeadFeatureRow]
+def _frame_of(
+    features: Sequence[str], kinds: dict[str, str], raw: dict[str, list[Any]], n_rows: int
 ) -> FeatureFrame:
-    columns: dict[str, list[Any]] = {}
-    kind_map: dict[str, ColumnKind] = {}
-    for name in predictor_features:
-        kind = ColumnKind(kinds[name])
-        kind_map[name] = kind
-        raw = [r.properties[name] if name in r.properties else r.fields.get(name) for r in rows]
-        columns[name] = clean_for_model(raw, kind)
-    return FeatureFrame(names=list(predictor_features), kinds=kind_map, columns=columns, n_rows=len(rows))
+    kind_map = {name: ColumnKind(kinds[name]) for name in features}
+    return FeatureFrame(
+        names=list(features),
+        kinds=kind_map,
+        columns={name: clean_for_model(raw[name], kind_map[name]) for name in features},
+        n_rows=n_rows,
+    )
 
 
-ACTIVITY_FEATURES = ("engagement (decayed)", "days since last activity", "content consumed")
-
-
-def _reads_activities(features: Sequence[str]) -> bool:
-    """Whether a model uses any activity aggregate (else scoring need not read activities at all)."""
-    return any(f.startswith("activities") or f in ACTIVITY_FEATURES for f in features)
+ScoreRunner = Callable[[Sequence[Sequence[int]], int, datetime], Iterable[int]]
+"""Runs :func:`score_batch` over batches of lead ids for a model and a time (in this process, or in
+several) and yields how many leads each batch scored."""
 
 
 def activate_model(
-    uow_factory: UowFactory, trainer: ModelTrainer, model_id: int, *, at: datetime, actor: Actor | None = None
+    uow_factory: UowFactory,
+    trainer: ModelTrainer,
+    model_id: int,
+    *,
+    at: datetime,
+    actor: Actor | None = None,
+    runner: ScoreRunner | None = None,
 ) -> dict[str, Any]:
     """Make a trained model the active one (after verifying it loads) and score every lead with it.
     Administrators and marketing only; the activation is audited."""
-    if actor is not None and actor.role not in (Role.ADMIN, Role.MARKETING):
-        raise PermissionDenied(f"role {actor.role.value} may not activate predictive models")
+    if actor is not None:
+        check_model_role(actor, "activate")
     with uow_factory() as uow:
         record = uow.predictive.get_model(model_id)
         if record is None:
@@ -343,7 +376,7 @@ def activate_model(
             version=record.version,
         )
         uow.commit()
-    scored = score_leads(uow_factory, trainer, at=at, changed_only=False)
+    scored = score_leads(uow_factory, trainer, at=at, changed_only=False, runner=runner)
     return {"model_id": model_id, "version": record.version, "active": True, "scored": scored}
 
 
@@ -354,13 +387,15 @@ def score_leads(
     at: datetime,
     changed_only: bool = True,
     lead_ids: Sequence[int] | None = None,
+    runner: ScoreRunner | None = None,
+    batch_size: int = SCORE_BATCH,
 ) -> int:
     """Score leads with the active model (new and changed ones by default); 0 when no model is active."""
     with uow_factory() as uow:
-        loaded = load_active(uow, trainer)
+        loaded = load_active(uow, trainer)  # verified before any lead is scored
         if loaded is None:
             return 0
-        record, predictor = loaded
+        record = loaded[0]
         mark = uow.predictive.activity_watermark()
         if lead_ids is None:
             ids = (
@@ -370,33 +405,45 @@ def score_leads(
             )
         else:
             ids = list(lead_ids)
-    features = [f["name"] for f in record.card["features_used"]]
-    kinds = {f["name"]: f["kind"] for f in record.card["features_used"]}
-    done = 0
-    for start in range(0, len(ids), SCORE_BATCH):
-        batch = ids[start : start + SCORE_BATCH]
-        with uow_factory() as uow:
-            rows = uow.predictive.feature_rows(
-                label_stage=None,
-                snapshot_days=None,
-                as_of=at,
-                lead_ids=batch,
-                activities=_reads_activities(features),
-            )
-            frame = _frame_for(features, kinds, rows)
-            probs = predictor.predict(frame)
-            uow.predictive.write_scores(
-                [(r.lead_id, round(p, 6), predictor.decile(p)) for r, p in zip(rows, probs, strict=True)],
-                model_id=record.id,
-                at=at,
-            )
-            uow.commit()
-        done += len(rows)
+    batches = [ids[start : start + batch_size] for start in range(0, len(ids), batch_size)]
+
+    def in_process(todo: Sequence[Sequence[int]], model_id: int, when: datetime) -> Iterable[int]:
+        for batch in todo:
+            yield score_batch(uow_factory, trainer, batch, model_id=model_id, at=when)
+
+    done = sum((runner or in_process)(batches, record.id, at))
     if lead_ids is None:
         with uow_factory() as uow:
             uow.predictive.set_activity_watermark(record.id, mark)
             uow.commit()
     return done
+
+
+def score_batch(
+    uow_factory: UowFactory, trainer: ModelTrainer, lead_ids: Sequence[int], *, model_id: int, at: datetime
+) -> int:
+    """Score one batch of leads with a stored model (features as of ``at``) and store the scores; commits."""
+    with uow_factory() as uow:
+        record = uow.predictive.get_model(model_id)
+        if record is None:
+            raise NotFound(f"no predictive model with id {model_id}")
+        predictor = _predictor(uow, trainer, record)
+        features = [f["name"] for f in record.card["features_used"]]
+        kinds = {f["name"]: f["kind"] for f in record.card["features_used"]}
+        ids, raw = uow.predictive.feature_columns(lead_ids=lead_ids, names=features, as_of=at)
+        frame = _frame_of(features, kinds, raw, len(ids))
+        probs = predictor.predict(frame)
+        deciles = predictor.deciles(probs)
+        # Reading is done; writing starts a fresh transaction, so parallel batches queue for the write lock
+        # instead of failing on a stale read snapshot.
+        uow.commit()
+        uow.predictive.write_scores(
+            [(lead_id, round(p, 6), d) for lead_id, p, d in zip(ids, probs, deciles, strict=True)],
+            model_id=model_id,
+            at=at,
+        )
+        uow.commit()
+    return len(ids)
 
 
 def explain_lead(
@@ -408,18 +455,12 @@ def explain_lead(
         if loaded is None:
             raise NotFound("no active predictive model: train one and `leadstage model activate ID`")
         record, predictor = loaded
-        rows = uow.predictive.feature_rows(
-            label_stage=None,
-            snapshot_days=None,
-            as_of=at,
-            lead_ids=[lead_id],
-            activities=_reads_activities([f["name"] for f in record.card["features_used"]]),
-        )
-    if not rows:
+        features = [f["name"] for f in record.card["features_used"]]
+        kinds = {f["name"]: f["kind"] for f in record.card["features_used"]}
+        ids, raw = uow.predictive.feature_columns(lead_ids=[lead_id], names=features, as_of=at)
+    if not ids:
         raise NotFound(f"no lead {lead_id}")
-    features = [f["name"] for f in record.card["features_used"]]
-    kinds = {f["name"]: f["kind"] for f in record.card["features_used"]}
-    frame = _frame_for(features, kinds, rows)
+    frame = _frame_of(features, kinds, raw, len(ids))
     p = predictor.predict(frame)[0]
     contributions = predictor.contributions(frame)[0]
     values: dict[str, Any] = {n: frame.columns[n][0] for n in features}

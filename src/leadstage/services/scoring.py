@@ -31,7 +31,16 @@ from leadstage.domain.scoring import (
     priority,
     states_json,
 )
-from leadstage.domain.stages import Actor, LeadState, Role, Stage, Status, TransitionRequest, plan_transition
+from leadstage.domain.stages import (
+    Actor,
+    LeadState,
+    Role,
+    Stage,
+    Status,
+    TransitionOutcome,
+    TransitionRequest,
+    plan_transition,
+)
 from leadstage.services.leads import resolve_lead
 from leadstage.services.ports import (
     EngagementRow,
@@ -197,16 +206,26 @@ def _promote(uow: UnitOfWork, model: ScoringModel, scored: Sequence[_Scored], *,
     Set-based: one query for what the rules need (version, furthest stage, earlier promotions, when the
     lead entered nurture), the pure table decides each promotion, one statement writes them all.
     """
+    plans = _promotion_plans(uow, model, scored, at=at)
+    if plans:
+        uow.scoring.apply_transitions(plans, at=at)
+    return len(plans)
+
+
+def _promotion_plans(
+    uow: UnitOfWork, model: ScoringModel, scored: Sequence[_Scored], *, at: datetime
+) -> list[tuple[int, int, TransitionOutcome]]:
+    """The promotions the model's MQL criteria call for now: (lead id, version, planned transition)."""
     candidates = []
     for s in scored:
         row = s.row
         if row.stage != "lead" or row.status not in ("open", "nurture"):
             continue
-        reasons = mql_reasons(model, s.fit, s.engagement)
+        reasons = mql_reasons(model, s.fit, s.engagement, row.predictive)
         if reasons:
             candidates.append((s, reasons))
     if not candidates:
-        return 0
+        return []
     facts = uow.scoring.promotion_facts([s.row.lead_id for s, _r in candidates])
     plans = []
     for s, reasons in candidates:
@@ -232,8 +251,23 @@ def _promote(uow: UnitOfWork, model: ScoringModel, scored: Sequence[_Scored], *,
             state, TransitionRequest("promote_mql", criteria=reasons), actor=SYSTEM, at=at
         )
         plans.append((row.lead_id, known.version, outcome))
-    uow.scoring.apply_transitions(plans, at=at)
-    return len(plans)
+    return plans
+
+
+def count_promotions(uow: UnitOfWork, model: ScoringModel, *, at: datetime, chunk: int = 5_000) -> int:
+    """How many leads ``model`` would promote to MQL if it were activated now; reads, writes nothing."""
+    fit_of = FitEvaluator(model)
+    count = 0
+    for id_range in list(uow.scoring.lead_id_ranges(chunk)):
+        rows = uow.scoring.lead_rows(id_range=id_range, facts=model.fit_subjects, with_state=False)
+        states_of, _activities = _range_states(uow, model, id_range, at.timestamp())
+        scored = [
+            _Scored(row, fit_of(row.facts), engagement_summary(model, states, at.timestamp()), states)
+            for row in rows
+            for states in (states_of.get(row.lead_id, _NO_STATES),)
+        ]
+        count += len(_promotion_plans(uow, model, scored, at=at))
+    return count
 
 
 RangeRunner = Callable[[Sequence[tuple[int, int]]], Iterable[ScoreRunReport]]
@@ -476,7 +510,7 @@ def explain(uow: UnitOfWork, ref: str | int, *, load: Loader, as_of: datetime) -
             ],
         },
         "priority": priority(fit.grade, engagement.level),
-        "mql_criteria_met": mql_reasons(model, fit, engagement),
+        "mql_criteria_met": mql_reasons(model, fit, engagement, row.predictive),
         "history": uow.scoring.score_history(lead.id),
     }
 
@@ -528,7 +562,7 @@ def score_new_activities(
         changed += level_changed
         if promote and row.stage == "lead" and row.status in ("open", "nurture"):
             fit = FitResult(row.fit_score or 0.0, grade, (), row.excluded_by)
-            if mql_reasons(scoring_model, fit, engagement):  # (the others are no candidates)
+            if mql_reasons(scoring_model, fit, engagement, row.predictive):  # (the others are no candidates)
                 scored.append(_Scored(_as_score_row(row), fit, engagement, states))
     uow.scoring.write_engagement(writes, model_id=stored.id, at=at)
     if scored:
@@ -548,4 +582,37 @@ def _as_score_row(row: EngagementRow) -> LeadScoreRow:
         priority=None,
         engagement_state=row.engagement_state,
         score_model_id=row.score_model_id,
+        predictive=row.predictive,
     )
+
+
+def promote_on_predictive(uow_factory: UnitOfWorkFactory, *, load: Loader, at: datetime) -> int:
+    """Promote the leads that now meet an MQL criterion reading the predictive score (after predictive
+    scoring); nothing to do when the active model has no such criterion. Leads are judged on their stored
+    fit and their engagement as of ``at``; leads the active model has not scored yet wait for it."""
+    with uow_factory() as uow:
+        active = load_active(uow, load)
+        if active is None or not active[1].predictive_criteria:
+            return 0
+        stored, model = active
+        deciles = [c.max_decile for c in model.predictive_criteria if c.max_decile is not None]
+        scores = [c.min_probability for c in model.predictive_criteria if c.min_probability is not None]
+        ids = uow.scoring.predictive_candidates(
+            max_decile=max(deciles, default=None), min_score=min(scores, default=None)
+        )
+    promoted = 0
+    fit_of = _fit_evaluator(stored.id, model)
+    when = at.timestamp()
+    for start in range(0, len(ids), 5_000):
+        with uow_factory() as uow:
+            scored = []
+            for row in uow.scoring.lead_rows(ids=ids[start : start + 5_000]):
+                if row.score_model_id != stored.id:
+                    continue
+                states = _states(row.engagement_state)
+                scored.append(
+                    _Scored(row, fit_of(row.facts), engagement_summary(model, states, when), states)
+                )
+            promoted += _promote(uow, model, scored, at=at)
+            uow.commit()
+    return promoted

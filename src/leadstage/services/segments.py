@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from leadstage.domain.activities import BUILTIN_ACTIVITY_TYPES
-from leadstage.domain.errors import AlreadyExists, NotFound, ValidationError
+from leadstage.domain.errors import AlreadyExists, NotFound, PermissionDenied, ValidationError
 from leadstage.domain.leads import Lead, lead_summary
 from leadstage.domain.segments import (
     All,
@@ -22,6 +22,7 @@ from leadstage.domain.segments import (
     parse_filter,
     validate_segment_name,
 )
+from leadstage.domain.stages import SEGMENT_EDITORS, Actor
 from leadstage.services.ports import LeadFilter, UnitOfWork
 
 
@@ -44,6 +45,12 @@ def _info(segment: Segment) -> dict[str, Any]:
         "created_by": segment.created_by,
         "created_at": segment.created_at.isoformat(),
     }
+
+
+def require_editor(actor: Actor, verb: str = "create") -> None:
+    """Only administrators, marketing and sales managers save or delete segments (checked before any state)."""
+    if actor.role not in SEGMENT_EDITORS:
+        raise PermissionDenied(f"role {actor.role.value} may not {verb} segments")
 
 
 def create_segment(
@@ -170,3 +177,23 @@ def delete_segment(uow: UnitOfWork, name: str) -> None:
     """Delete a saved segment (its leads are untouched); the caller commits."""
     segment = _get(uow, name)
     uow.segments.delete(segment.name)
+
+
+def add_leads(
+    uow: UnitOfWork, name: str, lead_ids: list[int], *, actor: Actor, at: datetime
+) -> dict[str, Any]:
+    """Add leads to a segment by id: its filter becomes ``(FILTER) or id in (...)``; a segment that does not
+    exist yet is created as a list of these leads (``id in (...)``). The caller commits."""
+    require_editor(actor)
+    if not lead_ids:
+        raise ValidationError("select at least one lead", field="ids")
+    listed = f"id in ({', '.join(str(int(i)) for i in sorted(set(lead_ids)))})"
+    segment = uow.segments.get(name.strip())
+    if segment is None:
+        return create_segment(
+            uow, name, listed, actor_name=actor.name, at=at, description=f"leads picked by {actor.name}"
+        )
+    text = f"({segment.filter}) or {listed}"
+    parse(uow, text)  # a filter that grew too long is refused, naming the position
+    uow.segments.set_filter(segment.name, text, at=at)
+    return show_segment(uow, segment.name, as_of=at, limit=0)

@@ -58,6 +58,15 @@ def add_subscription(
     return found, secret
 
 
+def remove_subscription(uow: UnitOfWork, subscription_id: int, *, actor: Actor, at: datetime) -> None:
+    """Stop a subscription (its delivery log stays); administrators only, audited. The caller commits."""
+    if actor.role is not Role.ADMIN:
+        raise PermissionDenied("only an administrator manages webhooks")
+    if not uow.webhooks.deactivate(subscription_id):
+        raise NotFound(f"no active webhook {subscription_id}")
+    audit.record(uow, actor, "webhook.remove", at=at, target=str(subscription_id))
+
+
 def _start_cursors(uow: UnitOfWork) -> None:
     history, scores = uow.webhooks.last_ids()
     uow.webhooks.set_cursor("history", str(history))

@@ -222,7 +222,7 @@ def test_form_capture_is_public_redirects_browsers_and_keeps_bots_and_floods_out
     )
     assert posted.status_code == 303
     assert posted.headers["location"] == "/thanks"
-    eve = api.client.get("/api/v1/leads/eve@retail.example", headers=api.headers()).json()
+    eve = api.client.get("/api/v1/leads/eve@retail.example?include=activities", headers=api.headers()).json()
     assert eve["properties"]["Interest"] == "pricing"
     assert [a["type"] for a in eve["activities"]] == ["form_submit"]
     assert eve["activities"][0]["content"] == "Pricing eBook"

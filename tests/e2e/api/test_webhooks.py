@@ -174,7 +174,7 @@ def test_signed_inbound_hooks_accept_fresh_signatures_and_refuse_bad_stale_and_r
     )
     assert unsigned.status_code == 401
     assert unsigned.headers["content-type"] == "application/problem+json"
-    eve = api.client.get("/api/v1/leads/eve@retail.example", headers=api.headers()).json()
-    assert [(a["type"], a["source"]) for a in eve["activities"]] == [("email_click", "mailchimp")]
+    eve = api.client.get("/api/v1/leads/eve@retail.example/activities", headers=api.headers()).json()
+    assert [(a["type"], a["source"]) for a in eve["items"]] == [("email_click", "mailchimp")]
     with pytest.raises(Unauthenticated):
         wh.verify(secret, "t=abc,v1=00", body, now=now)

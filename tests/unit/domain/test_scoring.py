@@ -19,6 +19,7 @@ from leadstage.domain.scoring import (
     ActivityGroup,
     FitEvaluator,
     GroupFolder,
+    Predictive,
     RuleState,
     evaluate_engagement,
     evaluate_fit,
@@ -129,6 +130,36 @@ def error_of(text: str, **kw) -> str:
             "mql.when[0].fit: fit is a grade A, B, C, D",
         ),
         ("  when:", "  wen:", "line 27: mql.wen: unknown key 'wen'"),
+        (
+            "    - {fit: B, engagement: 2}",
+            "    - {fit: B, predictive_decile: 0}",
+            "line 28: mql.when[0].predictive_decile: predictive_decile is a decile 1-10",
+        ),
+        (
+            "    - {fit: B, engagement: 2}",
+            "    - {predictive_decile: true}",
+            "mql.when[0].predictive_decile: predictive_decile is a decile 1-10",
+        ),
+        (
+            "    - {fit: B, engagement: 2}",
+            "    - {predictive_score: 1.5}",
+            "mql.when[0].predictive_score: predictive_score is a probability above 0 and at most 1",
+        ),
+        (
+            "    - {fit: B, engagement: 2}",
+            "    - {predictive_score: high}",
+            "mql.when[0].predictive_score: expected a number, got 'high'",
+        ),
+        (
+            "    - {fit: B, engagement: 2}",
+            "    - {}",
+            "mql.when[0]: a criterion needs at least one of fit, engagement, predictive_decile",
+        ),
+        (
+            "    - {fit: B, engagement: 2}",
+            "    - {fit: B, predictive: 2}",
+            "mql.when[0].predictive: unknown key 'predictive'",
+        ),
     ],
 )
 def test_invalid_models_are_refused_naming_line_and_key(old, new, expected):
@@ -257,6 +288,32 @@ def test_mql_criteria_are_at_least_semantics_and_qualifying_rules_stand_alone():
     assert mql_reasons(m, excluded, demo) == []
 
 
+def test_mql_criteria_may_read_the_predictive_score():
+    m = model(
+        MODEL.replace(
+            "    - {fit: B, engagement: 2}",
+            "    - {fit: B, engagement: 2}\n    - {fit: C, predictive_decile: 2}\n    - {predictive_score: 0.8}",
+        )
+    )
+    assert [c.name for c in m.predictive_criteria] == [
+        "fit at least C and predictive decile at most 2",
+        "predictive score at least 0.8",
+    ]
+    fit_c = evaluate_fit(m, {"properties": {"Department": "Finance"}, "phone": "1"})
+    assert fit_c.grade == "C"
+    cold = evaluate_engagement(m, {}, T0)
+    assert mql_reasons(m, fit_c, cold) == []  # no predictive score: no predictive criterion is met
+    assert mql_reasons(m, fit_c, cold, Predictive(0.41, 2)) == [
+        "fit at least C and predictive decile at most 2"
+    ]
+    assert mql_reasons(m, fit_c, cold, Predictive(0.41, 3)) == []
+    fit_d = evaluate_fit(m, {"properties": {}})
+    assert mql_reasons(m, fit_d, cold, Predictive(0.41, 1)) == []  # the fit condition holds too
+    assert mql_reasons(m, fit_d, cold, Predictive(0.8, 1)) == ["predictive score at least 0.8"]
+    excluded = evaluate_fit(m, {"properties": {"Seniority": "Student"}})
+    assert mql_reasons(m, excluded, cold, Predictive(0.99, 1)) == []
+
+
 events = st.lists(
     st.tuples(
         st.sampled_from(
@@ -326,22 +383,21 @@ def _groups(m, activities, ref):
             for k in plan.keys[a.type]
         )
         at = a.ts if a.type in plan.timed else None
-        slot = found.setdefault((a.type, repr(keys), at), [keys, 0, math.inf, -math.inf, [0.0] * 4])
+        slot = found.setdefault((a.type, repr(keys), at), [keys, 0, -math.inf, [0.0] * 4])
         slot[1] += 1
-        slot[2] = min(slot[2], a.ts)
-        slot[3] = max(slot[3], a.ts)
+        slot[2] = max(slot[2], a.ts)
         for i, h in enumerate(plan.half_lives[a.type]):
-            slot[4][i] += 2.0 ** ((a.ts - ref) / h)
+            slot[3][i] += 2.0 ** ((a.ts - ref) / h)
     return [
-        ActivityGroup(type_, keys, hits, first, last, tuple(sums[: len(plan.half_lives[type_])]))
-        for (type_, _k, _t), (keys, hits, first, last, sums) in found.items()
+        ActivityGroup(type_, keys, hits, last, tuple(sums[: len(plan.half_lives[type_])]))
+        for (type_, _k, _t), (keys, hits, last, sums) in found.items()
     ]
 
 
 @settings(max_examples=200, deadline=None)
 @given(events=events, ref_day=st.floats(min_value=-50, max_value=500, allow_nan=False))
 def test_states_from_aggregated_groups_equal_the_fold(events, ref_day):
-    """Batch scoring's aggregates (counts, first and last times, sums of powers of two per half-life;
+    """Batch scoring's aggregates (counts, last times, sums of powers of two per half-life;
     types with window rules grouped by time too) give the states the one-by-one fold gives."""
     m = model()
     pages = itertools.cycle(["/pricing", "/", 1, True, "/Pricing ", None])

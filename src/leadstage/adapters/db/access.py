@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, true, update
 
 from leadstage.adapters.db import tables as t
 from leadstage.services.ports import CaptureForm, Job, TokenRecord, WebSession
@@ -62,11 +63,11 @@ class SqlAccessRepository:
     # -- web sessions
 
     def add_session(
-        self, *, digest: str, user_id: int, csrf: str, at: datetime, expires_at: datetime, client: str | None
+        self, *, digest: str, user_id: int, at: datetime, expires_at: datetime, client: str | None
     ) -> None:
         self.conn.execute(
             insert(t.web_sessions).values(
-                id=digest, user_id=user_id, csrf=csrf, created_at=at, expires_at=expires_at, client=client
+                id=digest, user_id=user_id, created_at=at, expires_at=expires_at, client=client
             )
         )
 
@@ -78,9 +79,7 @@ class SqlAccessRepository:
         r = self.conn.execute(q.where(s.c.id == digest)).first()
         if r is None:
             return None
-        return WebSession(
-            r.id, int(r.user_id), r.username, r.role, r.team, bool(r.active), r.csrf, r.expires_at
-        )
+        return WebSession(r.id, int(r.user_id), r.username, r.role, r.team, bool(r.active), r.expires_at)
 
     def end_session(self, digest: str) -> None:
         self.conn.execute(delete(t.web_sessions).where(t.web_sessions.c.id == digest))
@@ -99,6 +98,7 @@ class SqlAccessRepository:
                 params=dict(job.params),
                 created_by=job.created_by,
                 created_at=job.created_at,
+                runner=job.runner,
             )
         )
 
@@ -117,16 +117,19 @@ class SqlAccessRepository:
             r.error,
             r.started_at,
             r.finished_at,
+            r.runner,
         )
 
     def update_job(self, job_id: str, **values: Any) -> None:
         self.conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(**values))
 
-    def interrupt_jobs(self, at: datetime) -> int:
-        """Jobs left queued or running by a server that stopped: failed, saying so."""
+    def interrupt_jobs(self, at: datetime, *, alive_runners: Collection[str] = ()) -> int:
+        """Jobs left queued or running by a server that stopped (any but ``alive_runners``): failed, saying so."""
+        j = t.jobs
+        gone = j.c.runner.is_(None) | j.c.runner.not_in(list(alive_runners)) if alive_runners else true()
         q = (
             update(t.jobs)
-            .where(t.jobs.c.status.in_(("queued", "running")))
+            .where(t.jobs.c.status.in_(("queued", "running")), gone)
             .values(
                 status="failed",
                 error="interrupted: the server stopped before the job finished",

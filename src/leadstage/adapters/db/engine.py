@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,14 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+#: Connections kept open per engine, and how many more may be opened at busy moments.
+POOL: dict[str, Any] = {"pool_size": 16, "max_overflow": 24}
 
 
 def normalize_url(url: str) -> str:
@@ -40,6 +44,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: How long a SQLite writer waits for its turn in all. Each try waits the busy timeout; SQLite's busy
+#: handler is not a queue, so with several processes writing (servers, imports) one try can lose.
+WRITE_LOCK_WAIT_SECONDS = 300.0
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """A unit of work that will write takes the write lock at its start (BEGIN IMMEDIATE): it waits its
+    turn instead of failing when its read snapshot cannot be upgraded after another commit. Nothing has
+    happened before BEGIN, so a try that timed out is simply made again."""
+    if not conn.get_execution_options().get("leadstage_write"):
+        conn.exec_driver_sql("BEGIN")
+        return
+    deadline = time.monotonic() + WRITE_LOCK_WAIT_SECONDS
+    while True:
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                raise
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for the URL, configured for leadstage's use of that database."""
     url = normalize_url(url)
@@ -53,21 +79,30 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             echo=echo,
             poolclass=NullPool if memory else None,
             connect_args={"check_same_thread": False, "timeout": 10},
+            # a server runs requests in up to 40 threads: keep their connections instead of opening (and
+            # reading the schema into) a new one for each request beyond the default five
+            **({} if memory else POOL),
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
         event.listen(engine, "connect", lambda conn, _rec: setattr(conn, "isolation_level", None))
-        # A unit of work that will write takes the write lock at its start (BEGIN IMMEDIATE): it waits its turn
-        # (busy timeout) instead of failing when its read snapshot cannot be upgraded after another commit.
-        event.listen(
-            engine,
-            "begin",
-            lambda conn: conn.exec_driver_sql(
-                "BEGIN IMMEDIATE" if conn.get_execution_options().get("leadstage_write") else "BEGIN"
-            ),
-        )
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    engine = create_engine(url, echo=echo, pool_pre_ping=True, **POOL)
+    event.listen(engine, "begin", _postgresql_begin)
+    return engine
+
+
+#: The advisory lock that serialises identity-resolving writers on PostgreSQL (see ``_postgresql_begin``).
+IDENTITY_LOCK = 7_265_001
+
+
+def _postgresql_begin(conn: Connection) -> None:
+    """A serial unit of work (the import pipeline: files, API batches, forms, hooks) holds one advisory
+    lock for each transaction, so two processes importing at once take turns batch by batch instead of
+    both creating the same person or account; SQLite's writers take turns anyway (BEGIN IMMEDIATE)."""
+    if conn.get_execution_options().get("leadstage_serial"):
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({IDENTITY_LOCK})")
 
 
 def alembic_config(engine: Engine) -> Config:

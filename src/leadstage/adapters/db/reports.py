@@ -42,21 +42,31 @@ from sqlalchemy import (
 from leadstage.adapters.db import tables as t
 from leadstage.adapters.db.segments import compile_filter
 from leadstage.domain.analytics import (
+    DEFAULT_HALF_LIFE_DAYS,
     FORWARD_ACTIONS,
     HOT_PRIORITIES,
     MEDIAN,
     NO_VALUE,
-    NON_TOUCH_TYPES,
     P80,
     AttributionModel,
     Dimension,
     Mode,
+    Report,
     ReportRequest,
+    quantile_positions,
 )
-from leadstage.domain.stages import Action, Stage
+from leadstage.domain.stages import Action, HistoryKind, Stage
 from leadstage.services.ports import Grouping
 
 FORWARD = ", ".join(f"'{a.value}'" for a in FORWARD_ACTIONS.values())
+LEAD_TO_CUSTOMER = "lead_to_customer"
+
+
+def grp_all(grp: str) -> str:
+    """The group of an ungrouped statement (its constant)."""
+    return grp.strip("'")
+
+
 _ACTIVITY_COLUMN = {Dimension.SOURCE: "source", Dimension.CAMPAIGN: "campaign", Dimension.CONTENT: "content"}
 _LEAD_TEXT_COLUMN = {
     Dimension.SOURCE: "first_source",
@@ -85,12 +95,6 @@ class SqlReportQueries:
         if self.dialect == "sqlite":
             return f"(julianday({later}) - julianday({earlier}))"
         return f"(EXTRACT(EPOCH FROM ({later} - {earlier})) / 86400.0)"
-
-    def action(self, column: str = "action", *, ranged: bool = False) -> str:
-        """The history action column for a filter. Unless the statement also bounds the time (where the
-        ``(action, at)`` index pays), SQLite is told not to use that index (``+column``): a scan of the
-        table is several times faster than hundreds of thousands of index look-ups (docs/benchmarks.md)."""
-        return column if ranged or self.dialect != "sqlite" else f"+{column}"
 
     def least(self, a: str, b: str) -> str:
         return f"min({a}, {b})" if self.dialect == "sqlite" else f"LEAST({a}, {b})"
@@ -139,6 +143,17 @@ class SqlReportQueries:
             return "JOIN report_segment_members sg ON sg.lead_id = l.id", "sg.grp"
         raise ValueError(f"{dim.value} does not group leads")
 
+    @staticmethod
+    def group_key(grouping: Grouping, grp: str) -> str:
+        """What to GROUP BY for :meth:`groups`' expression: a lead column itself where the group is one,
+        so that an index leading with it hands SQLite the rows already grouped (no sort)."""
+        dim = grouping.dimension
+        if dim in _LEAD_TEXT_COLUMN:
+            return f"l.{_LEAD_TEXT_COLUMN[dim]}"
+        if dim is Dimension.ENGAGEMENT_LEVEL:
+            return "l.engagement_level"
+        return grp
+
     def _segment_members(self, grouping: Grouping) -> None:
         assert grouping.as_of is not None
         SEGMENT_MEMBERS.drop(self.conn, checkfirst=True)
@@ -151,28 +166,56 @@ class SqlReportQueries:
                 )
             )
 
-    def _rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
+    def tune(self) -> None:
+        """On PostgreSQL, for the rest of this transaction: aggregates over hundreds of thousands of groups
+        hash in memory instead of sorting on disk, and no JIT (compiling these one-off statements took
+        about 5 s of a 19 s attribution, EXPLAIN ANALYZE on 1,000,000 leads)."""
         if self.dialect == "postgresql" and not self._tuned:
-            # aggregates over hundreds of thousands of groups hash in memory instead of sorting on disk,
-            # and no JIT: compiling these one-off statements took about 5 s of a 19 s attribution
-            # (EXPLAIN ANALYZE on 1,000,000 leads); LOCAL: only for this unit of work's transaction
             self.conn.execute(text("SET LOCAL work_mem = '256MB'"))
             self.conn.execute(text("SET LOCAL jit = off"))
             self._tuned = True
+
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        self.tune()
         return list(self.conn.execute(text(sql), params))
 
-    @staticmethod
-    def _ranked(source: str) -> str:
-        """Keep, per (grp, key), the values at the ranks the median and the 80th percentile need."""
-        ranks = []
-        for a, b in (MEDIAN, P80):
-            ranks += [f"({a} * (n - 1)) / {b} + 1", f"({a} * (n - 1)) / {b} + 2"]
-        return (
-            f"SELECT grp, key, n, rn, v FROM (SELECT grp, key, v, "
-            f"ROW_NUMBER() OVER (PARTITION BY grp, key ORDER BY v) AS rn, "
-            f"COUNT(*) OVER (PARTITION BY grp, key) AS n FROM ({source}) d0) r0 "
-            f"WHERE rn IN ({', '.join(ranks)})"
+    def _ranked_rows(
+        self, grp: str, key: str, value: str, source: str, params: dict[str, Any], *, grouped: bool
+    ) -> list[tuple[str, str, int, int, float]]:
+        """Per (grp, key): the number of values and the values at the ranks the median and the 80th
+        percentile need (``domain/analytics.py: quantile_positions``), as ``(grp, key, n, rank, value)``.
+        ``source``: the FROM and WHERE clauses the expressions read.
+
+        Without a grouping the windows read the table directly, partitioned by the key alone: an index on
+        (key, value) holds the rows in that order, so nothing is sorted; the counts come first, from the
+        same index, and the ranks wanted are constants. With a grouping both windows share one sort.
+        """
+        if grouped:
+            ranks = []
+            for a, b in (MEDIAN, P80):
+                ranks += [f"({a} * (n - 1)) / {b} + 1", f"({a} * (n - 1)) / {b} + 2"]
+            # PostgreSQL sorts the partitions' texts byte by byte rather than by the database's collation
+            part = f"{grp}, {key}" if self.dialect == "sqlite" else f'{grp} COLLATE "C", {key} COLLATE "C"'
+            sql = (
+                f"SELECT grp, key, n, rn, v FROM (SELECT {grp} AS grp, {key} AS key, {value} AS v, "
+                "ROW_NUMBER() OVER w AS rn, COUNT(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED "
+                f"FOLLOWING) AS n {source} WINDOW w AS (PARTITION BY {part} ORDER BY {value})) r0 "
+                f"WHERE rn IN ({', '.join(ranks)})"
+            )
+            return [(r[0], r[1], int(r[2]), int(r[3]), float(r[4])) for r in self._rows(sql, params)]
+        counts = {r[0]: int(r[1]) for r in self._rows(f"SELECT {key}, count(*) {source} GROUP BY 1", params)}
+        if not counts:
+            return []
+        wanted = []
+        for k, (name, n) in enumerate(sorted(counts.items())):
+            params[f"rank_key{k}"] = name
+            positions = sorted({rank for p in (MEDIAN, P80) for rank in quantile_positions(n, p)})
+            wanted.append(f"(key = :rank_key{k} AND rn IN ({', '.join(map(str, positions))}))")
+        sql = (
+            f"SELECT key, rn, v FROM (SELECT {key} AS key, {value} AS v, "
+            f"ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {value}) AS rn {source}) r0 WHERE {' OR '.join(wanted)}"
         )
+        return [(grp_all(grp), r[0], counts[r[0]], int(r[1]), float(r[2])) for r in self._rows(sql, params)]
 
     # ---- funnel ------------------------------------------------------------------------------------
 
@@ -185,7 +228,7 @@ class SqlReportQueries:
         sql = (
             f"SELECT {grp} AS grp, {sums} FROM leads l {joins} "
             f"WHERE {self.scope('l.created_at', request, params)}"
-            + (" GROUP BY 1" if grouping.dimension else "")
+            + (f" GROUP BY {self.group_key(grouping, grp)}" if grouping.dimension else "")
         )
         return [
             (r[0], stage.value, int(r[k + 1] or 0))
@@ -197,18 +240,19 @@ class SqlReportQueries:
     def funnel_cycles(self, request: ReportRequest, grouping: Grouping) -> list[tuple[str, str, int]]:
         """Cohort per cycle, for leads created in the range per group: attempts (``lead``: every cycle a
         lead started, its cycle counter) and the forward transitions into each later stage (an attempt
-        reaches a stage at most once: the transition table only moves forward one stage per attempt)."""
+        reaches a stage at most once: the transition table only moves forward one stage per attempt),
+        counted in ``stage_entries``."""
         params: dict[str, Any] = {}
         joins, grp = self.groups(grouping)
         cohort = self.scope("l.created_at", request, params)
-        stage_of = "CASE h.action " + " ".join(
-            f"WHEN '{a.value}' THEN '{st.value}'" for st, a in FORWARD_ACTIONS.items()
+        by = "GROUP BY 1 " if grouping.dimension else ""
+        entries = "stage_entries e" + (
+            f" JOIN leads l ON l.id = e.lead_id {joins}" if grouping.dimension else ""
         )
         sql = (
-            f"SELECT {grp} AS grp, '{Stage.LEAD.value}', sum(l.cycle) FROM leads l {joins} WHERE {cohort} "
-            + ("GROUP BY 1 " if grouping.dimension else "")
-            + f"UNION ALL SELECT {grp} AS grp, {stage_of} END, count(*) FROM lead_history h "
-            f"JOIN leads l ON l.id = h.lead_id {joins} WHERE h.action IN ({FORWARD}) AND {cohort} GROUP BY 1, 2"
+            f"SELECT {grp} AS grp, '{Stage.LEAD.value}', sum(l.cycle) FROM leads l {joins} WHERE {cohort} {by}"
+            f"UNION ALL SELECT {grp} AS grp, e.stage, sum(e.transitions) FROM {entries} "
+            f"WHERE {self.scope('e.created_at', request, params)} GROUP BY 1, 2"
         )
         return [(r[0], r[1], int(r[2])) for r in self._rows(sql, params) if r[2]]
 
@@ -216,11 +260,15 @@ class SqlReportQueries:
         """Period: transitions into each stage in the range (creations for ``lead``) per group."""
         params: dict[str, Any] = {}
         joins, grp = self.groups(grouping)
+        lead = f"JOIN leads l ON l.id = h.lead_id {joins} " if grouping.dimension else ""
+        # the stage each action brings a lead into (a creation: lead), from the (action, ...) indexes alone
+        stage_of = f"CASE h.action WHEN '{HistoryKind.CREATE.value}' THEN '{Stage.LEAD.value}' " + " ".join(
+            f"WHEN '{a.value}' THEN '{st.value}'" for st, a in FORWARD_ACTIONS.items()
+        )
         sql = (
-            f"SELECT {grp} AS grp, h.to_stage, count(*) FROM lead_history h JOIN leads l ON l.id = h.lead_id "
-            f"{joins} WHERE {self.action('h.action', ranged=request.start is not None or request.end is not None)} "
-            f"IN ('create', {FORWARD}) AND {self.scope('h.at', request, params)} "
-            "GROUP BY 1, 2"
+            f"SELECT {grp} AS grp, {stage_of} END AS stage, count(*) FROM lead_history h {lead}"
+            f"WHERE h.action IN ('{HistoryKind.CREATE.value}', {FORWARD}) AND {self.scope('h.at', request, params)} "
+            "GROUP BY 1, h.action"
         )
         return [(r[0], r[1], int(r[2])) for r in self._rows(sql, params)]
 
@@ -228,44 +276,20 @@ class SqlReportQueries:
         self, request: ReportRequest, grouping: Grouping
     ) -> list[tuple[str, str, int, int, float]]:
         """Cohort: days from the start (the lead's creation, or the cycle's first event per cycle) to
-        the first entry into each later stage; ranked values for percentiles per group and stage."""
+        the first entry into each later stage; ranked values for percentiles per group and stage.
+        Read from ``stage_entries`` (its indexes hold them in order: no sort without a grouping)."""
         params: dict[str, Any] = {}
         joins, grp = self.groups(grouping)
-        cohort = self.scope("l.created_at", request, params)
+        cohort = self.scope("e.created_at", request, params)
+        grouped = grouping.dimension is not None
+        lead = f"JOIN leads l ON l.id = e.lead_id {joins} " if grouped else ""
         if request.per_cycle:
             # a cycle starts at the lead's creation (cycle 1), else at the promotion or reopening that began it
-            source = (
-                "WITH f AS (SELECT lead_id, cycle, to_stage, min(at) AS at FROM lead_history "
-                f"WHERE {self.action()} IN ({FORWARD}) GROUP BY lead_id, cycle, to_stage), "
-                "s AS (SELECT lead_id, cycle, min(at) AS at FROM lead_history WHERE cycle > 1 AND "
-                f"{self.action()} IN ('{Action.PROMOTE_MQL.value}', '{Action.REOPEN.value}') GROUP BY lead_id, cycle) "
-                f"SELECT {grp} AS grp, f.to_stage AS key, {self.days('f.at', 'COALESCE(s.at, l.created_at)')} AS v "
-                "FROM f JOIN leads l ON l.id = f.lead_id LEFT JOIN s ON s.lead_id = f.lead_id AND s.cycle = f.cycle "
-                f"{joins} WHERE {cohort}"
-            )
+            value, where = "e.days_in_cycle", cohort
         else:
-            stage_of = (
-                "CASE f.action "
-                + " ".join(f"WHEN '{a.value}' THEN '{st.value}'" for st, a in FORWARD_ACTIONS.items())
-                + " END"
-            )
-            source = (
-                # grouped by action (one per stage) so that the (action, lead_id, at) index answers alone
-                "WITH f AS (SELECT action, lead_id, min(at) AS at FROM lead_history "
-                f"WHERE action IN ({FORWARD}) GROUP BY action, lead_id) "
-                f"SELECT {grp} AS grp, {stage_of} AS key, {self.days('f.at', 'l.created_at')} AS v FROM f "
-                f"JOIN leads l ON l.id = f.lead_id {joins} WHERE {cohort}"
-            )
-        return self._ranked_rows(source, params)
-
-    def _ranked_rows(self, source: str, params: dict[str, Any]) -> list[tuple[str, str, int, int, float]]:
-        # a CTE inside a subquery is not portable: hoist a leading WITH to the top of the statement
-        if source.startswith("WITH "):
-            head, _, body = source.partition(" SELECT ")
-            sql = f"{head} {self._ranked('SELECT ' + body)}"
-        else:
-            sql = self._ranked(source)
-        return [(r[0], r[1], int(r[2]), int(r[3]), float(r[4])) for r in self._rows(sql, params)]
+            value, where = "e.days_since_created", f"e.first_entry = TRUE AND {cohort}"
+        source = f"FROM stage_entries e {lead}WHERE {where}"
+        return self._ranked_rows(grp, "e.stage", value, source, params, grouped=grouped)
 
     # ---- velocity ----------------------------------------------------------------------------------
 
@@ -273,35 +297,30 @@ class SqlReportQueries:
         self, request: ReportRequest, grouping: Grouping
     ) -> list[tuple[str, str, int, int, float]]:
         """Completed stage visits (entered, then left for another stage) in days, ranked per group and
-        stage; plus ``lead_to_customer``: days from creation to the first win."""
+        stage (``stage_visits``); plus ``lead_to_customer``: days from creation to the first win."""
         params: dict[str, Any] = {}
         joins, grp = self.groups(grouping)
+        grouped = grouping.dimension is not None
         if request.mode is Mode.COHORT:
-            visit_scope = won_scope = self.scope("l.created_at", request, params)
+            visit_scope = self.scope("v.created_at", request, params)
+            won_scope = self.scope("e.created_at", request, params)
         else:
-            visit_scope = self.scope("v.ended", request, params)
-            won_scope = self.scope("w.won", request, params)
-        sql_source = (
-            "WITH h AS (SELECT lead_id, at, id, to_stage, "
-            "LAG(to_stage) OVER (PARTITION BY lead_id ORDER BY at, id) AS prev FROM lead_history "
-            # a lead leaves the stage lead only by promote_mql: only promoted leads complete a visit
-            f"WHERE lead_id IN (SELECT lead_id FROM lead_history WHERE action = '{Action.PROMOTE_MQL.value}')), "
-            "v AS (SELECT lead_id, to_stage AS stage, at AS started, "
-            "LEAD(at) OVER (PARTITION BY lead_id ORDER BY at, id) AS ended FROM h "
-            "WHERE prev IS NULL OR prev <> to_stage), "
-            f"w AS (SELECT lead_id, min(at) AS won FROM lead_history WHERE action = '{Action.WIN.value}' "
-            "GROUP BY lead_id) "
-            f"SELECT {grp} AS grp, v.stage AS key, {self.days('v.ended', 'v.started')} AS v FROM v "
-            + (
-                f"JOIN leads l ON l.id = v.lead_id {joins} "
-                if grouping.dimension or "l." in visit_scope
-                else ""
-            )
-            + f"WHERE v.ended IS NOT NULL AND {visit_scope} "
-            f"UNION ALL SELECT {grp} AS grp, 'lead_to_customer' AS key, {self.days('w.won', 'l.created_at')} "
-            f"AS v FROM w JOIN leads l ON l.id = w.lead_id {joins} WHERE {won_scope}"
+            visit_scope = self.scope("v.ended_at", request, params)
+            won_scope = self.scope("e.entered_at", request, params)
+        visits = (
+            "FROM stage_visits v "
+            + (f"JOIN leads l ON l.id = v.lead_id {joins} " if grouped else "")
+            + f"WHERE {visit_scope}"
         )
-        return self._ranked_rows(sql_source, params)
+        won = (
+            "FROM stage_entries e "
+            + (f"JOIN leads l ON l.id = e.lead_id {joins} " if grouped else "")
+            + f"WHERE e.first_entry = TRUE AND e.stage = '{Stage.CUSTOMER.value}' AND {won_scope}"
+        )
+        won_rows = self._ranked_rows(grp, "e.stage", "e.days_since_created", won, params, grouped=grouped)
+        return self._ranked_rows(grp, "v.stage", "v.days", visits, params, grouped=grouped) + [
+            (g, LEAD_TO_CUSTOMER, n, rank, value) for g, _customer, n, rank, value in won_rows
+        ]
 
     # ---- feedback ----------------------------------------------------------------------------------
 
@@ -323,11 +342,13 @@ class SqlReportQueries:
                 Action.LOSE,
             )
         )
+        scope = self.scope(column, request, params)
+        lead = f"JOIN leads l ON l.id = h.lead_id {joins} " if grouping.dimension or "l." in scope else ""
         sql = (
             f"SELECT {grp} AS grp, h.action, h.from_stage, h.from_status, h.reason, count(*) "
-            f"FROM lead_history h JOIN leads l ON l.id = h.lead_id {joins} "
-            f"WHERE {self.action('h.action', ranged=column == 'h.at' and request.start is not None)} IN ({actions}) "
-            f"AND {self.scope(column, request, params)} GROUP BY 1, 2, 3, 4, 5"
+            f"FROM lead_history h {lead}"
+            f"WHERE h.action IN ({actions}) "
+            f"AND {scope} GROUP BY 1, 2, 3, 4, 5"
         )
         return [(r[0], r[1], r[2], r[3], r[4], int(r[5])) for r in self._rows(sql, params)]
 
@@ -396,34 +417,43 @@ class SqlReportQueries:
             f"SELECT {grp} AS grp, count(*), "
             f"sum(CASE WHEN l.furthest_stage IN ({sql_stages}) THEN 1 ELSE 0 END), "
             f"sum(CASE WHEN l.furthest_stage IN ({won_stages}) THEN 1 ELSE 0 END) "
-            f"FROM leads l {joins} WHERE {cohort} GROUP BY 1"
+            f"FROM leads l {joins} WHERE {cohort} GROUP BY "
+            + (grp if band is Dimension.PREDICTIVE_DECILE else self.group_key(Grouping(band), grp))
         )
         return [(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in self._rows(sql, params)]
 
     # ---- attribution -------------------------------------------------------------------------------
 
-    def _outcomes(self, request: ReportRequest, params: dict[str, Any]) -> str:
-        """CTEs ``conv`` (each lead's first MQL, SQL, opportunity and win, and its revenue) and ``sc``
-        (the outcomes that count in the request's scope: m1 MQL, m2 SQL, m3 win)."""
-        amount = f"CAST({self.json_text('data', 'closed_amount')} AS DOUBLE PRECISION)"
-        currency = self.json_text("data", "currency")
+    def _outcomes(
+        self,
+        request: ReportRequest,
+        params: dict[str, Any],
+        leads: str | None = None,
+        *,
+        numbers: bool = True,
+    ) -> str:
+        """CTEs ``conv`` (each lead's first MQL, SQL, opportunity and win, its revenue and its creation,
+        from ``stage_entries``) and ``sc`` (the outcomes that count in the request's scope: m1 MQL, m2 SQL,
+        m3 win). ``leads``: an ``IN (...)`` condition on the lead ids (report facts of some leads)."""
+        firsts = ", ".join(
+            f"min(CASE WHEN stage = '{stage.value}' THEN entered_at END) AS {name}"
+            for stage, name in (
+                (Stage.MQL, "mql_at"),
+                (Stage.SQL, "sql_at"),
+                (Stage.OPPORTUNITY, "opp_at"),
+                (Stage.CUSTOMER, "won_at"),
+            )
+        )
+        where = f"WHERE lead_id {leads} " if leads else ""
         conv = (
-            "conv AS (SELECT lead_id, "
-            "min(CASE WHEN action = 'promote_mql' THEN at END) AS mql_at, "
-            "min(CASE WHEN action = 'qualify_sql' THEN at END) AS sql_at, "
-            "min(CASE WHEN action = 'open_opportunity' THEN at END) AS opp_at, "
-            "min(CASE WHEN action = 'win' THEN at END) AS won_at, "
-            f"sum(CASE WHEN action = 'win' THEN {amount} END) AS revenue, "
-            f"max(CASE WHEN action = 'win' THEN {currency} END) AS currency "
-            f"FROM lead_history WHERE {self.action()} IN ('promote_mql', 'qualify_sql', 'open_opportunity', 'win') "
-            "GROUP BY lead_id)"
+            f"conv AS (SELECT lead_id, min(created_at) AS created_at, {firsts}, sum(revenue) AS revenue, "
+            f"max(currency) AS currency FROM stage_entries {where}GROUP BY lead_id)"
         )
         if request.mode is Mode.COHORT:
-            cohort = self.scope("l.created_at", request, params)
+            cohort = self.scope("c.created_at", request, params)
             sc = (
                 "sc0 AS (SELECT c.lead_id, c.mql_at AS m1, c.sql_at AS m2, c.won_at AS m3, c.mql_at, c.opp_at, "
-                f"c.revenue, c.currency FROM conv c JOIN leads l ON l.id = c.lead_id WHERE {cohort} "
-                "AND c.mql_at IS NOT NULL)"
+                f"c.revenue, c.currency, c.created_at FROM conv c WHERE {cohort} AND c.mql_at IS NOT NULL)"
             )
         else:
             picks = [
@@ -431,12 +461,12 @@ class SqlReportQueries:
                 for col, name in (("mql_at", "m1"), ("sql_at", "m2"), ("won_at", "m3"))
             ]
             sc = (
-                f"sc0 AS (SELECT c.lead_id, {', '.join(picks)}, c.mql_at, c.opp_at, c.revenue, c.currency "
-                "FROM conv c WHERE c.mql_at IS NOT NULL)"
+                f"sc0 AS (SELECT c.lead_id, {', '.join(picks)}, c.mql_at, c.opp_at, c.revenue, c.currency, "
+                "c.created_at FROM conv c WHERE c.mql_at IS NOT NULL)"
             )
-        numbers = ", ".join(f"{self.epoch_days(f'm{o}')} AS mj{o}" for o in "123")
+        days = "".join(f", {self.epoch_days(f'm{o}')} AS mj{o}" for o in "123") if numbers else ""
         sc += (
-            f", sc AS MATERIALIZED (SELECT sc0.*, {numbers}, CASE WHEN m3 IS NOT NULL THEN revenue ELSE 0 END AS "
+            f", sc AS MATERIALIZED (SELECT sc0.*{days}, CASE WHEN m3 IS NOT NULL THEN revenue ELSE 0 END AS "
             "rev_counted, CASE WHEN m3 IS NOT NULL THEN currency END AS cur FROM sc0 "
             "WHERE m1 IS NOT NULL OR m2 IS NOT NULL OR m3 IS NOT NULL)"
         )
@@ -446,7 +476,7 @@ class SqlReportQueries:
         """Outcomes counted, per win currency: (currency, MQLs, SQLs, customers, revenue)."""
         params: dict[str, Any] = {}
         sql = (
-            f"{self._outcomes(request, params)} SELECT CASE WHEN m3 IS NOT NULL THEN currency END AS cur, "
+            f"{self._outcomes(request, params, numbers=False)} SELECT CASE WHEN m3 IS NOT NULL THEN currency END AS cur, "
             "count(m1), count(m2), count(m3), sum(CASE WHEN m3 IS NOT NULL THEN revenue END) FROM sc GROUP BY 1"
         )
         return [(r[0], int(r[1]), int(r[2]), int(r[3]), float(r[4] or 0)) for r in self._rows(sql, params)]
@@ -466,10 +496,14 @@ class SqlReportQueries:
             return f"julianday({column})"
         return f"(EXTRACT(EPOCH FROM {column}) / 86400.0)"
 
-    def _touch_source(self, col: str, excluded: str) -> str:
-        """The scoped leads joined with their touches up to the latest outcome. PostgreSQL is asked for one
-        index range per lead (LATERAL) rather than a merge join over every activity."""
-        where = f"a.{col} IS NOT NULL AND a.type NOT IN ({excluded}) AND a.occurred_at <= COALESCE(sc.m3, sc.m2, sc.m1)"
+    def _touch_source(self, col: str) -> str:
+        """The scoped leads joined with their touches up to the latest outcome, read from the touches'
+        partial index alone (``ix_activities_touches``: its condition is written here word for word).
+        PostgreSQL is asked for one index range per lead (LATERAL) rather than a merge join over every
+        activity."""
+        where = (
+            f"a.{t.TOUCH_FILTER} AND a.{col} IS NOT NULL AND a.occurred_at <= COALESCE(sc.m3, sc.m2, sc.m1)"
+        )
         if self.dialect == "sqlite":
             return f"sc JOIN activities a ON a.lead_id = sc.lead_id WHERE {where}"
         return (
@@ -478,22 +512,22 @@ class SqlReportQueries:
             f"FROM activities a WHERE a.lead_id = sc.lead_id AND {where} OFFSET 0) a"
         )
 
-    def attribution(self, request: ReportRequest) -> list[dict[str, Any]]:
-        """Credited outcomes per value of the touch dimension and win currency, for every model.
-
-        Each row: ``grp``, ``cur`` and, per outcome ``o`` in 1..3 (MQL, SQL, customer), ``touched_o``
-        (leads with a touch of this value before the outcome), ``touches_o``, and per model
-        ``<model>_o`` credits and ``<model>_rev`` credited revenue.
+    def _credits(
+        self, request: ReportRequest, params: dict[str, Any], leads: str | None = None
+    ) -> tuple[str, str]:
+        """(the CTEs, a subquery with every touch's credit under every model): one row per touch of a
+        scoped outcome with ``lead_id``, ``grp`` (the touch's value), the lead's ``cur``, ``revenue``,
+        ``created_at``, ``m1``..``m3``, ``currency_raw``, ``revenue_raw``, and per outcome ``o`` in 1..3
+        ``i<o>`` (1 when the touch counts for it) and ``c_<model>_<o>``.
 
         Two passes over the touches, no window: per lead, the number of touches before each outcome,
         the time-decay normalisers and which touches are the first, the last before each outcome, the
         MQL touch and the opportunity touch (the max of :meth:`touch_key`); then every touch's credit
-        under each model is arithmetic on its lead's figures, summed per value (ADR 10).
+        under each model is arithmetic on its lead's figures (ADR 10).
         """
         assert request.by is not None
         col = _ACTIVITY_COLUMN[request.by]
-        params: dict[str, Any] = {"ln2_per_half_life": 0.6931471805599453 / request.half_life_days}
-        excluded = ", ".join(f"'{x}'" for x in sorted(NON_TOUCH_TYPES))
+        params["ln2_per_half_life"] = 0.6931471805599453 / request.half_life_days
         marks = {"1": "m1", "2": "m2", "3": "m3", "m": "mql_at", "o": "opp_at"}
 
         def decay(o: str, lead: str = "") -> str:
@@ -504,8 +538,9 @@ class SqlReportQueries:
         t_cte = (
             "t AS MATERIALIZED (SELECT sc.lead_id, a.id, a.occurred_at AS at, "
             f"{self.epoch_days('a.occurred_at')} AS tj, {key} AS k, a.{col} AS v, sc.m1, sc.m2, sc.m3, "
-            "sc.mql_at, sc.opp_at, sc.mj1, sc.mj2, sc.mj3, sc.rev_counted AS revenue, sc.cur "
-            f"FROM {self._touch_source(col, excluded)})"
+            "sc.mql_at, sc.opp_at, sc.mj1, sc.mj2, sc.mj3, sc.rev_counted AS revenue, sc.cur"
+            + (", sc.created_at, sc.revenue AS revenue_raw, sc.currency AS currency_raw" if leads else "")
+            + f" FROM {self._touch_source(col)})"
         )
         ls_cols = (
             [f"sum(CASE WHEN at <= {m} THEN 1 ELSE 0 END) AS n{o}" for o, m in marks.items()]
@@ -516,6 +551,7 @@ class SqlReportQueries:
             + [
                 f"min({c}) AS {c}"
                 for c in ("m1", "m2", "m3", "opp_at", "mj1", "mj2", "mj3", "revenue", "cur")
+                + (("created_at", "revenue_raw", "currency_raw") if leads else ())
             ]
         )
         ls_cte = f"ls AS (SELECT lead_id, {', '.join(ls_cols)} FROM t GROUP BY lead_id)"
@@ -555,6 +591,8 @@ class SqlReportQueries:
             columns.append(f"CASE WHEN {inside} THEN 1 ELSE 0 END AS i{o}")
             for model, expr in credit.items():
                 columns.append(f"CASE WHEN {inside} THEN {expr} ELSE 0 END AS c_{model}_{o}")
+        if leads:
+            columns += [f"ls.{c}" for c in ("created_at", "m1", "m2", "m3", "revenue_raw", "currency_raw")]
         # every touch's credits are computed once, then summed; on PostgreSQL the fence (OFFSET 0) keeps
         # the planner from copying each expression into every aggregate that reads it (SQLite measured
         # no faster with one)
@@ -564,23 +602,105 @@ class SqlReportQueries:
             # CROSS JOIN keeps SQLite from scanning ls once per touch (it indexes t instead)
             f"FROM ls CROSS JOIN t WHERE t.lead_id = ls.lead_id{fence}"
         )
+        return f"{self._outcomes(request, params, leads)}, {t_cte}, {ls_cte}", credits
+
+    def attribution(self, request: ReportRequest) -> list[dict[str, Any]]:
+        """Credited outcomes per value of the touch dimension and win currency, for every model.
+
+        Each row: ``grp``, ``cur`` and, per outcome ``o`` in 1..3 (MQL, SQL, customer), ``touched_o``
+        (leads with a touch of this value before the outcome), ``touches_o``, and per model
+        ``<model>_o`` credits and ``<model>_rev`` credited revenue.
+
+        At the default half-life the credits are sums of ``attribution_credits`` (each converted lead's
+        credits, kept up to date by ``report_facts``); at another half-life they are computed from the
+        touches (:meth:`_credits`).
+        """
+        if request.half_life_days == DEFAULT_HALF_LIFE_DAYS:
+            return self._attribution_from_credits(request)
+        params: dict[str, Any] = {}
+        head, credits = self._credits(request, params)
         sums = []
         for o in "123":
             sums.append(f"sum(i{o}) AS touches_{o}")
             for model in AttributionModel:
                 sums.append(f"sum(c_{model.value}_{o}) AS {model.value}_{o}")
         sums += [f"sum(c_{model.value}_3 * revenue) AS {model.value}_rev" for model in AttributionModel]
-        head = f"{self._outcomes(request, params)}, {t_cte}, {ls_cte} "
         if self.dialect == "sqlite":
             touched = [f"count(DISTINCT CASE WHEN i{o} = 1 THEN lead_id END) AS touched_{o}" for o in "123"]
-            sql = f"{head}SELECT grp, cur, {', '.join(touched + sums)} FROM ({credits}) cr GROUP BY grp, cur"
+            sql = f"{head} SELECT grp, cur, {', '.join(touched + sums)} FROM ({credits}) cr GROUP BY grp, cur"
         else:
             # per (lead, value) first, then per value: a DISTINCT aggregate would make PostgreSQL sort
             # every touch, where two hash aggregates do
             touched = [f"max(i{o}) AS touched_{o}" for o in "123"]
             names = [item.rsplit(" AS ", 1)[1] for item in touched + sums]
             sql = (
-                f"{head}SELECT grp, cur, {', '.join(f'sum({n}) AS {n}' for n in names)} FROM (SELECT grp, cur, "
+                f"{head} SELECT grp, cur, {', '.join(f'sum({n}) AS {n}' for n in names)} FROM (SELECT grp, cur, "
                 f"{', '.join(touched + sums)} FROM ({credits}) cr GROUP BY lead_id, grp, cur) pl GROUP BY grp, cur"
             )
         return [dict(r._mapping) for r in self._rows(sql, params)]
+
+    def _attribution_from_credits(self, request: ReportRequest) -> list[dict[str, Any]]:
+        """:meth:`attribution` from ``attribution_credits``: one row per (converted lead, value), summed
+        per value (in the table's key order: no sort on SQLite), and the customers' rows per currency."""
+        assert request.by is not None
+        params: dict[str, Any] = {"dimension": request.by.value}
+        outcomes = tuple(zip("123", t.ATTRIBUTION_OUTCOMES, ("mql_at", "sql_at", "won_at"), strict=True))
+        if request.mode is Mode.COHORT:
+            where = self.scope("created_at", request, params)
+            counted = {o: f"{col} IS NOT NULL" for o, _name, col in outcomes}
+        else:
+            where = "1 = 1"
+            counted = {
+                o: f"{col} IS NOT NULL AND {self.scope(col, request, params)}" for o, _name, col in outcomes
+            }
+        # a value is listed when a counted outcome has a touch of it (as when computed from the touches)
+        touched_any = " OR ".join(f"({counted[o]} AND touches_{name} > 0)" for o, name, _c in outcomes)
+        sums = []
+        for o, name, _col in outcomes:
+            c = counted[o]
+            sums.append(f"sum(CASE WHEN {c} AND touches_{name} > 0 THEN 1 ELSE 0 END) AS touched_{o}")
+            sums.append(f"sum(CASE WHEN {c} THEN touches_{name} ELSE 0 END) AS touches_{o}")
+            sums += [
+                f"sum(CASE WHEN {c} THEN {m.value}_{name} ELSE 0 END) AS {m.value}_{o}"
+                for m in AttributionModel
+            ]
+        base = f"FROM attribution_credits WHERE dimension = :dimension AND {where} AND ({touched_any})"
+        rows = [
+            {**dict(r._mapping), "cur": None, **{f"{m.value}_rev": 0.0 for m in AttributionModel}}
+            for r in self._rows(f"SELECT value AS grp, {', '.join(sums)} {base} GROUP BY value", params)
+        ]
+        revenue = ", ".join(f"sum({m.value}_customer * revenue) AS {m.value}_rev" for m in AttributionModel)
+        zero = {
+            f"{k}_{o}": 0 for o in "123" for k in ("touched", "touches", *(m.value for m in AttributionModel))
+        }
+        rows += [
+            {**zero, **dict(r._mapping)}
+            for r in self._rows(
+                f"SELECT value AS grp, currency AS cur, {revenue} {base} AND {counted['3']} GROUP BY value, currency",
+                params,
+            )
+        ]
+        return rows
+
+    # ---- report facts (adapters/db/report_facts.py) ------------------------------------------------
+
+    def credit_rows(self, dimension: Dimension, leads: str) -> str:
+        """The statement that writes ``attribution_credits`` of the leads ``leads`` (an ``IN (...)``)
+        for one dimension: every converted lead's credits, summed per value, at the default half-life."""
+        request = ReportRequest(
+            report=Report.ATTRIBUTION, by=dimension, mode=Mode.COHORT, start=None, end=None
+        )
+        params: dict[str, Any] = {}
+        head, credits = self._credits(request, params, leads)
+        names = ["created_at", "mql_at", "sql_at", "won_at", "revenue", "currency"]
+        names += [f"touches_{name}" for name in t.ATTRIBUTION_OUTCOMES]
+        names += [f"{m}_{name}" for name in t.ATTRIBUTION_OUTCOMES for m in t.ATTRIBUTION_MODELS]
+        values = ["min(created_at)", "min(m1)", "min(m2)", "min(m3)", "min(revenue_raw)", "min(currency_raw)"]
+        values += [f"sum(i{o})" for o in "123"]
+        values += [f"sum(c_{m}_{o})" for o in "123" for m in t.ATTRIBUTION_MODELS]
+        ln2 = repr(params.pop("ln2_per_half_life"))
+        assert not params
+        return (
+            f"{head} INSERT INTO attribution_credits (dimension, value, lead_id, {', '.join(names)}) "
+            f"SELECT '{dimension.value}', grp, lead_id, {', '.join(values)} FROM ({credits}) cr GROUP BY lead_id, grp"
+        ).replace(":ln2_per_half_life", f"CAST({ln2} AS DOUBLE PRECISION)")

@@ -7,19 +7,20 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 
+from leadstage.adapters.db import report_facts
 from leadstage.adapters.db import tables as t
 from leadstage.domain.activities import Activity
 from leadstage.domain.errors import ConcurrencyConflict
 from leadstage.domain.identity import MERGED_EMAIL, normalize_company_name
 from leadstage.domain.leads import Account, ExternalId, Identity, Lead, PropertyType
-from leadstage.domain.stages import HistoryEntry, LeadState, Stage, Status, entry_fields
+from leadstage.domain.stages import HistoryEntry, HistoryKind, LeadState, Stage, Status, entry_fields
 from leadstage.domain.times import from_utc_text
-from leadstage.services.ports import ActivityRow, LeadFilter, UserRecord
+from leadstage.services.ports import AccountRow, ActivityRow, LeadFilter, LeadPageFacts, UserRecord
 
 _IDENTITY_COLUMNS = (
     "email",
@@ -124,6 +125,33 @@ _LEAD_SELECT = select(*_LEAD_COLUMNS, t.users.c.team.label("owner_team")).select
     t.leads.outerjoin(t.users, t.users.c.id == t.leads.c.owner_id)
 )
 _BY_ID = _LEAD_SELECT.where(t.leads.c.id == bindparam("v"))
+_PAGE_FACTS = (
+    select(
+        t.accounts.c.id.label("account_id"),
+        t.accounts.c.name.label("account_name"),
+        t.accounts.c.domain,
+        t.accounts.c.industry,
+        t.accounts.c.employees,
+        t.accounts.c.annual_revenue,
+        t.accounts.c.country,
+        t.accounts.c.properties.label("account_properties"),
+        t.users.c.username.label("owner"),
+        t.leads.c.fit_grade,
+        t.leads.c.engagement_level,
+        t.leads.c.priority,
+        select(func.count())
+        .select_from(t.activities)
+        .where(t.activities.c.lead_id == t.leads.c.id)
+        .scalar_subquery()
+        .label("activity_count"),
+    )
+    .select_from(
+        t.leads.outerjoin(t.accounts, t.accounts.c.id == t.leads.c.account_id).outerjoin(
+            t.users, t.users.c.id == t.leads.c.owner_id
+        )
+    )
+    .where(t.leads.c.id == bindparam("v"))
+)
 _BY_EMAIL = _LEAD_SELECT.where(t.leads.c.email_normalized == bindparam("v"))
 _BY_PHONE = _LEAD_SELECT.where(t.leads.c.phone_e164 == bindparam("v")).order_by(t.leads.c.id).limit(1)
 _BY_FINGERPRINT = _LEAD_SELECT.where(t.leads.c.fingerprint == bindparam("v"))
@@ -213,6 +241,29 @@ class SqlLeadRepository:
 
     def get(self, lead_id: int) -> Lead | None:
         return self._one(_BY_ID, {"v": lead_id})
+
+    def page_facts(self, lead_id: int) -> LeadPageFacts:
+        r = self.conn.execute(_PAGE_FACTS, {"v": lead_id}).one()
+        account = None
+        if r.account_id is not None:
+            account = Account(
+                id=r.account_id,
+                name=r.account_name,
+                domain=r.domain,
+                industry=r.industry,
+                employees=r.employees,
+                annual_revenue=r.annual_revenue,
+                country=r.country,
+                properties=dict(r.account_properties or {}),
+            )
+        return LeadPageFacts(
+            account=account,
+            owner=r.owner,
+            fit_grade=r.fit_grade,
+            engagement_level=r.engagement_level,
+            priority=r.priority,
+            activity_count=int(r.activity_count),
+        )
 
     def find_by_email(self, canonical: str) -> Lead | None:
         return self._one(_BY_EMAIL, {"v": canonical})
@@ -313,6 +364,7 @@ class SqlLeadRepository:
 
     def add_history(self, lead_id: int, entry: HistoryEntry) -> None:
         self.conn.execute(_INSERT_HISTORY, history_values(lead_id, entry))
+        history_written(self.conn, [(lead_id, entry)])
 
     def history(self, lead_id: int) -> list[HistoryEntry]:
         q = (
@@ -398,6 +450,7 @@ class SqlLeadRepository:
         self.conn.execute(
             update(t.lead_history).where(t.lead_history.c.lead_id == lead_id).values(note=None, data=None)
         )
+        report_facts.history_changed(self.conn, [lead_id])  # the wins' amounts are gone with the data
         self.conn.execute(
             update(t.lead_merges).where(t.lead_merges.c.survivor_id == lead_id).values(merged_snapshot={})
         )
@@ -437,6 +490,7 @@ class SqlLeadRepository:
             survivor_id, [e for e in merged.external_ids if (e.system, e.value) not in known]
         )
         self.conn.execute(delete(t.leads).where(t.leads.c.id == merged.id))
+        report_facts.history_changed(self.conn, [survivor_id])  # one journey now, with both records' touches
         self.conn.execute(
             insert(t.lead_merges).values(
                 survivor_id=survivor_id, merged_id=merged.id, actor=actor, at=at, merged_snapshot=snapshot
@@ -447,6 +501,14 @@ class SqlLeadRepository:
 def history_values(lead_id: int, entry: HistoryEntry) -> dict[str, Any]:
     fields = entry_fields(entry)
     return {**fields, "lead_id": lead_id, "data": fields["data"] or None}
+
+
+def history_written(conn: Connection, rows: Iterable[tuple[int, HistoryEntry]]) -> None:
+    """After history rows are inserted: the report facts of their leads follow (a new lead's creation
+    alone changes none)."""
+    report_facts.history_changed(
+        conn, {lead_id for lead_id, e in rows if e.action != HistoryKind.CREATE.value}
+    )
 
 
 class SqlAccountRepository:
@@ -511,6 +573,62 @@ class SqlAccountRepository:
             .values(**self._values(account), updated_at=at)
         )
 
+    def _rows(
+        self, where: Any, *, limit: int | None = None, descending: bool = False, lock: bool = False
+    ) -> list[AccountRow]:
+        counts = (
+            select(t.leads.c.account_id, func.count().label("n"))
+            .where(t.leads.c.account_id.is_not(None))
+            .group_by(t.leads.c.account_id)
+            .subquery()
+        )
+        order = t.accounts.c.id.desc() if descending else t.accounts.c.id
+        q = (
+            select(t.accounts, t.users.c.username.label("owner"), func.coalesce(counts.c.n, 0).label("n"))
+            .outerjoin(t.users, t.users.c.id == t.accounts.c.owner_id)
+            .outerjoin(counts, counts.c.account_id == t.accounts.c.id)
+            .where(where)
+            .order_by(order)
+        )
+        if limit is not None:
+            q = q.limit(limit)
+        if lock:
+            q = q.with_for_update(of=t.accounts)
+        return [
+            AccountRow(
+                account=self._to_account(r),
+                owner=r.owner,
+                leads=int(r.n),
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+            )
+            for r in self.conn.execute(q)
+        ]
+
+    def row(self, account_id: int, *, lock: bool = False) -> AccountRow | None:
+        found = self._rows(t.accounts.c.id == account_id, lock=lock)
+        return found[0] if found else None
+
+    def page(
+        self, *, after_id: int | None, limit: int, search: str | None = None, descending: bool = False
+    ) -> tuple[int, list[AccountRow]]:
+        where: Any = true()
+        if search:
+            term = normalize_company_name(search)
+            where = or_(
+                t.accounts.c.name_normalized.contains(term, autoescape=True),
+                t.accounts.c.domain.contains(term.replace(" ", ""), autoescape=True),
+            )
+        total = int(self.conn.execute(select(func.count()).select_from(t.accounts).where(where)).scalar_one())
+        if after_id is not None:
+            where = and_(where, t.accounts.c.id < after_id if descending else t.accounts.c.id > after_id)
+        return total, self._rows(where, limit=limit, descending=descending)
+
+    def set_owner(self, account_id: int, user_id: int | None, *, at: datetime) -> None:
+        self.conn.execute(
+            update(t.accounts).where(t.accounts.c.id == account_id).values(owner_id=user_id, updated_at=at)
+        )
+
 
 class SqlUserRepository:
     def __init__(self, conn: Connection) -> None:
@@ -530,6 +648,9 @@ class SqlUserRepository:
 
     def set_active(self, user_id: int, active: bool) -> None:
         self.conn.execute(update(t.users).where(t.users.c.id == user_id).values(active=active))
+
+    def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        self.conn.execute(update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash))
 
     def get_by_username(self, username: str) -> UserRecord | None:
         r = self.conn.execute(select(t.users).where(t.users.c.username == username)).first()
@@ -584,15 +705,20 @@ class SqlActivityRepository:
             "idempotency_key": activity.idempotency_key,
             "properties": dict(activity.properties) or None,
         }
-        return insert_ignoring(self.conn, t.activities, [values], ["idempotency_key"]) == 1
+        added = insert_ignoring(self.conn, t.activities, [values], ["idempotency_key"]) == 1
+        if added:
+            report_facts.touches_changed(self.conn, {activity.lead_id: activity.occurred_at})
+        return added
 
-    def for_lead(self, lead_id: int, limit: int = 200) -> list[Activity]:
-        q = (
-            select(t.activities)
-            .where(t.activities.c.lead_id == lead_id)
-            .order_by(t.activities.c.occurred_at.desc(), t.activities.c.id.desc())
-            .limit(limit)
-        )
+    def for_lead(
+        self, lead_id: int, limit: int = 200, before: tuple[datetime, int] | None = None
+    ) -> list[Activity]:
+        a = t.activities.c
+        q = select(t.activities).where(a.lead_id == lead_id)
+        if before is not None:
+            at, last_id = before
+            q = q.where(or_(a.occurred_at < at, and_(a.occurred_at == at, a.id < last_id)))
+        q = q.order_by(a.occurred_at.desc(), a.id.desc()).limit(limit)
         return [
             Activity(
                 id=r.id,
@@ -752,14 +878,21 @@ class SqlBulkWriter:
             self.conn.exec_driver_sql(
                 f"INSERT OR IGNORE INTO activities ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(rows)
             )
-            return self._total_changes() - before
-        sql = (
-            f"INSERT INTO activities ({cols}) "
-            "VALUES (%s, %s, (%s || '+00')::timestamptz, %s, %s, %s, %s, %s::json) "
-            "ON CONFLICT (idempotency_key) DO NOTHING"
-        )
-        result = self.conn.exec_driver_sql(sql, list(rows))
-        return max(0, int(result.rowcount))
+            inserted = self._total_changes() - before
+        else:
+            sql = (
+                f"INSERT INTO activities ({cols}) "
+                "VALUES (%s, %s, (%s || '+00')::timestamptz, %s, %s, %s, %s, %s::json) "
+                "ON CONFLICT (idempotency_key) DO NOTHING"
+            )
+            inserted = max(0, int(self.conn.exec_driver_sql(sql, list(rows)).rowcount))
+        if inserted:
+            earliest: dict[int, str] = {}
+            for row in rows:  # canonical UTC text sorts like the time
+                if row[0] not in earliest or row[2] < earliest[row[0]]:
+                    earliest[row[0]] = row[2]
+            report_facts.touches_changed(self.conn, {k: from_utc_text(v) for k, v in earliest.items()})
+        return inserted
 
     def insert_new_activities(self, rows: Sequence[ActivityRow]) -> list[ActivityRow]:
         """Insert like :meth:`insert_activities` and return the rows that were new (for incremental scoring)."""
@@ -812,6 +945,7 @@ class SqlBulkWriter:
     def insert_history(self, rows: Sequence[tuple[int, HistoryEntry]]) -> None:
         if rows:
             self.conn.execute(insert(t.lead_history), [history_values(lead_id, e) for lead_id, e in rows])
+            history_written(self.conn, rows)
 
 
 def dumps_properties(values: Mapping[str, Any]) -> str | None:

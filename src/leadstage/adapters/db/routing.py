@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 
 from leadstage.adapters.db import tables as t
-from leadstage.adapters.db.repositories import chunks, history_values
+from leadstage.adapters.db.repositories import chunks, history_values, history_written
 from leadstage.adapters.db.segments import compile_filter
 from leadstage.domain.activities import SALES_ACTIVITY_TYPES
 from leadstage.domain.errors import ConcurrencyConflict
@@ -321,6 +321,7 @@ class SqlRoutingRepository:
             values["data"] = {**entry.data, "assignment_id": ids[new.lead_id]}
             history.append(values)
         self.conn.execute(insert(t.lead_history), history)
+        history_written(self.conn, [(new.lead_id, entry) for new, _version, entry in (items[i] for i in won)])
         for chunk in chunks(lead_ids, 900):
             self.conn.execute(delete(t.routing_queue).where(t.routing_queue.c.lead_id.in_(chunk)))
         return done
@@ -521,6 +522,7 @@ class SqlRoutingRepository:
 
     def add_history(self, lead_id: int, entry: HistoryEntry) -> None:
         self.conn.execute(insert(t.lead_history), history_values(lead_id, entry))
+        history_written(self.conn, [(lead_id, entry)])
 
 
 _UPDATE_OWNER = (

@@ -12,11 +12,11 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from leadstage.adapters.db import tables as t
-from leadstage.adapters.db.repositories import history_values, in_chunks
+from leadstage.adapters.db.repositories import history_values, history_written, in_chunks
 from leadstage.adapters.db.tables import bulk_datetime
 from leadstage.domain.errors import ConcurrencyConflict
 from leadstage.domain.identity import email_domain
-from leadstage.domain.scoring import ACTIVITY_FIELDS, SQL_PATH_NAME, ActivityGroup, GroupPlan
+from leadstage.domain.scoring import ACTIVITY_FIELDS, SQL_PATH_NAME, ActivityGroup, GroupPlan, Predictive
 from leadstage.domain.stages import TransitionOutcome
 from leadstage.services.ports import (
     EngagementRow,
@@ -31,7 +31,7 @@ _FACT_COLUMNS = (
     "l.id, l.email_normalized, l.first_name, l.last_name, l.job_title, l.company, l.phone, l.first_source, "
     "l.latest_source, l.properties, l.stage, l.status, l.cycle, l.fit_grade, l.engagement_level, l.priority, "
     "l.engagement_state, l.score_model_id, a.name, a.domain, a.industry, a.country, a.employees, a.annual_revenue, "
-    "l.scored_at"
+    "l.scored_at, l.predictive_score, l.predictive_decile"
 )
 
 
@@ -217,6 +217,7 @@ class SqlScoringRepository:
                     _json(r[16]) if with_state else None,
                     r[17],
                     r[24],
+                    None if r[25] is None or r[26] is None else Predictive(float(r[25]), int(r[26])),
                 )
             )
         return out
@@ -325,7 +326,7 @@ class SqlScoringRepository:
         epoch = self._epoch("occurred_at")
         type_marks = ", ".join([m] * len(plan.types))
         query = (
-            f"SELECT lead_id, type, {', '.join([*key_names, ''])}count(*), min(t), max(t)"
+            f"SELECT lead_id, type, {', '.join([*key_names, ''])}count(*), max(t)"
             f"{''.join(f', sum({s})' for s in sum_names)} FROM ("
             f"SELECT lead_id, type, t{''.join(', ' + c for c in keys + sums)} FROM ("
             f"SELECT lead_id, type, {''.join(c + ', ' for c in columns)}{epoch} AS t, {epoch} - {m} AS d "
@@ -362,7 +363,7 @@ class SqlScoringRepository:
                         raw if is_field or raw is None else decode(raw)
                         for is_field, raw in zip(fields, r[2:i], strict=False)
                     )
-            group = ActivityGroup(type_, values, r[i], r[i + 1], r[i + 2], r[i + 3 :])
+            group = ActivityGroup(type_, values, r[i], r[i + 1], r[i + 2 :])
             found = get(r[0])
             if found is None:
                 out[r[0]] = [group]
@@ -442,11 +443,24 @@ class SqlScoringRepository:
         for chunk, marks in in_chunks(ids, m, 900):
             rows = self.conn.exec_driver_sql(
                 "SELECT id, stage, status, cycle, fit_score, fit_grade, excluded_by, engagement_level, "
-                f"engagement_state, score_model_id FROM leads WHERE id IN ({marks})",
+                f"engagement_state, score_model_id, predictive_score, predictive_decile FROM leads "
+                f"WHERE id IN ({marks})",
                 chunk,
             ).all()
             out.extend(
-                EngagementRow(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], r[6], r[7], _json(r[8]), r[9])
+                EngagementRow(
+                    int(r[0]),
+                    r[1],
+                    r[2],
+                    int(r[3]),
+                    r[4],
+                    r[5],
+                    r[6],
+                    r[7],
+                    _json(r[8]),
+                    r[9],
+                    None if r[10] is None or r[11] is None else Predictive(float(r[10]), int(r[11])),
+                )
                 for r in rows
             )
         return out
@@ -513,6 +527,27 @@ class SqlScoringRepository:
         )
         return bool(self.conn.execute(q).scalar_one())
 
+    def predictive_candidates(self, *, max_decile: int | None, min_score: float | None) -> list[int]:
+        """Leads that could be promoted (stage lead, open or in nurture) whose stored predictive score is in
+        a decile at most ``max_decile`` or at least ``min_score``."""
+        m = self.mark
+        conditions: list[str] = []
+        params: list[float] = []
+        if max_decile is not None:
+            conditions.append(f"predictive_decile <= {m}")
+            params.append(max_decile)
+        if min_score is not None:
+            conditions.append(f"predictive_score >= {m}")
+            params.append(min_score)
+        if not conditions:
+            return []
+        rows = self.conn.exec_driver_sql(
+            "SELECT id FROM leads WHERE stage = 'lead' AND status IN ('open', 'nurture') "
+            f"AND ({' OR '.join(conditions)}) ORDER BY id",
+            tuple(params),
+        ).all()
+        return [int(r[0]) for r in rows]
+
     def promotion_facts(self, lead_ids: Sequence[int]) -> dict[int, PromotionFacts]:
         m = self.mark
         out: dict[int, PromotionFacts] = {}
@@ -559,6 +594,7 @@ class SqlScoringRepository:
         self.conn.execute(
             insert(t.lead_history), [history_values(lead_id, o.entry) for lead_id, _v, o in plans]
         )
+        history_written(self.conn, [(lead_id, o.entry) for lead_id, _v, o in plans])
 
     # ---- backtests: set-based reads of what replaying history needs --------------------------------------
 

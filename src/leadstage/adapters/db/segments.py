@@ -46,6 +46,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 
@@ -54,6 +55,7 @@ from leadstage.adapters.db.repositories import SqlLeadRepository, page
 from leadstage.domain.errors import AlreadyExists
 from leadstage.domain.leads import Lead
 from leadstage.domain.segments import (
+    ANY_ACTIVITY,
     NEGATIONS,
     ORDERING,
     ActivityCount,
@@ -75,6 +77,7 @@ from leadstage.services.ports import LeadFilter
 Bool = ColumnElement[bool]
 
 _LEAD_COLUMNS: dict[str, str] = {
+    "id": "id",
     "stage": "stage",
     "status": "status",
     "cycle": "cycle",
@@ -298,7 +301,7 @@ class FilterCompiler:
     def _activity(self, node: ActivityCount, *, negate: bool) -> Bool:
         """The leads whose number of matching activities satisfies the count, as a set-based subquery."""
         a = t.activities
-        conditions: list[Bool] = [a.c.type == node.type]
+        conditions: list[Bool] = [] if node.type == ANY_ACTIVITY else [a.c.type == node.type]
         if node.within is not None:
             conditions += [a.c.occurred_at >= node.within.before(self.as_of), a.c.occurred_at <= self.as_of]
         if node.where is not None:
@@ -447,6 +450,11 @@ class SqlSegmentRepository:
 
     def delete(self, name: str) -> bool:
         return bool(self.conn.execute(delete(t.segments).where(t.segments.c.name == name)).rowcount)
+
+    def set_filter(self, name: str, filter_text: str, *, at: datetime) -> None:
+        self.conn.execute(
+            update(t.segments).where(t.segments.c.name == name).values(filter=filter_text, updated_at=at)
+        )
 
     def count(self, flt: Filter, *, as_of: datetime) -> int:
         q = select(func.count()).select_from(t.leads).where(self.where(flt, as_of=as_of))

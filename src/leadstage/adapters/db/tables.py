@@ -22,12 +22,16 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
+
+from leadstage.domain.analytics import NON_TOUCH_TYPES
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -72,6 +76,10 @@ def bulk_datetime(value: datetime, dialect_name: str) -> Any:
 
 
 Id = BigInteger().with_variant(Integer(), "sqlite")
+
+#: Activities that are attribution touches (not a passive impression, sales work, a negative signal or
+#: an after-sale action: ``domain/analytics.py: NON_TOUCH_TYPES``), as SQL on ``activities``.
+TOUCH_FILTER = f"type NOT IN ({', '.join(repr(x) for x in sorted(NON_TOUCH_TYPES))})"
 
 users = Table(
     "users",
@@ -149,10 +157,13 @@ leads = Table(
     Column("predictive_scored_at", UTCDateTime),
     Index("ix_leads_stage_status", "stage", "status"),
     Index("ix_leads_priority", "priority"),
-    Index("ix_leads_fit_grade_level", "fit_grade", "engagement_level"),
-    Index("ix_leads_owner_stage", "owner_id", "stage"),
+    # segments by grade; calibration by fit from the index alone (ADR 18)
+    Index("ix_leads_fit_grade_level", "fit_grade", "engagement_level", "furthest_stage", "created_at"),
+    Index("ix_leads_owner_stage_status", "owner_id", "stage", "status"),
+    Index("ix_leads_stage_priority", "stage", "priority"),
     Index("ix_leads_created_at", "created_at"),
-    Index("ix_leads_created_furthest", "created_at", "furthest_stage"),
+    # the reports' cohorts (funnels, attempts) from the index alone, already grouped by source (ADR 18)
+    Index("ix_leads_source_furthest", "first_source", "furthest_stage", "created_at", "cycle"),
 )
 
 lead_external_ids = Table(
@@ -187,6 +198,35 @@ activities = Table(
     Column("idempotency_key", String(200), nullable=False, unique=True),
     Column("properties", JSON),
     Index("ix_activities_lead_occurred", "lead_id", "occurred_at"),
+    # leads by the campaign or content of their activities (the workspace's filters), only rows naming one
+    Index(
+        "ix_activities_campaign",
+        "campaign",
+        "lead_id",
+        sqlite_where=text("campaign IS NOT NULL"),
+        postgresql_where=text("campaign IS NOT NULL"),
+    ),
+    Index(
+        "ix_activities_content",
+        "content",
+        "lead_id",
+        sqlite_where=text("content IS NOT NULL"),
+        postgresql_where=text("content IS NOT NULL"),
+    ),
+    # attribution's touches of a lead in time order, read from the index alone (ADR 18); the condition must
+    # stay the text the reports write (adapters/db/reports.py: TOUCH_FILTER), else SQLite does not use it
+    Index(
+        "ix_activities_touches",
+        "lead_id",
+        "occurred_at",
+        "id",
+        "type",
+        "source",
+        "campaign",
+        "content",
+        sqlite_where=text(TOUCH_FILTER),
+        postgresql_where=text(TOUCH_FILTER),
+    ),
 )
 
 lead_history = Table(
@@ -207,7 +247,8 @@ lead_history = Table(
     Column("data", JSON),
     Index("ix_lead_history_lead_at", "lead_id", "at"),
     Index("ix_lead_history_action_at", "action", "at"),
-    Index("ix_lead_history_action_lead", "action", "lead_id", "at"),
+    # first entries, promotions, wins and sales decisions with their reasons, from the index alone
+    Index("ix_lead_history_action_lead", "action", "lead_id", "at", "from_stage", "from_status", "reason"),
 )
 
 qualification_records = Table(
@@ -479,6 +520,18 @@ locks = Table(
     Column("at", UTCDateTime, nullable=False),
 )
 
+# One row per lease: which server runs the background loop now, until when (renewed while it lives; ADR 15)
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(60), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("generation", Integer, nullable=False),  # +1 each time another holder takes it
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("renewed_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
 
 # ---- webhooks: subscriptions, the outbox, event cursors, signed inbound hooks ------------------------------
 
@@ -559,9 +612,8 @@ mail_outbox = Table(
 web_sessions = Table(
     "web_sessions",
     metadata,
-    Column("id", String(64), primary_key=True),  # SHA-256 of the session cookie's value
+    Column("id", String(64), primary_key=True),  # SHA-256 of the session id (the cookie signs the id)
     Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("csrf", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("client", String(64)),
@@ -580,6 +632,7 @@ jobs = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
+    Column("runner", String(200)),  # the server running it: its jobs are interrupted only once it is gone
 )
 
 audit_log = Table(
@@ -613,4 +666,69 @@ predictive_models = Table(
     Column("activated_at", UTCDateTime),
     Column("activity_watermark", Id),  # the newest activity id its last scoring run had seen
     UniqueConstraint("version", name="uq_predictive_models_version"),
+)
+
+
+# ---- report facts (ADR 18): derived from lead_history and activities, kept up to date by
+# adapters/db/report_facts.py in the transaction of every write that changes what they derive from.
+
+#: Per lead, cycle and stage after ``lead``: the forward transitions into the stage in that cycle.
+stage_entries = Table(
+    "stage_entries",
+    metadata,
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+    Column("cycle", Integer, nullable=False),
+    Column("stage", String(20), nullable=False),
+    Column("entered_at", UTCDateTime, nullable=False),  # the first forward transition into it in this cycle
+    Column("transitions", Integer, nullable=False),  # forward transitions into it in this cycle
+    Column("days_in_cycle", Float, nullable=False),  # days from the cycle's start to entered_at
+    Column("first_entry", Boolean, nullable=False),  # the lead's first entry into the stage, over all cycles
+    Column("days_since_created", Float, nullable=False),  # days from the lead's creation to entered_at
+    Column("created_at", UTCDateTime, nullable=False),  # the lead's
+    Column("revenue", Float),  # closed amounts of this cycle's wins
+    Column("currency", String(16)),
+    PrimaryKeyConstraint("lead_id", "cycle", "stage"),
+    Index("ix_stage_entries_first", "first_entry", "stage", "days_since_created", "created_at"),
+    Index("ix_stage_entries_cycle", "stage", "days_in_cycle", "created_at", "transitions"),
+    sqlite_with_rowid=False,
+)
+
+#: Completed stage visits of promoted leads: from the history row that brought the lead into a stage to
+#: the next row that took it to another stage.
+stage_visits = Table(
+    "stage_visits",
+    metadata,
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+    Column("history_id", Id, nullable=False),  # the row that began the visit
+    Column("stage", String(20), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=False),
+    Column("days", Float, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),  # the lead's
+    PrimaryKeyConstraint("lead_id", "history_id"),
+    Index("ix_stage_visits_stage_days", "stage", "days", "created_at", "ended_at"),
+    sqlite_with_rowid=False,
+)
+
+#: Per converted lead and value of a touch dimension: what each attribution model credits the value with,
+#: for the lead's first MQL, SQL and win (time decay at the default half-life).
+ATTRIBUTION_OUTCOMES = ("mql", "sql", "customer")
+ATTRIBUTION_MODELS = ("first_touch", "last_touch", "linear", "u_shaped", "w_shaped", "time_decay")
+attribution_credits = Table(
+    "attribution_credits",
+    metadata,
+    Column("dimension", String(16), nullable=False),  # source, campaign or content
+    Column("value", String(300), nullable=False),
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),  # the lead's
+    Column("mql_at", UTCDateTime, nullable=False),  # the lead's outcomes
+    Column("sql_at", UTCDateTime),
+    Column("won_at", UTCDateTime),
+    Column("revenue", Float),
+    Column("currency", String(16)),
+    *[Column(f"touches_{o}", Integer, nullable=False) for o in ATTRIBUTION_OUTCOMES],
+    *[Column(f"{m}_{o}", Float, nullable=False) for o in ATTRIBUTION_OUTCOMES for m in ATTRIBUTION_MODELS],
+    PrimaryKeyConstraint("dimension", "value", "lead_id"),
+    Index("ix_attribution_credits_lead", "lead_id"),
+    sqlite_with_rowid=False,
 )

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine
 from leadstage.adapters.db.access import SqlAccessRepository
 from leadstage.adapters.db.audit import SqlAuditRepository
 from leadstage.adapters.db.disqualification import SqlDisqualificationRepository
+from leadstage.adapters.db.leases import SqlLeaseRepository
 from leadstage.adapters.db.predictive import SqlPredictiveRepository
 from leadstage.adapters.db.reports import SqlReportQueries
 from leadstage.adapters.db.repositories import (
@@ -27,6 +28,7 @@ from leadstage.adapters.db.scoring import SqlScoringRepository
 from leadstage.adapters.db.segments import SqlSegmentRepository
 from leadstage.adapters.db.tasks import SqlTaskRepository
 from leadstage.adapters.db.webhooks import SqlMailRepository, SqlWebhookRepository
+from leadstage.adapters.db.workspace import SqlWorkspaceQueries
 
 
 class SqlUnitOfWork:
@@ -49,16 +51,19 @@ class SqlUnitOfWork:
     audit: SqlAuditRepository
     predictive: SqlPredictiveRepository
     reports: SqlReportQueries
+    workspace: SqlWorkspaceQueries
+    leases: SqlLeaseRepository
 
-    def __init__(self, engine: Engine, *, write: bool = False) -> None:
+    def __init__(self, engine: Engine, *, write: bool = False, serial: bool = False) -> None:
         self.engine = engine
-        self.write = write
+        self.write = write or serial
+        self.serial = serial
         self._conn: Connection | None = None
 
     def __enter__(self) -> Self:
         conn = self.engine.connect()
         if self.write:
-            conn = conn.execution_options(leadstage_write=True)
+            conn = conn.execution_options(leadstage_write=True, leadstage_serial=self.serial)
         conn.begin()
         self._conn = conn
         self.leads = SqlLeadRepository(conn)
@@ -80,6 +85,8 @@ class SqlUnitOfWork:
         self.audit = SqlAuditRepository(conn)
         self.predictive = SqlPredictiveRepository(conn)
         self.reports = SqlReportQueries(conn)
+        self.workspace = SqlWorkspaceQueries(conn)
+        self.leases = SqlLeaseRepository(conn)
         return self
 
     def __exit__(
@@ -111,10 +118,12 @@ class SqlUnitOfWork:
 
 
 class SqlUnitOfWorkFactory:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, serial: bool = False) -> None:
         self.engine = engine
+        self.serial = serial
 
     def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
         """A unit of work; ``write=True`` when it will write (on SQLite it then waits for the write lock
-        up front rather than failing on a stale read snapshot)."""
-        return SqlUnitOfWork(self.engine, write=write)
+        up front rather than failing on a stale read snapshot). A ``serial`` factory's units of work also
+        take turns with every other serial writer on PostgreSQL, transaction by transaction."""
+        return SqlUnitOfWork(self.engine, write=write, serial=self.serial)
