@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from leadstage.adapters.security import hash_password
-from leadstage.api.security import Principal, Reader, Uow, Writer, container, forget_tokens
+from leadstage.api.security import Principal, Reader, Uow, Writer, container
+from leadstage.web.base import forget_tokens
 from leadstage.bootstrap import Container
 from leadstage.domain.errors import NotFound, PermissionDenied, ValidationError
 from leadstage.domain.leads import MAX_ID, as_id, lead_summary

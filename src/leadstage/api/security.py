@@ -84,12 +84,6 @@ class TokenCache:
             self._entries = {}
 
 
-def forget_tokens(request: Request) -> None:
-    """After a token is revoked or a user changes: no token is trusted from the cache any more."""
-    cache: TokenCache = request.app.state.tokens
-    cache.clear()
-
-
 async def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -183,6 +177,13 @@ class RateLimiter:
         self.limit, self.window = limit, window
         self._hits: dict[str, tuple[float, int]] = {}
         self._lock = Lock()
+
+    def exceeded(self, key: str) -> bool:
+        """Whether ``key`` has used up its window, without counting this as a request."""
+        now = time.monotonic()
+        with self._lock:
+            start, count = self._hits.get(key, (now, 0))
+            return now - start < self.window and count >= self.limit
 
     def allow(self, key: str) -> bool:
         now = time.monotonic()

@@ -21,7 +21,7 @@ from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from leadstage.adapters.security import hash_password, verify_password
-from leadstage.api.security import Reader, container, rate_limited
+from leadstage.api.security import RateLimiter, Reader, container
 from leadstage.domain.errors import PermissionDenied, Unauthenticated
 from leadstage.services import access, audit
 from leadstage.web.base import render
@@ -76,7 +76,13 @@ def login(
     csrf: Annotated[str, Form(max_length=100)] = "",
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
-    rate_limited(request, "login")
+    limiter: RateLimiter = request.app.state.rate_limiters["login"]
+    address = f"login:{request.client.host if request.client else 'unknown'}"
+    if limiter.exceeded(address):  # only failed attempts count: guesses are limited, people are not
+        response = _form(request, "Too many failed logins from this address; try again in a minute.", 429,
+                         _safe_next(next))  # fmt: skip
+        response.headers["Retry-After"] = "60"
+        return response
     c = container(request)
     now = c.clock.now()
     keys = c.session_keys()
@@ -102,6 +108,7 @@ def login(
             )
             uow.commit()
     except Unauthenticated:
+        limiter.allow(address)
         with c.uow(write=True) as uow:
             audit.record(uow, username[:120] or "-", "login.failed", at=now)
             uow.commit()

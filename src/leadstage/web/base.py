@@ -62,6 +62,12 @@ def container(request: Request) -> Container:
     return found
 
 
+def forget_tokens(request: Request) -> None:
+    """After a token is revoked or a user deactivated through this server, whether by the API or a page: no
+    API token is trusted from the server's token cache any more (``api.security.TokenCache``)."""
+    request.app.state.tokens.clear()
+
+
 async def current_user(request: Request) -> WebUser:
     """The session's user; changes must carry its CSRF token (form field ``csrf`` or ``X-CSRF-Token``)."""
     c = container(request)

@@ -24,7 +24,7 @@ from leadstage.domain.webhooks import EVENT_TYPES
 from leadstage.services import access, offboarding, users, webhooks
 from leadstage.services import routing as routing_service
 from leadstage.services import segments as segment_service
-from leadstage.web.base import Viewer, WebUser, container, render, require
+from leadstage.web.base import Viewer, WebUser, container, forget_tokens, render, require
 
 router = APIRouter(include_in_schema=False)
 
@@ -275,6 +275,7 @@ def deactivate_user(
     with c.uow(write=True) as uow:
         report = offboarding.deactivate_user(uow, username, actor=user.actor, at=c.clock.now())
         uow.commit()
+    forget_tokens(request)
     notice = (
         f"{report.user} deactivated: {report.rerouted} MQLs routed again, {report.to_manager} leads to "
         f"{report.manager or 'their manager'}, {report.unassigned} waiting unassigned, "
@@ -314,6 +315,7 @@ def revoke_token(
     with c.uow(write=True) as uow:
         record = access.revoke_token(uow, token_id, actor=user.actor, at=c.clock.now())
         uow.commit()
+    forget_tokens(request)
     return _users_page(request, user, notice=f"Token {record.prefix}… of {record.username} revoked.")
 
 

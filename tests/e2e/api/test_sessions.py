@@ -110,3 +110,16 @@ def test_only_local_paths_are_followed_after_login(web: TestClient) -> None:
     with web:
         page = web.get("/login", params={"next": "https://evil.example/"}).text
     assert 'name="next" value="/"' in page
+
+
+def test_failed_logins_are_limited_per_address_and_successful_ones_are_not(web: TestClient) -> None:
+    with web:
+        for _ in range(12):  # many people behind one address log in all day
+            assert _login(web, "mo", "right-password").status_code == 303
+        for _ in range(10):  # ten guesses a minute per address
+            assert _login(web, "mo", "guess").status_code == 401
+        blocked = _login(web, "mo", "right-password")
+    assert blocked.status_code == 429
+    assert blocked.headers["Retry-After"] == "60"
+    assert "Too many failed logins" in blocked.text
+    assert "ls_session" not in blocked.headers.get("set-cookie", "")

@@ -41,7 +41,7 @@ def live(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]
         source.backup(target)
     db_url = f"sqlite:///{copy}"
     with _serving(db_url, tmp, {"LEADSTAGE_TICK_SECONDS": "0"}) as base:
-        yield Live(base, db_url, tmp)
+        yield Live(base, db_url, tmp, live.form_key, live.token)  # the copy holds the same form and token
 
 
 def test_each_settings_page_renders_for_its_roles_and_refuses_the_others(web: Browsing) -> None:
