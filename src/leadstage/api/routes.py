@@ -15,7 +15,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from leadstage.adapters.security import hash_password
 from leadstage.api.security import Principal, Reader, Uow, Writer, container
-from leadstage.web.base import forget_tokens
 from leadstage.bootstrap import Container
 from leadstage.domain.errors import NotFound, PermissionDenied, ValidationError
 from leadstage.domain.leads import MAX_ID, as_id, lead_summary
@@ -25,6 +24,7 @@ from leadstage.services import leads as lead_service
 from leadstage.services import segments as segment_service
 from leadstage.services import users as user_service
 from leadstage.services.ports import LeadFilter
+from leadstage.web.base import forget_tokens
 
 
 class Problem(BaseModel):
