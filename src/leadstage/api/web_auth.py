@@ -79,10 +79,10 @@ def login(
     limiter: RateLimiter = request.app.state.rate_limiters["login"]
     address = f"login:{request.client.host if request.client else 'unknown'}"
     if limiter.exceeded(address):  # only failed attempts count: guesses are limited, people are not
-        response = _form(request, "Too many failed logins from this address; try again in a minute.", 429,
-                         _safe_next(next))  # fmt: skip
-        response.headers["Retry-After"] = "60"
-        return response
+        refused = _form(request, "Too many failed logins from this address; try again in a minute.", 429,
+                        _safe_next(next))  # fmt: skip
+        refused.headers["Retry-After"] = "60"
+        return refused
     c = container(request)
     now = c.clock.now()
     keys = c.session_keys()
