@@ -158,7 +158,7 @@ def test_train_reports_exclusions_activation_scores_and_explains_beside_the_rule
     imported = run(capsys, db_url, "import", "activities", str(acts))
     assert imported.code == 0, imported.err
     assert "2 new or changed leads scored" in imported.err
-    assert run(capsys, db_url, "model", "score", "--json").json() == {"scored": 0}
+    assert run(capsys, db_url, "model", "score", "--json").json() == {"scored": 0, "promoted": 0}
 
 
 def _tamper(db_url: str, model_id: int) -> None:

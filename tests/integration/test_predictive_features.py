@@ -234,9 +234,28 @@ def test_an_mql_criterion_may_read_the_predictive_decile(capsys, db_url, tmp_pat
         capsys, db_url, "model", "train", "--label", "Deal won", "--positive", "yes", "--cv", "3", "--json"
     )
     assert trained.code == 0, trained.err
-    activated = run(capsys, db_url, "model", "activate", str(trained.json()["model_id"]), "--json")
+    model_id = str(trained.json()["model_id"])
+    shown = run(capsys, db_url, "model", "activate", model_id, "--preview", "--json")  # issue 9 section 7
+    assert shown.code == 0, shown.err
+    assert shown.json()["activated"] is False
+    preview = shown.json()["preview"]
+    assert preview["reads_predictive"] is True
+    assert preview["routing"] is False  # no routing rules: the new MQLs would wait unassigned
+    engine = create_engine(normalize_url(db_url))
+    with engine.connect() as conn:  # the preview stored nothing
+        assert (
+            conn.execute(text("SELECT count(*) FROM leads WHERE predictive_score IS NOT NULL")).scalar() == 0
+        )
+        assert conn.execute(text("SELECT count(*) FROM leads WHERE stage = 'mql'")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM predictive_models WHERE active = true")).scalar() == 0
+    engine.dispose()
+    worded = run(capsys, db_url, "model", "activate", model_id, "--preview")
+    assert f"activating it promotes {preview['would_promote']} leads to MQL now" in worded.err
+    activated = run(capsys, db_url, "model", "activate", model_id, "--json")
     assert activated.code == 0, activated.err
     promoted = activated.json()["promoted"]
+    assert promoted == preview["would_promote"]  # the preview said what activation did
+    assert activated.json()["preview"] == preview
     engine = create_engine(normalize_url(db_url))
     with engine.connect() as conn:
         top = conn.execute(
@@ -251,3 +270,30 @@ def test_an_mql_criterion_may_read_the_predictive_decile(capsys, db_url, tmp_pat
     again = run(capsys, db_url, "model", "score", "--all", "--json")
     assert again.code == 0, again.err
     assert again.json() == {"scored": 400, "promoted": 0}
+
+
+def test_previewing_a_predictive_model_the_scoring_model_does_not_read_promotes_nothing(
+    capsys, db_url, tmp_path
+):
+    """With MQL criteria that ignore the predictive score, the preview says so, and activating promotes
+    no lead through it."""
+    from tests.cli_runner import run
+    from tests.integration.test_predictive import load, write_leads
+
+    load(capsys, db_url, write_leads(tmp_path / "leads.csv", 300))
+    trained = run(
+        capsys, db_url, "model", "train", "--label", "Deal won", "--positive", "yes", "--cv", "2", "--json"
+    )
+    assert trained.code == 0, trained.err
+    model_id = str(trained.json()["model_id"])
+    shown = run(capsys, db_url, "model", "activate", model_id, "--preview", "--json").json()["preview"]
+    assert shown["reads_predictive"] is False
+    assert shown["would_promote"] == 0
+    worded = run(capsys, db_url, "model", "activate", model_id, "--preview")
+    assert "MQL criteria do not read the predictive score" in worded.err
+    unknown = run(capsys, db_url, "model", "activate", "999", "--preview")
+    assert unknown.code == 2
+    assert "no predictive model with id 999" in unknown.err
+    activated = run(capsys, db_url, "model", "activate", model_id, "--json")
+    assert activated.code == 0, activated.err
+    assert activated.json()["promoted"] == 0

@@ -16,8 +16,8 @@ from leadstage.bootstrap import Container
 from leadstage.domain.errors import NotFound, ValidationError
 from leadstage.domain.leads import MAX_ID
 from leadstage.domain.predictive import DEFAULT_SALES_ASSIGNED_FIELDS, MIN_LABELLED, MIN_POSITIVES, LabelSpec
+from leadstage.services import activation, predictive
 from leadstage.services import leads as lead_service
-from leadstage.services import predictive
 from leadstage.services.ports import ModelTrainer
 
 router = APIRouter(prefix="/api/v1", responses=PROBLEM_RESPONSES, tags=["predictive"])
@@ -117,17 +117,39 @@ def model_report(
 
 
 @router.post("/predictive/models/{model_id}/activate", status_code=202, responses=JOB_ACCEPTED)
-def activate_model(request: Request, model_id: ModelId, who: Writer) -> JSONResponse:
-    """Make a trained model the active one and score every lead with it (a job; administrators and
-    marketing; audited). A model whose stored document no longer matches its hash fails the job."""
+def activate_model(
+    request: Request,
+    model_id: ModelId,
+    who: Writer,
+    preview: Annotated[
+        bool,
+        Query(description="Only count the leads it would promote now against today's hand-off capacity "
+                          "(a job); store nothing"),
+    ] = False,
+) -> JSONResponse:  # fmt: skip
+    """Make a trained model the active one, score every lead with it, promote the leads the scoring model's
+    predictive MQL criteria now call for and route them (a job; administrators and marketing; audited).
+    A model whose stored document no longer matches its hash fails the job. With ``preview=true`` the job
+    only counts the promotions activating it would cause now."""
     predictive.check_model_role(who.actor, "activate")
     with container(request).uow() as uow:
         if uow.predictive.get_model(model_id) is None:
             raise NotFound(f"no predictive model with id {model_id}")
+    if preview:
+
+        def count(job: Container) -> dict[str, Any]:
+            with job.uow() as read:
+                shown = activation.preview_predictive_activation(
+                    read, _trainer(), model_id, load=job.scoring_loader(), at=job.clock.now()
+                )
+            return {"model_id": model_id, "activated": False, "preview": shown.as_dict(),
+                    "summary": shown.describe()}  # fmt: skip
+
+        return start_job(request, "preview_predictive_activation", {"model_id": model_id}, who, count)
 
     def work(job: Container) -> dict[str, Any]:
-        return predictive.activate_model(
-            job.writer, _trainer(), model_id, at=job.clock.now(), actor=who.actor
+        return activation.activate_predictive(
+            job.writer, _trainer(), model_id, load=job.scoring_loader(), at=job.clock.now(), actor=who.actor
         )
 
     return start_job(request, "activate_predictive_model", {"model_id": model_id}, who, work)

@@ -4,9 +4,9 @@ routes.py), backtest (a job)."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -16,7 +16,7 @@ from leadstage.api.security import Reader, Uow, Writer, container
 from leadstage.bootstrap import Container
 from leadstage.domain.errors import PermissionDenied
 from leadstage.domain.stages import Role
-from leadstage.services import audit, backtest, routing, scoring
+from leadstage.services import activation, audit, backtest, scoring
 
 router = APIRouter(prefix="/api/v1/scoring", responses=PROBLEM_RESPONSES, tags=["scoring"])
 MODEL_EDITORS = frozenset({Role.ADMIN, Role.MARKETING})
@@ -65,9 +65,33 @@ def validate_model(request: Request, body: ModelIn, uow: Uow, who: Reader) -> di
 
 
 @router.post("/models", status_code=202, responses=JOB_ACCEPTED)
-def activate_model(request: Request, body: ModelIn, uow: Uow, who: Writer) -> JSONResponse:
-    """Validate (422 at once when invalid), store and activate a model; rescoring every lead is a job."""
+def activate_model(
+    request: Request,
+    body: ModelIn,
+    uow: Uow,
+    who: Writer,
+    preview: Annotated[
+        bool,
+        Query(description="Only count the leads it would promote now against today's hand-off capacity "
+                          "(a job); store nothing"),
+    ] = False,
+) -> JSONResponse:  # fmt: skip
+    """Validate (422 at once when invalid), store and activate a model; rescoring every lead is a job.
+    With ``preview=true`` nothing is stored: the job counts the promotions activating it would cause now."""
+    if who.actor.role not in MODEL_EDITORS:
+        raise PermissionDenied(f"role {who.actor.role.value} may not activate scoring models")
     c = container(request)
+    if preview:
+        uow.rollback()  # a preview stores nothing: give up the request's write lock before the job is recorded
+        model = scoring.compile_model(body.source, name=body.name, load=c.scoring_loader())  # 422 now
+
+        def count(job: Container) -> dict[str, Any]:
+            with job.uow() as read:
+                shown = activation.preview_activation(read, model, at=job.clock.now())
+            return {"name": model.name, "activated": False, "preview": shown.as_dict(),
+                    "summary": shown.describe()}  # fmt: skip
+
+        return start_job(request, "preview_activation", {"name": model.name}, who, count)
     stored, model = scoring.activate_model(
         uow, body.source, name=body.name, load=c.scoring_loader(), actor=who.actor, at=c.clock.now()
     )
@@ -77,20 +101,13 @@ def activate_model(request: Request, body: ModelIn, uow: Uow, who: Writer) -> JS
     uow.commit()
 
     def rescore(job: Container) -> dict[str, Any]:
-        at = job.clock.now()
-        report = scoring.score_all(job.writer, load=job.scoring_loader(), at=at)
-        with job.uow(write=True) as w:
-            routed = routing.route_pending(w, at=at)
-            w.commit()
+        done = activation.rescore_and_route(job.writer, load=job.scoring_loader(), at=job.clock.now())
         return {
             "model_id": stored.id,
             "version": stored.version,
             "name": model.name,
             "warnings": list(model.warnings),
-            "scored": report.leads,
-            "changed": report.changed,
-            "promoted": report.promoted,
-            "routed": routed.routed,
+            **done,
         }
 
     return start_job(request, "activate_model", {"model_id": stored.id, "name": model.name}, who, rescore)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
@@ -173,22 +174,50 @@ def model_train(
 @model_app.command("activate")
 def model_activate(
     model_id: Annotated[int, typer.Argument(metavar="ID")],
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Only show how many leads it would promote now; store nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation on a terminal.")] = False,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Make a trained model the active one and score every lead with it."""
+    """Show how many leads the model would promote now (through the scoring model's predictive MQL
+    criteria) against today's hand-off capacity, then make it the active one, score every lead with it,
+    promote and route."""
+    from leadstage.cli.scoring import yaml_loader
+    from leadstage.services.activation import activate_predictive, preview_predictive_activation
+
     c = STATE.get()
     with c.uow() as uow:
         actor = lead_service.resolve_actor(uow, as_user)
-    result = predictive.activate_model(
-        c.writer, _trainer(), model_id, at=c.clock.now(), actor=actor, runner=batch_runner(c)
+        predictive.check_model_role(actor, "activate")
+        shown = preview_predictive_activation(uow, _trainer(), model_id, load=yaml_loader, at=c.clock.now())
+    if preview:
+        if as_json:
+            emit_json({"model_id": model_id, "activated": False, "preview": shown.as_dict()})
+        else:
+            err.print(f"predictive model {model_id} (not activated): {shown.describe()}")
+        return
+    if not as_json:
+        err.print(f"predictive model {model_id}: {shown.describe()}")
+        if shown.would_promote and not yes and sys.stdin.isatty() and not typer.confirm("activate it?"):
+            raise typer.Abort()
+    result = activate_predictive(
+        c.writer,
+        _trainer(),
+        model_id,
+        load=yaml_loader,
+        at=c.clock.now(),
+        actor=actor,
+        runner=batch_runner(c),
     )
-    result["promoted"] = promote_on_predictive(c)
+    result["preview"] = shown.as_dict()
     if as_json:
         emit_json(result)
     else:
         err.print(
-            f"model {model_id} is active; {result['scored']} leads scored, {result['promoted']} promoted to MQL"
+            f"model {model_id} is active; {result['scored']} leads scored, {result['promoted']} promoted to "
+            f"MQL ({result['routed']} routed, {result['queued']} waiting in team queues)"
         )
 
 

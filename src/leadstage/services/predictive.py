@@ -427,23 +427,41 @@ def score_batch(
         record = uow.predictive.get_model(model_id)
         if record is None:
             raise NotFound(f"no predictive model with id {model_id}")
-        predictor = _predictor(uow, trainer, record)
-        features = [f["name"] for f in record.card["features_used"]]
-        kinds = {f["name"]: f["kind"] for f in record.card["features_used"]}
-        ids, raw = uow.predictive.feature_columns(lead_ids=lead_ids, names=features, as_of=at)
-        frame = _frame_of(features, kinds, raw, len(ids))
-        probs = predictor.predict(frame)
-        deciles = predictor.deciles(probs)
+        scores = predictions(uow, _predictor(uow, trainer, record), record, lead_ids, at=at)
         # Reading is done; writing starts a fresh transaction, so parallel batches queue for the write lock
         # instead of failing on a stale read snapshot.
         uow.commit()
-        uow.predictive.write_scores(
-            [(lead_id, round(p, 6), d) for lead_id, p, d in zip(ids, probs, deciles, strict=True)],
-            model_id=model_id,
-            at=at,
-        )
+        uow.predictive.write_scores(scores, model_id=model_id, at=at)
         uow.commit()
-    return len(ids)
+    return len(scores)
+
+
+def predictions(
+    uow: PredictiveUnitOfWork,
+    predictor: Predictor,
+    record: PredictiveModelRecord,
+    lead_ids: Sequence[int],
+    *,
+    at: datetime,
+) -> list[tuple[int, float, int]]:
+    """(lead id, probability rounded as stored, decile) from a model for some leads, features as of ``at``."""
+    features = [f["name"] for f in record.card["features_used"]]
+    kinds = {f["name"]: f["kind"] for f in record.card["features_used"]}
+    ids, raw = uow.predictive.feature_columns(lead_ids=lead_ids, names=features, as_of=at)
+    frame = _frame_of(features, kinds, raw, len(ids))
+    probs = predictor.predict(frame)
+    deciles = predictor.deciles(probs)
+    return [(lead_id, round(p, 6), d) for lead_id, p, d in zip(ids, probs, deciles, strict=True)]
+
+
+def loaded_model(
+    uow: PredictiveUnitOfWork, trainer: ModelTrainer, model_id: int
+) -> tuple[PredictiveModelRecord, Predictor]:
+    """A stored model and its predictor, verified (a tampered model is refused); NotFound if unknown."""
+    record = uow.predictive.get_model(model_id)
+    if record is None:
+        raise NotFound(f"no predictive model with id {model_id}")
+    return record, _predictor(uow, trainer, record)
 
 
 def explain_lead(

@@ -20,6 +20,7 @@ from leadstage.domain.scoring import (
     FitEvaluator,
     FitResult,
     GroupFolder,
+    Predictive,
     RuleState,
     ScoringModel,
     engagement_summary,
@@ -616,3 +617,45 @@ def promote_on_predictive(uow_factory: UnitOfWorkFactory, *, load: Loader, at: d
             promoted += _promote(uow, model, scored, at=at)
             uow.commit()
     return promoted
+
+
+PredictionsOf = Callable[[Sequence[int]], Mapping[int, Predictive]]
+"""The predictive scores a candidate model would give some leads (by id); computed, not stored."""
+
+
+def count_predictive_promotions(
+    uow: UnitOfWork, *, load: Loader, predictions: PredictionsOf, at: datetime, chunk: int = 5_000
+) -> int:
+    """How many leads the active scoring model's MQL criteria would promote now if their predictive
+    scores were ``predictions`` (a predictive model's, before it is activated); reads, writes nothing.
+    Leads are judged as :func:`promote_on_predictive` judges them after an activation: stored fit,
+    engagement as of ``at``, only leads the active scoring model has scored."""
+    active = load_active(uow, load)
+    if active is None or not active[1].predictive_criteria:
+        return 0
+    stored, model = active
+    fit_of = _fit_evaluator(stored.id, model)
+    when = at.timestamp()
+    count = 0
+    for id_range in list(uow.scoring.lead_id_ranges(chunk)):
+        rows = [
+            row
+            for row in uow.scoring.lead_rows(id_range=id_range, facts=model.fit_subjects)
+            if row.stage == "lead" and row.status in ("open", "nurture") and row.score_model_id == stored.id
+        ]
+        if not rows:
+            continue
+        scores = predictions([row.lead_id for row in rows])
+        scored = []
+        for row in rows:
+            states = _states(row.engagement_state)
+            scored.append(
+                _Scored(
+                    row._replace(predictive=scores.get(row.lead_id)),
+                    fit_of(row.facts),
+                    engagement_summary(model, states, when),
+                    states,
+                )
+            )
+        count += len(_promotion_plans(uow, model, scored, at=at))
+    return count

@@ -18,7 +18,7 @@ from leadstage.bootstrap import Container
 from leadstage.domain.errors import NotFound, ValidationError
 from leadstage.domain.leads import MAX_ID
 from leadstage.domain.stages import Role
-from leadstage.services import audit, backtest, predictive, routing, scoring
+from leadstage.services import activation, audit, backtest, predictive, scoring
 from leadstage.services.ports import UnitOfWork
 from leadstage.web import charts, jobs
 from leadstage.web.base import Viewer, WebUser, container, render, require
@@ -91,7 +91,8 @@ def scoring_action(
     date_from: Annotated[str, Form(alias="from", max_length=10)] = "",
     date_to: Annotated[str, Form(alias="to", max_length=10)] = "",
 ) -> HTMLResponse:
-    """Check the model, backtest it beside the active one (a job), or activate it and rescore (a job).
+    """Check the model, backtest it beside the active one (a job), count the promotions activating it would
+    cause now against the hand-off capacity left today (a job), or activate it and rescore (a job).
     An invalid model is refused with the line and key, and the active model stays as it was."""
     open_page(user, "scoring")
     require(user, *MODEL_ROLES, what="change scoring models")
@@ -120,6 +121,18 @@ def scoring_action(
             params = {"name": outline["name"], "from": date_from, "to": date_to, "capacity": per_week}
             job_id = jobs.start(request, user, "backtest", params, replay)
             return _scoring_page(request, user, source=source, checked=outline, job_id=job_id, values=values)
+        if action == "preview":
+            with c.uow() as uow:
+                outline = _check(uow, c, source)  # invalid: said now, not in the job
+
+            def count(job: Container) -> dict[str, Any]:
+                with job.uow() as uow:
+                    model = scoring.compile_model(source, name=SOURCE_NAME, load=job.scoring_loader())
+                    shown = activation.preview_activation(uow, model, at=job.clock.now())
+                return {"name": outline["name"], **shown.as_dict(), "summary": shown.describe()}
+
+            job_id = jobs.start(request, user, "preview_activation", {"name": outline["name"]}, count)
+            return _scoring_page(request, user, source=source, checked=outline, job_id=job_id, values=values)
         if action == "activate":
             now = c.clock.now()
             with c.uow(write=True) as uow:
@@ -131,22 +144,23 @@ def scoring_action(
                 uow.commit()
 
             def rescore(job: Container) -> dict[str, Any]:
-                at = job.clock.now()
-                report = scoring.score_all(job.writer, load=job.scoring_loader(), at=at)
-                with job.uow(write=True) as w:
-                    routed = routing.route_pending(w, at=at)
-                    w.commit()
-                return {"version": stored.version, "name": model.name, "scored": report.leads,
-                        "changed": report.changed, "promoted": report.promoted, "routed": routed.routed}  # fmt: skip
+                done = activation.rescore_and_route(job.writer, load=job.scoring_loader(), at=job.clock.now())
+                return {"version": stored.version, "name": model.name, **done}
 
             job_id = jobs.start(request, user, "rescore", {"version": stored.version}, rescore)
             notice = (
                 f"Version {stored.version} ({model.name}) is active; every lead is being rescored with it."
             )
             return _scoring_page(request, user, job_id=job_id, notice=notice)
-        raise ValidationError(f"unknown action {action!r}: check, backtest or activate", field="action")
+        raise ValidationError(
+            f"unknown action {action!r}: check, backtest, preview or activate", field="action"
+        )
     except ValidationError as exc:
-        title = "Not activated: the active model stays as it was." if action == "activate" else "Not valid."
+        title = (
+            "Not activated: the active model stays as it was."
+            if action in ("preview", "activate")
+            else "Not valid."
+        )
         return _scoring_page(
             request, user, source=source, status=422, error=problem(exc, source, title), values=values
         )
@@ -183,23 +197,47 @@ def _predictive_page(request: Request, user: WebUser, model: int | None, **extra
     return render(request, "settings_predictive.html", context, user=user)
 
 
+@router.post("/settings/predictive/{model_id}/preview")
+def preview_predictive(
+    request: Request, user: Viewer, model_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> HTMLResponse:
+    """Before activating: how many leads the model would promote now (a job: it scores the open leads in
+    memory), with a button to activate it."""
+    _model_to_activate(request, user, model_id)
+
+    def count(job: Container) -> dict[str, Any]:
+        from leadstage.adapters.ml import SklearnLightGbmTrainer  # numpy, scikit-learn, LightGBM: only here
+
+        with job.uow() as uow:
+            shown = activation.preview_predictive_activation(
+                uow, SklearnLightGbmTrainer(), model_id, load=job.scoring_loader(), at=job.clock.now()
+            )
+        return {"model_id": model_id, **shown.as_dict(), "summary": shown.describe()}
+
+    job_id = jobs.start(request, user, "preview_predictive_activation", {"model_id": model_id}, count)
+    return _predictive_page(request, user, model_id, job_id=job_id)
+
+
 @router.post("/settings/predictive/{model_id}/activate")
 def activate_predictive(
     request: Request, user: Viewer, model_id: Annotated[int, Path(ge=1, le=MAX_ID)]
 ) -> HTMLResponse:
-    """Make a trained model the active one and score every lead with it (a job; audited by the service)."""
+    """Make a trained model the active one, score every lead with it, promote and route (a job; audited)."""
+    _model_to_activate(request, user, model_id)
+
+    def activate(job: Container) -> dict[str, Any]:
+        from leadstage.adapters.ml import SklearnLightGbmTrainer  # numpy, scikit-learn, LightGBM: only here
+
+        return activation.activate_predictive(job.writer, SklearnLightGbmTrainer(), model_id,
+                                              load=job.scoring_loader(), at=job.clock.now(), actor=user.actor)  # fmt: skip
+
+    job_id = jobs.start(request, user, "activate_predictive_model", {"model_id": model_id}, activate)
+    return _predictive_page(request, user, model_id, job_id=job_id)
+
+
+def _model_to_activate(request: Request, user: WebUser, model_id: int) -> None:
     open_page(user, "predictive")
     require(user, *MODEL_ROLES, what="activate predictive models")
     with container(request).uow() as uow:
         if uow.predictive.get_model(model_id) is None:
             raise NotFound(f"no predictive model with id {model_id}")
-
-    def activate(job: Container) -> dict[str, Any]:
-        from leadstage.adapters.ml import SklearnLightGbmTrainer  # numpy, scikit-learn, LightGBM: only here
-
-        return predictive.activate_model(
-            job.writer, SklearnLightGbmTrainer(), model_id, at=job.clock.now(), actor=user.actor
-        )
-
-    job_id = jobs.start(request, user, "activate_predictive_model", {"model_id": model_id}, activate)
-    return _predictive_page(request, user, model_id, job_id=job_id)

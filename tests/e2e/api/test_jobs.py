@@ -41,6 +41,29 @@ def test_activating_a_model_is_checked_at_once_and_rescoring_runs_as_a_job(api: 
         ).status_code
         == 403
     )
+    before = api.client.get("/api/v1/scoring/models", headers=api.headers()).json()["total"]
+    eager = source.replace(
+        "    - {fit: B, engagement: 2}", "    - {fit: B, engagement: 2}\n    - {fit: D}", 1
+    )
+    assert eager != source
+    previewed = api.client.post(
+        "/api/v1/scoring/models?preview=true", json={"source": eager, "name": "eager"}, headers=api.headers()
+    )
+    assert previewed.status_code == 202
+    shown = _wait(api, previewed.headers["location"], "admin")
+    assert shown["status"] == "done", shown
+    assert shown["result"]["activated"] is False
+    assert shown["result"]["preview"]["would_promote"] == 5  # every lead meets {fit: D} or better
+    assert "promotes 5 leads to MQL now" in shown["result"]["summary"]
+    assert api.client.get("/api/v1/scoring/models", headers=api.headers()).json()["total"] == before
+    assert (
+        api.client.post(
+            "/api/v1/scoring/models?preview=true",
+            json={"source": "name: x\nfit: [oops"},
+            headers=api.headers(),
+        ).status_code
+        == 422
+    )
     started = api.client.post(
         "/api/v1/scoring/models", json={"source": source, "name": "v2"}, headers=api.headers("marketing")
     )

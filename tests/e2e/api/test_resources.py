@@ -412,11 +412,24 @@ def test_predictive_models_train_as_jobs_report_their_card_activate_for_marketin
     for who in ("sales_manager", "viewer", "marketing:read"):
         assert api.client.post(activate, headers=api.headers(who)).status_code == 403
     assert api.client.post("/api/v1/predictive/models/999/activate", headers=api.headers()).status_code == 404
+    for who in ("sales_manager", "viewer"):
+        assert api.client.post(f"{activate}?preview=true", headers=api.headers(who)).status_code == 403
+    previewed = api.client.post(f"{activate}?preview=true", headers=api.headers("marketing"))
+    assert previewed.status_code == 202
+    job = wait_for_job(api, previewed.json()["url"], "marketing")
+    assert job["status"] == "done", job
+    assert job["result"]["activated"] is False
+    assert job["result"]["preview"]["reads_predictive"] is False  # the default scoring model ignores it
+    assert "do not read the predictive score" in job["result"]["summary"]
+    assert api.client.get(ref, headers=api.headers()).status_code == 404  # the preview activated nothing
     started = api.client.post(activate, headers=api.headers("marketing"))
     assert started.status_code == 202
     job = wait_for_job(api, started.json()["url"], "marketing")
     assert job["status"] == "done", job
-    assert job["result"] == {"model_id": model_id, "version": 1, "active": True, "scored": 400}
+    assert job["result"] == {
+        "model_id": model_id, "version": 1, "active": True, "scored": 400, "promoted": 0, "routed": 0,
+        "queued": 0,
+    }  # fmt: skip
     report = api.client.get("/api/v1/predictive/report", headers=api.headers()).json()
     assert (report["model_id"], report["active"]) == (model_id, True)
     explained = api.client.get(f"{ref}?top=2", headers=api.headers("sales_rep"))

@@ -80,6 +80,7 @@ def test_the_preview_counts_the_promotions_and_stores_nothing(
         "handed_over_today": 2,
         "waiting": 3,
         "routing": True,
+        "reads_predictive": True,
         "teams": [{"team": "emea", "daily_capacity": 2, "handed_today": 0, "queued": 0}],
     }
     text = run(capsys, db_url, "score", "activate", str(company), "--preview")

@@ -70,7 +70,7 @@ def test_an_invalid_scoring_model_shows_the_line_and_key_and_a_backtest_previews
     editor = web.page.get_by_label("Scoring model (YAML)", exact=False)
     good = editor.input_value()
     editor.fill(good.replace("points: 30}", "points: lots}", 1))
-    web.page.get_by_role("button", name="Activate and rescore every lead").click()
+    web.page.get_by_role("button", name="Activate…").click()
     problem = web.page.get_by_test_id("problem")
     problem.wait_for()
     assert "line 13: fit.rules[0].points: expected a number, got 'lots'" in problem.inner_text()
@@ -86,6 +86,13 @@ def test_an_invalid_scoring_model_shows_the_line_and_key_and_a_backtest_previews
     assert "Backtest: Default B2B model beside the active version" in result.inner_text()
     assert web.page.get_by_test_id("backtest-totals").is_visible()
     web.screenshot("scoring-backtest")
+    web.page.get_by_role("button", name="Activate…").click()  # first: what it would promote now
+    shown = web.page.get_by_test_id("activation-preview")
+    shown.wait_for(timeout=60_000)
+    assert "Default B2B model:" in shown.inner_text()
+    assert web.page.get_by_role("button", name="Activate now and rescore every lead").is_visible()
+    assert web.page.get_by_test_id("active-model").inner_text() == active  # nothing stored yet
+    web.screenshot("scoring-activation-preview")
 
 
 def test_a_segment_saved_in_settings_is_a_view_of_the_lead_list(web: Browsing) -> None:
@@ -163,8 +170,14 @@ def test_a_trained_predictive_model_is_activated_from_its_card(web: Browsing) ->
     web.login("marketing", "/settings/predictive")
     assert web.page.get_by_test_id("card-auc").inner_text() == str(trained.json()["auc"])
     web.screenshot("predictive-card")
-    web.page.get_by_role("button", name=f"Activate model {model_id}").click()
-    done = web.page.locator('[data-testid="job"][data-status="done"]')
+    web.page.get_by_role("button", name=f"Preview activating model {model_id}").click()
+    shown = web.page.get_by_test_id("activation-preview")
+    shown.wait_for(timeout=120_000)  # first: what activating it would promote now
+    assert "activating it promotes" in shown.inner_text()
+    assert "Nothing is stored yet." in shown.inner_text()
+    web.screenshot("predictive-activation-preview")
+    web.page.get_by_role("button", name=f"Activate model {model_id} now").click()
+    done = web.page.locator('[data-testid="job"][data-status="done"]', has_text="is active")
     done.wait_for(timeout=120_000)
     assert f"Predictive model {model_id}" in done.inner_text()
     web.screenshot("predictive-activated")

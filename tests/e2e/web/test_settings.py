@@ -96,6 +96,7 @@ def test_each_settings_page_opens_for_the_roles_that_use_it_and_refuses_the_othe
     )
     assert site.post("mia", "/settings/webhooks", {"url": "https://x.example/h", "events": ["lead.created"]}).status_code == 403  # fmt: skip
     assert site.post("max", "/settings/predictive/1/activate").status_code == 403
+    assert site.post("max", "/settings/predictive/1/preview").status_code == 403
     # and without the session's CSRF token
     assert (
         site("ada").post("/settings/segments", data={"name": "X", "filter": "stage = mql"}).status_code == 403
@@ -139,6 +140,14 @@ def test_a_scoring_model_is_checked_backtested_then_activated_and_every_lead_res
     )  # not his
     with site.container.uow() as uow:
         assert len(uow.scoring.models()) == 1  # a backtest stores nothing
+    previewed = site.post("mia", "/settings/scoring", {"source": candidate, "action": "preview"})
+    assert previewed.status_code == 200
+    shown = _wait_for_job(site, "mia", previewed.text)
+    assert "Stricter model:</strong> activating it promotes" in shown
+    assert "Nothing is stored yet." in shown
+    assert 'form="scoring-form" name="action" value="activate"' in shown  # the confirmation button
+    with site.container.uow() as uow:
+        assert len(uow.scoring.models()) == 1  # a preview stores nothing
     activated = site.post("mia", "/settings/scoring", {"source": candidate, "action": "activate"})
     assert activated.status_code == 200
     assert "Version 2 (Stricter model) is active" in activated.text
@@ -278,11 +287,18 @@ def test_a_trained_predictive_model_shows_its_card_and_is_activated(
     page = site("mia").get("/settings/predictive").text
     assert f'data-testid="card-auc">{trained.json()["auc"]}<' in page
     assert "Lead Status" in page  # excluded by the leakage guard, with why
+    previewed = site.post("mia", f"/settings/predictive/{model_id}/preview")
+    assert previewed.status_code == 200
+    shown = _wait_for_job(site, "mia", previewed.text)
+    assert "MQL criteria do not read the predictive score" in shown
+    assert f'action="/settings/predictive/{model_id}/activate"' in shown  # the confirmation form
+    with site.container.uow() as uow:
+        assert uow.predictive.active_model() is None  # a preview activates nothing
     started = site.post("mia", f"/settings/predictive/{model_id}/activate")
     assert started.status_code == 200
     done = _wait_for_job(site, "mia", started.text)
     assert f"Predictive model {model_id}" in done
-    assert "400 leads scored" in done
+    assert "400 leads scored, 0 promoted to MQL" in done
     with site.container.uow() as uow:
         active = uow.predictive.active_model()
         assert active is not None
