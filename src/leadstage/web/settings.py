@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Query, Request
@@ -21,7 +22,7 @@ from leadstage.domain.leads import MAX_ID
 from leadstage.domain.segments import FilterSyntaxError
 from leadstage.domain.stages import SEGMENT_EDITORS, Role
 from leadstage.domain.webhooks import EVENT_TYPES
-from leadstage.services import access, offboarding, users, webhooks
+from leadstage.services import access, audit, offboarding, users, webhooks
 from leadstage.services import routing as routing_service
 from leadstage.services import segments as segment_service
 from leadstage.web.base import Viewer, WebUser, container, forget_tokens, render, require
@@ -53,6 +54,9 @@ PAGES: tuple[SettingsPage, ...] = (
                  "People, their roles and teams; API tokens."),
     SettingsPage("webhooks", "Webhooks", "/settings/webhooks", _ADMIN,
                  "Events sent to other systems, and each delivery."),
+    SettingsPage("audit", "Audit log", "/settings/audit", _ADMIN,
+                 "Who did what, when and from where: logins, users and roles, tokens, model activations, "
+                 "routing, merges, forgets, exports and settings. Append-only."),
 )  # fmt: skip
 BY_KEY = {p.key: p for p in PAGES}
 SETTINGS_ROLES = (Role.MARKETING, Role.SALES_MANAGER)  # and administrators: the menu's "Settings"
@@ -385,3 +389,44 @@ def webhook_log(
         context["deliveries"] = uow.webhooks.log(subscription_id, 200)
     context["subscription"] = sub
     return render(request, "settings_webhook_log.html", context, user=user)
+
+
+# ---- audit log -----------------------------------------------------------------------------------------
+
+AUDIT_PAGE_ROWS = 200
+
+
+@router.get("/settings/audit")
+def audit_page(
+    request: Request,
+    user: Viewer,
+    actor: Annotated[str, Query(max_length=120)] = "",
+    action: Annotated[str, Query(max_length=60)] = "",
+    since: Annotated[str, Query(max_length=10)] = "",
+    limit: Annotated[int, Query(ge=1, le=10_000)] = AUDIT_PAGE_ROWS,
+) -> HTMLResponse:
+    """The audit log, latest first, filtered by who, what and since when (``audit list`` in a page)."""
+    context = open_page(user, "audit")
+    values = {"actor": actor.strip(), "action": action.strip(), "since": since.strip()}
+    context["values"] = values
+    try:
+        start = _since(values["since"])
+    except ValidationError as exc:
+        context.update(error=problem(exc, title="Not shown."), entries=[], limit=limit)
+        return render(request, "settings_audit.html", context, user=user, status=422)
+    with container(request).uow() as uow:
+        found = audit.entries(uow, actor=user.actor, who=values["actor"] or None,
+                              action=values["action"] or None, since=start, limit=limit + 1)  # fmt: skip
+    context.update(entries=found[:limit], more=len(found) > limit, limit=limit,
+                   next_limit=min(limit + AUDIT_PAGE_ROWS, 10_000))  # fmt: skip
+    return render(request, "settings_audit.html", context, user=user)
+
+
+def _since(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"since: a date as YYYY-MM-DD, got {text!r}", field="since") from None
+    return datetime.combine(day, time(0), tzinfo=UTC)

@@ -26,6 +26,7 @@ PAGES = {
     "/settings/predictive": {"admin", "marketing"},
     "/settings/users": {"admin"},
     "/settings/webhooks": {"admin"},
+    "/settings/audit": {"admin"},
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ ALLOWED = {
     "/settings/predictive": {"ada", "mia"},
     "/settings/users": {"ada"},
     "/settings/webhooks": {"ada"},
+    "/settings/audit": {"ada"},
 }
 
 
@@ -304,3 +306,35 @@ def test_a_trained_predictive_model_shows_its_card_and_is_activated(
         assert active is not None
         assert active.id == model_id
     assert _audited(site, "predictive_model.activate")[0]["actor"] == "mia"
+
+
+def test_the_audit_log_page_shows_who_did_what_filtered_and_only_to_administrators(site: Site) -> None:
+    made = site.post("ada", "/settings/tokens", {"user": "mia", "scope": "read", "name": "reporting"})
+    assert made.status_code == 200
+    seed(site.container, [{"email": "a1@firm.example"}])
+    with site.container.uow(write=True) as uow:
+        audit.record(uow, "mia", "lead.export", at=datetime.now(UTC), target="leads.csv", rows=1)
+        uow.commit()
+    page = site("ada").get("/settings/audit")
+    assert page.status_code == 200
+    rows = re.findall(r"<tr><td class=\"small\">[^<]*</td><th scope=\"row\">([^<]+)</th><td><code>([^<]+)</code>",
+                      page.text)  # fmt: skip
+    assert ("ada", "token.create") in rows
+    assert ("mia", "lead.export") in rows
+    assert rows[0] == ("mia", "lead.export")  # newest first
+    only = site("ada").get("/settings/audit", params={"action": "token.create"}).text
+    found = re.findall(r"<code>([a-z_.]+)</code></td>", only)
+    assert found
+    assert set(found) == {"token.create"}
+    by_mia = site("ada").get("/settings/audit", params={"actor": "mia"}).text
+    assert set(re.findall(r"<code>([a-z_.]+)</code></td>", by_mia)) == {"lead.export"}
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    assert (
+        "No entry matches these filters."
+        in site("ada").get("/settings/audit", params={"since": tomorrow}).text
+    )
+    wrong = site("ada").get("/settings/audit", params={"since": "last week"})
+    assert wrong.status_code == 422
+    assert "since: a date as YYYY-MM-DD, got &#39;last week&#39;" in _problem(wrong.text)
+    for who in ("mia", "max", "rob", "vic"):
+        assert site(who).get("/settings/audit").status_code == 403
