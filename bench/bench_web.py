@@ -81,6 +81,7 @@ def session(app: Any, c: Any, username: str) -> Any:
             uow,
             username,
             "-",
+            keys=c.session_keys(),
             verify=lambda *_: True,
             dummy_hash="-",
             at=c.clock.now(),

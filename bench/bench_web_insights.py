@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_web import session
 from common import OUT, machine, median, write_section
 from seed_reports import Journeys, seed_sqlite
 
@@ -96,23 +97,6 @@ def prepare(db_url: str) -> dict[str, str]:
         uow.commit()
     c.close()
     return people
-
-
-def session(app: Any, c: Any, username: str) -> Any:
-    """A client with a session of this user (opened by the login service; no password check needed)."""
-    from fastapi.testclient import TestClient
-
-    from leadstage.services import access
-
-    with c.uow(write=True) as uow:
-        cookie, _csrf, _actor = access.login(
-            uow, username, "-", verify=lambda *_: True, dummy_hash="-", at=c.clock.now(), hours=12,
-            client="bench",
-        )  # fmt: skip
-        uow.commit()
-    client = TestClient(app, base_url="http://bench")
-    client.cookies.set(access.SESSION_COOKIE, cookie)
-    return client
 
 
 def once(client: Any, path: str, headers: dict[str, str] | None = None) -> tuple[float, int]:
@@ -191,6 +175,7 @@ def main() -> None:
             ("settings: routing and teams", manager, "/settings/routing", None),
             ("settings: users and tokens", admin, "/settings/users", None),
             ("settings: webhooks", admin, "/settings/webhooks", None),
+            ("settings: audit log (latest 200)", admin, "/settings/audit", None),
             ("settings: predictive model", marketing, "/settings/predictive", None),
         ]
         for label, client, url, headers in pages:

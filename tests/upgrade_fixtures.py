@@ -33,7 +33,10 @@ from leadstage.config import Settings
 from leadstage.services import leases
 from leadstage.services.ports import Job
 
-REVISIONS = [f"{n:04d}" for n in range(1, 10)]  # every released schema before the newest
+#: every schema revision before the newest, read from the migrations themselves (a new one joins by itself)
+REVISIONS = sorted(
+    p.name.split("_", 1)[0] for p in (Path(t.__file__).parent / "migrations" / "versions").glob("[0-9]*_*.py")
+)[:-1]
 SKIP = {"alembic_version"}
 Snapshot = dict[str, list[tuple[Any, ...]]]
 
