@@ -27,7 +27,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "routing": ("bench_routing.py", ["--stored", "200000", "--batch", "1000", "--runs", "5"]),
     "tick": ("bench_tick.py", ["--leads", "1000000", "--runs", "3"]),
     "predictive-xeducation": ("bench_predictive.py", ["xeducation"]),
-    "predictive-demo": ("bench_predictive.py", ["demo", "--leads", "5000"]),
+    "predictive-demo": ("bench_predictive.py", ["demo", "--leads", "20000", "--seeds", "42", "43", "44"]),
     "predictive-train": ("bench_predictive.py", ["train", "--leads", "100000"]),
     "predictive-score": ("bench_predictive.py", ["score", "--leads", "1000000", "--activities", "10000000"]),
     "reports-seed-sqlite": ("seed_reports.py", ["--target", "sqlite"]),
