@@ -297,3 +297,62 @@ def test_previewing_a_predictive_model_the_scoring_model_does_not_read_promotes_
     activated = run(capsys, db_url, "model", "activate", model_id, "--json")
     assert activated.code == 0, activated.err
     assert activated.json()["promoted"] == 0
+
+
+ROUTE_BY_PREDICTION = """\
+name: by prediction
+teams:
+  closers:
+    manager: max
+    timezone: UTC
+    hours: {mon-sun: "00:00-24:00"}
+    first_response: 4h
+    members: {cleo: {}}
+  nurturers:
+    manager: max
+    timezone: UTC
+    hours: {mon-sun: "00:00-24:00"}
+    first_response: 24h
+    members: {nat: {}}
+rules:
+  - {name: top decile to closers, filter: "predictive_decile <= 1", team: closers}
+  - {name: everyone else, team: nurturers}
+"""
+
+
+def test_routing_rules_may_read_the_predictive_score(capsys, db_url, tmp_path):
+    """Issue 6: the predictive score can be used in routing. MQLs of the top decile go to the closers'
+    team by a filter on it; the others to the rest."""
+    from leadstage.adapters.scoring_yaml import default_model_source
+    from tests.cli_runner import run
+    from tests.integration.test_predictive import load, write_leads
+
+    load(capsys, db_url, write_leads(tmp_path / "leads.csv", 400))
+    for name, role in (("max", "sales_manager"), ("cleo", "sales_rep"), ("nat", "sales_rep")):
+        assert run(capsys, db_url, "users", "add", name, "--role", role).code == 0
+    (tmp_path / "routing.yaml").write_text(ROUTE_BY_PREDICTION, encoding="utf-8")
+    assert run(capsys, db_url, "routing", "set", str(tmp_path / "routing.yaml")).code == 0
+    source = default_model_source().replace(
+        "    - {fit: B, engagement: 2}", "    - {fit: B, engagement: 2}\n    - {predictive_decile: 2}"
+    )
+    (tmp_path / "model.yaml").write_text(source, encoding="utf-8")
+    assert run(capsys, db_url, "score", "activate", str(tmp_path / "model.yaml")).code == 0
+    trained = run(
+        capsys, db_url, "model", "train", "--label", "Deal won", "--positive", "yes", "--cv", "2", "--json"
+    )
+    assert trained.code == 0, trained.err
+    activated = run(capsys, db_url, "model", "activate", str(trained.json()["model_id"]), "--json").json()
+    assert activated["promoted"] > 0
+    assert activated["routed"] == activated["promoted"]  # promoted, then routed by the predictive rule
+    engine = create_engine(normalize_url(db_url))
+    with engine.connect() as conn:
+        owners = conn.execute(
+            text(
+                "SELECT l.predictive_decile, u.username, count(*) FROM leads l JOIN users u ON u.id = l.owner_id "
+                "WHERE l.stage = 'mql' GROUP BY l.predictive_decile, u.username"
+            )
+        ).all()
+    engine.dispose()
+    by_decile = {(d, who): n for d, who, n in owners}
+    assert {who for (d, who) in by_decile if d == 1} == {"cleo"}
+    assert {who for (d, who) in by_decile if d == 2} == {"nat"}
