@@ -616,30 +616,69 @@ class SqlReportQueries:
         touches (:meth:`_credits`).
         """
         if request.half_life_days == DEFAULT_HALF_LIFE_DAYS:
-            return self._attribution_from_credits(request)
-        params: dict[str, Any] = {}
-        head, credits = self._credits(request, params)
-        sums = []
-        for o in "123":
-            sums.append(f"sum(i{o}) AS touches_{o}")
-            for model in AttributionModel:
-                sums.append(f"sum(c_{model.value}_{o}) AS {model.value}_{o}")
-        sums += [f"sum(c_{model.value}_3 * revenue) AS {model.value}_rev" for model in AttributionModel]
-        if self.dialect == "sqlite":
-            touched = [f"count(DISTINCT CASE WHEN i{o} = 1 THEN lead_id END) AS touched_{o}" for o in "123"]
-            sql = f"{head} SELECT grp, cur, {', '.join(touched + sums)} FROM ({credits}) cr GROUP BY grp, cur"
-        else:
-            # per (lead, value) first, then per value: a DISTINCT aggregate would make PostgreSQL sort
-            # every touch, where two hash aggregates do
-            touched = [f"max(i{o}) AS touched_{o}" for o in "123"]
-            names = [item.rsplit(" AS ", 1)[1] for item in touched + sums]
-            sql = (
-                f"{head} SELECT grp, cur, {', '.join(f'sum({n}) AS {n}' for n in names)} FROM (SELECT grp, cur, "
-                f"{', '.join(touched + sums)} FROM ({credits}) cr GROUP BY lead_id, grp, cur) pl GROUP BY grp, cur"
-            )
-        return [dict(r._mapping) for r in self._rows(sql, params)]
+            counted, revenue = self._attribution_from_credits(request)
+            return counted + revenue
+        return self._attribution_at_half_life(request)
 
-    def _attribution_from_credits(self, request: ReportRequest) -> list[dict[str, Any]]:
+    def _attribution_at_half_life(self, request: ReportRequest) -> list[dict[str, Any]]:
+        """At another half-life only the time-decay credits change: every other model is read from
+        ``attribution_credits`` and time decay is computed from the touches (:meth:`_time_decay_at`)."""
+        counted, revenue = self._attribution_from_credits(request)
+        params: dict[str, Any] = {}
+        decayed: dict[Any, list[float]] = {}
+        decayed_rev: dict[tuple[Any, Any], float] = {}
+        for r in self._rows(self._time_decay_at(request, params), params):
+            sums = decayed.setdefault(r.grp, [0.0, 0.0, 0.0])
+            for k, o in enumerate("123"):
+                sums[k] += float(getattr(r, f"time_decay_{o}") or 0.0)
+            if r.cur is not None or r.time_decay_rev:
+                key = (r.grp, r.cur)
+                decayed_rev[key] = decayed_rev.get(key, 0.0) + float(r.time_decay_rev or 0.0)
+        for row in counted:
+            for k, o in enumerate("123"):
+                row[f"time_decay_{o}"] = decayed.get(row["grp"], [0.0, 0.0, 0.0])[k]
+        for row in revenue:
+            row["time_decay_rev"] = decayed_rev.get((row["grp"], row["cur"]), 0.0)
+        return counted + revenue
+
+    def _time_decay_at(self, request: ReportRequest, params: dict[str, Any]) -> str:
+        """Time-decay credits at the request's half-life, per touch value and win currency: ``grp``,
+        ``cur``, ``time_decay_1``..``time_decay_3`` and ``time_decay_rev``. The one model whose credits
+        depend on the half-life, computed from the touches as :meth:`_credits` does, without the other
+        models' columns (those come from ``attribution_credits``)."""
+        assert request.by is not None
+        col = _ACTIVITY_COLUMN[request.by]
+        params["ln2_per_half_life"] = 0.6931471805599453 / request.half_life_days
+
+        def decay(o: str, lead: str = "") -> str:
+            return f"exp(-{self.least(f':ln2_per_half_life * ({lead}mj{o} - tj)', '700.0')})"
+
+        t_cte = (
+            "t AS MATERIALIZED (SELECT sc.lead_id, a.occurred_at AS at, "
+            f"{self.epoch_days('a.occurred_at')} AS tj, a.{col} AS v, sc.m1, sc.m2, sc.m3, sc.mj1, sc.mj2, "
+            f"sc.mj3, sc.rev_counted AS revenue, sc.cur FROM {self._touch_source(col)})"
+        )
+        ls_cols = [f"sum(CASE WHEN at <= m{o} THEN {decay(o)} ELSE 0 END) AS dd{o}" for o in "123"]
+        ls_cols += [f"min({c}) AS {c}" for c in ("m1", "m2", "m3", "mj1", "mj2", "mj3", "revenue", "cur")]
+        ls_cte = f"ls AS (SELECT lead_id, {', '.join(ls_cols)} FROM t GROUP BY lead_id)"
+        per_touch = [
+            f"CASE WHEN t.at <= ls.m{o} THEN {decay(o, 'ls.')} / ls.dd{o} ELSE 0 END AS c{o}" for o in "123"
+        ]
+        fence = "" if self.dialect == "sqlite" else " OFFSET 0"
+        credits = (
+            f"SELECT t.v AS grp, ls.cur AS cur, ls.revenue AS revenue, {', '.join(per_touch)} "
+            f"FROM ls CROSS JOIN t WHERE t.lead_id = ls.lead_id{fence}"
+        )
+        sums = ", ".join(f"sum(c{o}) AS time_decay_{o}" for o in "123")
+        head = f"{self._outcomes(request, params)}, {t_cte}, {ls_cte}"
+        return (
+            f"{head} SELECT grp, cur, {sums}, sum(c3 * revenue) AS time_decay_rev "
+            f"FROM ({credits}) cr GROUP BY grp, cur"
+        )
+
+    def _attribution_from_credits(
+        self, request: ReportRequest
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """:meth:`attribution` from ``attribution_credits``: one row per (converted lead, value), summed
         per value (in the table's key order: no sort on SQLite), and the customers' rows per currency."""
         assert request.by is not None
@@ -673,14 +712,14 @@ class SqlReportQueries:
         zero = {
             f"{k}_{o}": 0 for o in "123" for k in ("touched", "touches", *(m.value for m in AttributionModel))
         }
-        rows += [
+        revenue_rows = [
             {**zero, **dict(r._mapping)}
             for r in self._rows(
                 f"SELECT value AS grp, currency AS cur, {revenue} {base} AND {counted['3']} GROUP BY value, currency",
                 params,
             )
         ]
-        return rows
+        return rows, revenue_rows
 
     # ---- report facts (adapters/db/report_facts.py) ------------------------------------------------
 
