@@ -21,12 +21,11 @@ import argparse
 import os
 import sqlite3
 import time
-from pathlib import Path
 from typing import Any
 
-from bench_web import session
-from common import OUT, machine, median, write_section
-from seed_reports import Journeys, seed_sqlite
+from bench_web import prepare as prepare_workspace
+from bench_web import seed, session
+from common import machine, median, write_section
 
 GOAL_MS = 500.0
 SEGMENTS = {
@@ -50,45 +49,21 @@ rules:
 SECTIONS = ("funnel", "campaign", "content", "assets", "feedback", "velocity", "calibration")
 
 
-def seed(leads: int, activities: int) -> Path:
-    work = OUT / f"web-{leads}-{activities}"
-    work.mkdir(parents=True, exist_ok=True)
-    path = work / "web.db"
-    if path.exists():
-        print(f"reusing {path}")
-        return path
-    print(f"seeding {path} ...", flush=True)
-    seed_sqlite(path, Journeys(5, leads, activities))
-    con = sqlite3.connect(path)
-    con.execute("UPDATE users SET team = 'sales'")
-    con.commit()
-    con.close()
-    return path
-
-
 def prepare(db_url: str) -> dict[str, str]:
-    """Users of each role, the default scoring model, segments and routing; returns role -> user."""
+    """The workspace benchmark's users and scoring model (``bench_web.prepare``), then segments and
+    routing; returns role -> user."""
     from leadstage.adapters.scoring_yaml import load_yaml
     from leadstage.bootstrap import build
-    from leadstage.cli.app import install_default_model
     from leadstage.config import Settings
     from leadstage.services import routing, segments
-    from leadstage.services import users as user_service
     from leadstage.services.leads import BUILTIN_ADMIN
 
+    people = prepare_workspace(db_url)
     c = build(Settings(database_url=db_url))
-    install_default_model(c)
-    people = {"sales_manager": "manager1", "marketing": "marketer1", "admin": "admin1"}
     with c.uow(write=True) as uow:
-        for role, name in people.items():
-            if uow.users.get_by_username(name) is None:
-                team = "sales" if role.startswith("sales") else None
-                user_service.add_user(
-                    uow, username=name, role=role, team=team, password_hash="-", at=c.clock.now()
-                )
         for name, text in SEGMENTS.items():
             if uow.segments.get(name) is None:
-                segments.create_segment(uow, name, text, actor_name="admin1", at=c.clock.now())
+                segments.create_segment(uow, name, text, actor_name=people["admin"], at=c.clock.now())
         if uow.routing.active() is None:
             routing.set_routing(
                 uow, ROUTING, source="bench routing", load=lambda t, s: load_yaml(t, source=s),

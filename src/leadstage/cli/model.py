@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
 import os
-import sys
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,9 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from leadstage.bootstrap import Container, build
+from leadstage.bootstrap import Container
 from leadstage.cli.app import STATE, AsOpt, JsonOpt, app, emit_json, err
-from leadstage.config import Settings
+from leadstage.cli.scoring import forked_map, show_preview, worker
 from leadstage.domain.errors import ValidationError
 from leadstage.domain.predictive import (
     DEFAULT_SALES_ASSIGNED_FIELDS,
@@ -47,19 +43,10 @@ def _trainer() -> ModelTrainer:
 
 # ---- scoring batches of leads in several processes -----------------------------------------------------
 
-_WORKER: Container | None = None
-
-
-def _worker_init(settings: Settings) -> None:
-    global _WORKER
-    _WORKER = build(settings)
-    gc.freeze()  # what start-up built lives as long as the worker
-
 
 def _worker_batch(task: tuple[Sequence[int], int, datetime]) -> int:
     lead_ids, model_id, at = task
-    assert _WORKER is not None
-    return predictive.score_batch(_WORKER.uow, _trainer(), lead_ids, model_id=model_id, at=at)
+    return predictive.score_batch(worker().uow, _trainer(), lead_ids, model_id=model_id, at=at)
 
 
 def batch_runner(c: Container, *, workers: int | None = None) -> predictive.ScoreRunner:
@@ -72,12 +59,7 @@ def batch_runner(c: Container, *, workers: int | None = None) -> predictive.Scor
             for lead_ids in batches:
                 yield predictive.score_batch(c.uow, _trainer(), lead_ids, model_id=model_id, at=at)
             return
-        c.engine.dispose()  # no pooled connection may cross the fork
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(
-            max_workers=count, mp_context=context, initializer=_worker_init, initargs=(c.settings,)
-        ) as pool:
-            yield from pool.map(_worker_batch, [(b, model_id, at) for b in batches])
+        yield from forked_map(c, count, _worker_batch, [(b, model_id, at) for b in batches])
 
     return run
 
@@ -192,16 +174,9 @@ def model_activate(
         actor = lead_service.resolve_actor(uow, as_user)
         predictive.check_model_role(actor, "activate")
         shown = preview_predictive_activation(uow, _trainer(), model_id, load=yaml_loader, at=c.clock.now())
-    if preview:
-        if as_json:
-            emit_json({"model_id": model_id, "activated": False, "preview": shown.as_dict()})
-        else:
-            err.print(f"predictive model {model_id} (not activated): {shown.describe()}")
+    if show_preview(shown, f"predictive model {model_id}", {"model_id": model_id}, preview=preview, yes=yes,
+                    as_json=as_json):  # fmt: skip
         return
-    if not as_json:
-        err.print(f"predictive model {model_id}: {shown.describe()}")
-        if shown.would_promote and not yes and sys.stdin.isatty() and not typer.confirm("activate it?"):
-            raise typer.Abort()
     result = activate_predictive(
         c.writer,
         _trainer(),

@@ -6,12 +6,12 @@ import gc
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich import box
@@ -25,6 +25,7 @@ from leadstage.config import Settings
 from leadstage.domain.errors import ValidationError
 from leadstage.services import audit, scoring
 from leadstage.services import leads as lead_service
+from leadstage.services.activation import ActivationPreview
 from leadstage.services.ports import LeadFilter
 
 score_app = typer.Typer(help="Scoring models: activate, run, explain, backtest.", no_args_is_help=True)
@@ -38,6 +39,8 @@ def yaml_loader(text: str, name: str) -> tuple[Any, Any]:
 # ---- scoring ranges of leads in several processes ------------------------------------------------------
 
 _WORKER: Container | None = None
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _worker_init(settings: Settings) -> None:
@@ -60,9 +63,8 @@ def _no_cycle_collection() -> Iterator[None]:
 
 def _worker_score(task: tuple[tuple[int, int], datetime, bool]) -> scoring.ScoreRunReport:
     id_range, at, promote = task
-    assert _WORKER is not None
     with _no_cycle_collection():
-        return scoring.score_range(_WORKER.uow, id_range, load=yaml_loader, at=at, promote=promote)
+        return scoring.score_range(worker().uow, id_range, load=yaml_loader, at=at, promote=promote)
 
 
 def process_runner(c: Container, *, workers: int, at: datetime, promote: bool) -> scoring.RangeRunner:
@@ -75,14 +77,26 @@ def process_runner(c: Container, *, workers: int, at: datetime, promote: bool) -
                     report = scoring.score_range(c.writer, id_range, load=yaml_loader, at=at, promote=promote)
                 yield report
             return
-        c.engine.dispose()  # no pooled connection may cross the fork
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(c.settings,)
-        ) as pool:
-            yield from pool.map(_worker_score, [(r, at, promote) for r in ranges])
+        yield from forked_map(c, workers, _worker_score, [(r, at, promote) for r in ranges])
 
     return run
+
+
+def worker() -> Container:
+    """The container of this worker process (built once by the pool's initializer)."""
+    assert _WORKER is not None
+    return _WORKER
+
+
+def forked_map(c: Container, workers: int, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[R]:
+    """``fn`` over ``tasks`` in ``workers`` forked processes, each with its own container (:func:`worker`),
+    results in order. What was built here (a loaded, verified model) is inherited by the fork."""
+    c.engine.dispose()  # no pooled connection may cross the fork
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(c.settings,)
+    ) as pool:
+        yield from pool.map(fn, tasks)
 
 
 def rescore_all(c: Container, *, workers: int | None = None) -> scoring.ScoreRunReport:
@@ -112,6 +126,24 @@ def read_model_file(path: Path) -> str:
         raise ValidationError(f"{path}: not UTF-8 text ({exc})", field="file") from None
 
 
+def show_preview(
+    shown: ActivationPreview, what: str, ident: dict[str, Any], *, preview: bool, yes: bool, as_json: bool
+) -> bool:
+    """Say what activating a model would promote now; True when that was all (``--preview``). Otherwise a
+    terminal is asked to confirm when it would promote anything (unless ``--yes``)."""
+    if preview:
+        if as_json:
+            emit_json({**ident, "activated": False, "preview": shown.as_dict()})
+        else:
+            err.print(f"{what} (not activated): {shown.describe()}")
+        return True
+    if not as_json:
+        err.print(f"{what}: {shown.describe()}")
+        if shown.would_promote and not yes and sys.stdin.isatty() and not typer.confirm("activate it?"):
+            raise typer.Abort()
+    return False
+
+
 @score_app.command("activate")
 def score_activate(
     file: Annotated[Path, typer.Argument(help="Scoring model YAML.")],
@@ -138,16 +170,9 @@ def score_activate(
             activity_types=uow.activities.known_types(),
         )
         shown = preview_activation(uow, model, at=c.clock.now())
-    if preview:
-        if as_json:
-            emit_json({"name": model.name, "activated": False, "preview": shown.as_dict()})
-        else:
-            err.print(f"scoring model {model.name!r} (not activated): {shown.describe()}")
+    if show_preview(shown, f"scoring model {model.name!r}", {"name": model.name}, preview=preview, yes=yes,
+                    as_json=as_json):  # fmt: skip
         return
-    if not as_json:
-        err.print(f"scoring model {model.name!r}: {shown.describe()}")
-        if shown.would_promote and not yes and sys.stdin.isatty() and not typer.confirm("activate it?"):
-            raise typer.Abort()
     with c.uow(write=True) as uow:
         actor = lead_service.resolve_actor(uow, as_user)
         stored, model = scoring.activate_model(

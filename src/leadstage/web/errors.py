@@ -1,5 +1,8 @@
 """Errors on web pages: an HTML page (or, for htmx, a message in the page's message area) instead of the
-API's problem documents, with the same statuses (``api/problems.py``'s table) and the same wording.
+API's problem documents, with the statuses of ``api/problems.py``'s table and headings for people. One
+status differs on purpose: a stale version is 412 in the API (its If-Match precondition failed) and 409
+on a page (a form carries no If-Match: someone else changed the lead first). The API's table cannot be
+imported here (the API sits above the web layer), so the two tables are kept side by side.
 
 Paths under ``/api/`` and ``/metrics`` keep their problem documents: the handlers installed here hand
 those requests to the API's handlers.
