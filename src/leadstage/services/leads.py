@@ -681,11 +681,17 @@ def lead_details(
 ) -> dict[str, Any]:
     """Everything about one lead: identity, state, properties, history, scores, routing, and (``include``)
     its recent activities and possible duplicates."""
-    lead = resolve_lead(uow, ref)
+    # an internal id (what integrations hold) is read with everything else in one statement
+    page = uow.leads.page(number) if (number := as_id(str(ref).strip())) is not None else None
+    if page is None:
+        resolved = resolve_lead(uow, ref)
+        assert resolved.id is not None
+        page = uow.leads.page(resolved.id)
+        assert page is not None
+    lead, facts = page
     assert lead.id is not None
     details = lead_summary(lead)
     ident = lead.identity
-    facts = uow.leads.page_facts(lead.id)
     account = facts.account
     details.update(
         email_valid=ident.email_valid,
@@ -719,9 +725,9 @@ def lead_details(
     if "duplicates" in include:
         details["possible_duplicates"] = possible_duplicates(uow, lead, normalizer)
     details["disqualification"] = disqualification.disqualification_facts(
-        uow.disqualifications.latest(lead.id)
+        uow.disqualifications.latest(lead.id) if facts.has_disqualification else None
     )
-    current = uow.routing.current(lead.id)
+    current = uow.routing.current(lead.id) if facts.has_assignment else None
     details["assignment"] = (
         None
         if current is None

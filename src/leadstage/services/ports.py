@@ -89,7 +89,7 @@ class AccountRow:
 
 @dataclass(frozen=True)
 class LeadPageFacts:
-    """What a lead's page shows besides the lead itself, read in one query."""
+    """What a lead's page shows besides the lead itself, read with it in one query."""
 
     account: Account | None
     owner: str | None
@@ -97,13 +97,15 @@ class LeadPageFacts:
     engagement_level: int | None
     priority: str | None
     activity_count: int
+    has_disqualification: bool  # ever disqualified (the latest record is read only then)
+    has_assignment: bool  # routed now (the current assignment is read only then)
 
 
 class LeadRepository(Protocol):
     def get(self, lead_id: int) -> Lead | None: ...
 
-    def page_facts(self, lead_id: int) -> LeadPageFacts:
-        """Its account, owner's name, grades and number of activities."""
+    def page(self, lead_id: int) -> tuple[Lead, LeadPageFacts] | None:
+        """The lead with its account, owner's name, grades and number of activities (one query)."""
         ...
 
     def find_by_email(self, canonical: str) -> Lead | None: ...

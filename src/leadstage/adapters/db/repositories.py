@@ -7,7 +7,20 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, or_, select, true, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -125,9 +138,11 @@ _LEAD_SELECT = select(*_LEAD_COLUMNS, t.users.c.team.label("owner_team")).select
     t.leads.outerjoin(t.users, t.users.c.id == t.leads.c.owner_id)
 )
 _BY_ID = _LEAD_SELECT.where(t.leads.c.id == bindparam("v"))
-_PAGE_FACTS = (
+_PAGE = (
     select(
-        t.accounts.c.id.label("account_id"),
+        *_LEAD_COLUMNS,
+        t.users.c.team.label("owner_team"),
+        t.users.c.username.label("owner"),
         t.accounts.c.name.label("account_name"),
         t.accounts.c.domain,
         t.accounts.c.industry,
@@ -135,7 +150,6 @@ _PAGE_FACTS = (
         t.accounts.c.annual_revenue,
         t.accounts.c.country,
         t.accounts.c.properties.label("account_properties"),
-        t.users.c.username.label("owner"),
         t.leads.c.fit_grade,
         t.leads.c.engagement_level,
         t.leads.c.priority,
@@ -144,6 +158,12 @@ _PAGE_FACTS = (
         .where(t.activities.c.lead_id == t.leads.c.id)
         .scalar_subquery()
         .label("activity_count"),
+        # what else there is to read, so that a lead without it costs no statement
+        exists().where(t.lead_external_ids.c.lead_id == t.leads.c.id).label("has_external_ids"),
+        exists().where(t.disqualifications.c.lead_id == t.leads.c.id).label("has_disqualification"),
+        exists()
+        .where(t.assignments.c.lead_id == t.leads.c.id, t.assignments.c.current.is_(True))
+        .label("has_assignment"),
     )
     .select_from(
         t.leads.outerjoin(t.accounts, t.accounts.c.id == t.leads.c.account_id).outerjoin(
@@ -151,6 +171,11 @@ _PAGE_FACTS = (
         )
     )
     .where(t.leads.c.id == bindparam("v"))
+)
+_HISTORY_OF_ONE = (
+    select(t.lead_history)
+    .where(t.lead_history.c.lead_id == bindparam("v"))
+    .order_by(t.lead_history.c.at, t.lead_history.c.id)
 )
 _BY_EMAIL = _LEAD_SELECT.where(t.leads.c.email_normalized == bindparam("v"))
 _BY_PHONE = _LEAD_SELECT.where(t.leads.c.phone_e164 == bindparam("v")).order_by(t.leads.c.id).limit(1)
@@ -242,8 +267,15 @@ class SqlLeadRepository:
     def get(self, lead_id: int) -> Lead | None:
         return self._one(_BY_ID, {"v": lead_id})
 
-    def page_facts(self, lead_id: int) -> LeadPageFacts:
-        r = self.conn.execute(_PAGE_FACTS, {"v": lead_id}).one()
+    def page(self, lead_id: int) -> tuple[Lead, LeadPageFacts] | None:
+        r = self.conn.execute(_PAGE, {"v": lead_id}).first()
+        if r is None:
+            return None
+        external_ids = (
+            [ExternalId(e.system, e.value) for e in self.conn.execute(_EXT_OF_ONE, {"lead_id": r.id})]
+            if r.has_external_ids
+            else []
+        )
         account = None
         if r.account_id is not None:
             account = Account(
@@ -256,13 +288,15 @@ class SqlLeadRepository:
                 country=r.country,
                 properties=dict(r.account_properties or {}),
             )
-        return LeadPageFacts(
+        return self._row_to_lead(r, external_ids), LeadPageFacts(
             account=account,
             owner=r.owner,
             fit_grade=r.fit_grade,
             engagement_level=r.engagement_level,
             priority=r.priority,
             activity_count=int(r.activity_count),
+            has_disqualification=bool(r.has_disqualification),
+            has_assignment=bool(r.has_assignment),
         )
 
     def find_by_email(self, canonical: str) -> Lead | None:
@@ -367,11 +401,6 @@ class SqlLeadRepository:
         history_written(self.conn, [(lead_id, entry)])
 
     def history(self, lead_id: int) -> list[HistoryEntry]:
-        q = (
-            select(t.lead_history)
-            .where(t.lead_history.c.lead_id == lead_id)
-            .order_by(t.lead_history.c.at, t.lead_history.c.id)
-        )
         return [
             HistoryEntry(
                 action=r.action,
@@ -386,7 +415,7 @@ class SqlLeadRepository:
                 note=r.note,
                 data=r.data or {},
             )
-            for r in self.conn.execute(q)
+            for r in self.conn.execute(_HISTORY_OF_ONE, {"v": lead_id})
         ]
 
     def search(self, flt: LeadFilter) -> tuple[int, list[Lead]]:
