@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from leadstage.config import Settings
 from leadstage.domain.identity import EmailRules
 from leadstage.domain.qualification import DEFAULT_SETUP, QualificationSetup
 from leadstage.domain.signing import Keyring
-from leadstage.services import notifications, webhooks
+from leadstage.services import ingest, notifications, webhooks
 from leadstage.services import tick as tick_service
 from leadstage.services.ingest import ImportContext
 from leadstage.services.ports import (
@@ -34,6 +35,9 @@ from leadstage.services.ports import (
 from leadstage.services.report_cache import ReportCache
 from leadstage.services.scoring import Loader
 from leadstage.services.tick import Evaluator
+
+#: activities of the backlog one tick follows up at most (the server's follow-up loop takes the rest)
+TICK_BACKLOG_LIMIT = 200_000
 
 
 @dataclass
@@ -65,8 +69,11 @@ class Container:
         """Reads scoring model documents (YAML with line numbers)."""
         return lambda text, name: load_yaml(text, source=name)
 
-    def import_context(self, *, progress: Progress | None = None, actor: str = "import") -> ImportContext:
-        """How imports run here: settings, clock, identity rules, and scoring as records land (when on)."""
+    def import_context(
+        self, *, progress: Progress | None = None, actor: str = "import", defer: bool = False
+    ) -> ImportContext:
+        """How imports run here: settings, clock, identity rules, and scoring as records land (when on);
+        ``defer``: activities' scoring and credits are left to the backlog (:meth:`follow_up`)."""
         s = self.settings
         return ImportContext(
             uow_factory=self.serial_writer,  # imports write and resolve identities: one batch at a time
@@ -80,13 +87,29 @@ class Container:
             progress=progress or NullProgress(),
             actor=actor,
             scoring_loader=self.scoring_loader() if s.incremental_scoring else None,
+            defer_follow_ups=defer,
         )
+
+    def follow_up(self) -> int:
+        """Run the activity backlog's follow-ups (scoring when on, attribution credits) until it is empty."""
+        load = self.scoring_loader() if self.settings.incremental_scoring else None
+        return ingest.drain_backlog(self.serial_writer, load=load, clock=self.clock)
 
     def tick_evaluators(self) -> list[tuple[str, Evaluator]]:
         """The time-based rules ``tick`` runs, with the ones that need an adapter (webhook delivery)."""
         sender = UrllibSender()
-        evaluators = [*tick_service.EVALUATORS, ("webhooks", lambda uow, now: webhooks.run(uow, sender, now))]
         s = self.settings
+        load = self.scoring_loader() if s.incremental_scoring else None
+
+        def backlog(uow: UnitOfWork, now: datetime) -> dict[str, int]:
+            # first: activities left to the backlog are scored (and promoted) before the hand-off routes
+            return {"followed_up": ingest.run_backlog(uow, load=load, at=now, limit=TICK_BACKLOG_LIMIT)}
+
+        evaluators = [
+            ("activities", backlog),
+            *tick_service.EVALUATORS,
+            ("webhooks", lambda uow, now: webhooks.run(uow, sender, now)),
+        ]
         if s.smtp_host:
             mailer = SmtpMailer(
                 s.smtp_host,

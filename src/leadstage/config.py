@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         ge=0,
         description="`leadstage serve` runs `tick` (SLAs, hand-off queue) this often; 0 turns it off.",
     )
+    follow_up_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="`serve` scores activities received in API batches (and updates their attribution "
+        "credits) this long after they arrive, all batches since the last run at once.",
+    )
     token_cache_seconds: float = Field(
         default=2.0,
         ge=0,

@@ -65,14 +65,20 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadstage-job")
         app.state.pending_jobs = []
         loop = asyncio.create_task(_background_loop(app, container, settings))
+        app.state.follow_up_due = False
+        following = asyncio.create_task(_follow_up_loop(app, container, settings))
         try:
             yield
         finally:
             # the job running finishes; queued ones are dropped (orphaned: marked interrupted at a next start)
             app.state.jobs.shutdown(wait=True, cancel_futures=True)
-            loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
+            for task in (loop, following):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if app.state.follow_up_due:  # batches answered since the last run: follow them up now
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(container.follow_up)
             running = getattr(app.state, "tick_running", None)
             if running is not None and not running.done():
                 with contextlib.suppress(Exception):
@@ -226,6 +232,27 @@ async def _background_loop(app: FastAPI, container: Container, settings: Setting
             max(0.0, min(next_tick - time.monotonic(), renew_every)) if app.state.lease_held else renew_every
         )
         await asyncio.sleep(wait)
+
+
+async def _follow_up_loop(app: FastAPI, container: Container, settings: Settings) -> None:
+    """Every ``follow_up_seconds``, when API batches arrived since the last run, run the activity backlog's
+    follow-ups (scoring, MQL promotion, attribution credits) for all of them at once (ADR 21)."""
+    while True:
+        await asyncio.sleep(settings.follow_up_seconds)
+        if not app.state.follow_up_due:
+            continue
+        app.state.follow_up_due = False
+        running = asyncio.ensure_future(asyncio.to_thread(container.follow_up))
+        try:
+            # shielded: shutting down waits for a run in flight instead of closing the engine under it
+            await asyncio.shield(running)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await running
+            raise
+        except Exception:  # kept for the next run (and for tick); the loop goes on
+            log.exception("following up activities failed")
+            app.state.follow_up_due = True
 
 
 async def _tick_once(app: FastAPI, container: Container, settings: Settings, renew_every: float) -> None:

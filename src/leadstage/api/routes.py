@@ -141,8 +141,10 @@ class ImportResult(BaseModel):
     rejects: list[Json]
 
 
-def _import(request: Request, kind: str, records: list[Json], who: Writer) -> ImportResult:
-    ctx = container(request).import_context(actor=who.actor.name)
+def _import(
+    request: Request, kind: str, records: list[Json], who: Writer, *, defer: bool = False
+) -> ImportResult:
+    ctx = container(request).import_context(actor=who.actor.name, defer=defer)
     id_column = "external_id" if kind == "leads" and any("external_id" in r for r in records) else None
     report, rejects = capture.import_records(kind, records, ctx=ctx, id_column=id_column)
     return ImportResult(
@@ -410,9 +412,16 @@ def explain_score(request: Request, ref: Ref, uow: Uow, who: Reader) -> Json:
 def add_activities(request: Request, body: ActivityBatch, who: Writer) -> ImportResult:
     """Up to 1,000 activities; each names its lead by email, lead_id or external_id. A retried batch adds
     nothing twice: give each activity an idempotency_key (else identical records are one event).
-    Bulk imports: administrators, marketing and sales managers (as ``leadstage import``)."""
+    Bulk imports: administrators, marketing and sales managers (as ``leadstage import``).
+
+    The activities are stored when the answer comes, with the leads' touches, advocacy and resurfacing;
+    their scoring (and MQL promotion) and attribution credits follow within about
+    ``LEADSTAGE_FOLLOW_UP_SECONDS`` (one second by default), run by the server for all batches since the
+    last run at once (ADR 21); ``tick`` runs what a stopped server left."""
     _bulk(who)
-    return _import(request, "activities", [a.record() for a in body.activities], who)
+    result = _import(request, "activities", [a.record() for a in body.activities], who, defer=True)
+    request.app.state.follow_up_due = True
+    return result
 
 
 # ---- tasks, segments -----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ class MemorySource:
         if not self._records:
             return
         cols = {c: [_cell(r.get(c)) for r in self._records] for c in self.columns}
-        yield RecordBatch(columns=cols, length=len(self._records), first_row_number=1)
+        yield RecordBatch(columns=cols, length=len(self._records), first_row_number=1, last=True)
 
     def drain_unreadable(self) -> list[RejectedRecord]:
         return []

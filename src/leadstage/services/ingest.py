@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -41,10 +41,11 @@ from leadstage.domain.leads import (
     merge_properties,
     type_of,
 )
-from leadstage.domain.scoring import ActivityFacts
+from leadstage.domain.scoring import ActivityFacts, ScoringModel
 from leadstage.domain.stages import ADVOCACY_ACTIVITY_TYPES, Status
 from leadstage.domain.times import (
     TimestampError,
+    from_utc_text,
     parse_timestamp,
     to_utc,
     utc_text,
@@ -67,6 +68,7 @@ from leadstage.services.ports import (
     RecordSource,
     RejectedRecord,
     RejectSink,
+    StoredModel,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -334,6 +336,9 @@ class ImportContext:
     #: whether arriving activities tell that a disqualified person showed up again (off when the same
     #: arrival was already judged, e.g. a form submission after its lead record)
     judge_resurfacing: bool = True
+    #: leave the activities' scoring and attribution credits to the activity backlog (the API's batches:
+    #: the server's follow-up loop and ``tick`` run them, see :func:`run_backlog`; ADR 21)
+    defer_follow_ups: bool = False
 
 
 class _TypeTracker:
@@ -401,19 +406,27 @@ def _run_batches(
 ) -> None:
     with ctx.uow_factory() as uow:
         tracker = _TypeTracker(uow.properties.definitions(entity)) if entity else None
+        finished = False
         for batch in source.batches():
             report.rows_read += batch.length
             handle(uow, batch, tracker)
-            if tracker is not None:
+            if batch.last:  # what ends the import goes into the last batch's transaction
+                if tracker is not None:
+                    tracker.flush(uow, entity or "", ctx.clock.now(), final=True)
+                if finish is not None:
+                    finish(uow)
+                finished = True
+            elif tracker is not None:
                 tracker.flush(uow, entity or "", ctx.clock.now())
             uow.commit()
             _drain_unreadable(source, rejects, report)
             ctx.progress.advance(rows=batch.length, bytes_read=batch.bytes_read)
-        if tracker is not None:
-            tracker.flush(uow, entity or "", ctx.clock.now(), final=True)
-        if finish is not None:
-            finish(uow)
-        uow.commit()
+        if not finished:
+            if tracker is not None:
+                tracker.flush(uow, entity or "", ctx.clock.now(), final=True)
+            if finish is not None:
+                finish(uow)
+            uow.commit()
         _drain_unreadable(source, rejects, report)
 
 
@@ -650,6 +663,88 @@ EMAIL_CACHE_SIZE = 100_000
 # ---- activities --------------------------------------------------------------------------------------
 
 
+def score_activity_rows(
+    uow: UnitOfWork,
+    rows: Iterable[ActivityRow],
+    *,
+    model: tuple[StoredModel, ScoringModel],
+    load: Loader,
+    at: datetime,
+) -> None:
+    """Fold stored activities that are new to their leads into the leads' scores (incremental scoring)."""
+    rules = model[1]
+    scored_types = {r.activity_type for r in rules.engagement_rules}
+    property_types = property_filtered_types(rules)
+    by_lead: dict[int, list[ActivityFacts]] = {}
+    for lead_id, type_, at_text, _key, source, campaign, content, props in rows:
+        if type_ in scored_types:
+            by_lead.setdefault(lead_id, []).append(
+                ActivityFacts(
+                    type_,
+                    utc_text_ts(at_text),
+                    source,
+                    campaign,
+                    content,
+                    json.loads(props) if props and type_ in property_types else {},
+                )
+            )
+    if by_lead:
+        score_new_activities(uow, by_lead, load=load, at=at, model=model)
+
+
+def widen_touches(touches: dict[int, list[Any]], rows: Iterable[ActivityRow]) -> None:
+    """Each lead's [first_at, first_source, last_at, last_source] widened by these activities."""
+    for lead_id, _type, at, _key, source, *_rest in rows:
+        touch = touches.get(lead_id)
+        if touch is None:
+            touches[lead_id] = [at, source, at, source]
+        else:
+            if at < touch[0]:
+                touch[0], touch[1] = at, source
+            if at > touch[2]:
+                touch[2], touch[3] = at, source
+
+
+#: activities whose follow-ups one transaction of :func:`run_backlog` runs at most
+BACKLOG_CHUNK = 20_000
+
+
+def run_backlog(uow: UnitOfWork, *, load: Loader | None, at: datetime, limit: int = BACKLOG_CHUNK) -> int:
+    """Run the follow-ups left to the activity backlog for up to ``limit`` activities, oldest first, in
+    this unit of work (the caller commits): their leads' first and last touch, attribution credits and, when ``load`` is given
+    and a scoring model is active, incremental scoring and MQL promotion, exactly as an import that ran
+    them at once. Returns how many activities it took from the backlog."""
+    pending = uow.bulk.backlog(limit)
+    if not pending:
+        return 0
+    rows = [row for _id, row in pending]
+    earliest: dict[int, str] = {}
+    for row in rows:  # canonical UTC text sorts like the time
+        if row[0] not in earliest or row[2] < earliest[row[0]]:
+            earliest[row[0]] = row[2]
+    uow.bulk.refresh_credits({k: from_utc_text(v) for k, v in earliest.items()})
+    touches: dict[int, list[Any]] = {}
+    widen_touches(touches, rows)
+    uow.bulk.touch_leads({k: (v[0], v[1], v[2], v[3]) for k, v in touches.items()})
+    model = load_active(uow, load) if load is not None else None
+    if model is not None and load is not None:
+        score_activity_rows(uow, rows, model=model, load=load, at=at)
+    uow.bulk.clear_backlog([activity_id for activity_id, _row in pending])
+    return len(pending)
+
+
+def drain_backlog(uow_factory: UnitOfWorkFactory, *, load: Loader | None, clock: Clock) -> int:
+    """Run the activity backlog's follow-ups until it is empty, a chunk per transaction."""
+    total = 0
+    while True:
+        with uow_factory() as uow:
+            done = run_backlog(uow, load=load, at=clock.now())
+            uow.commit()
+        total += done
+        if done < BACKLOG_CHUNK:
+            return total
+
+
 def import_activities(
     source: RecordSource,
     spec: Mapping[str, Any] | None,
@@ -712,32 +807,11 @@ def import_activities(
             None if v is None or not (s := v.strip() if v.__class__ is str else str(v)) else s for v in values
         ]
 
+    defer = ctx.defer_follow_ups
     scoring = None
-    if ctx.scoring_loader is not None:
+    if ctx.scoring_loader is not None and not defer:
         with ctx.uow_factory() as uow:
             scoring = load_active(uow, ctx.scoring_loader)
-    scored_types = {r.activity_type for r in scoring[1].engagement_rules} if scoring else set()
-    property_types = property_filtered_types(scoring[1]) if scoring else set()
-
-    def score_new(uow: UnitOfWork, fresh: list[ActivityRow]) -> None:
-        """Fold the activities that were new into their leads' scores (incremental scoring)."""
-        assert scoring is not None
-        assert ctx.scoring_loader is not None
-        by_lead: dict[int, list[ActivityFacts]] = {}
-        for lead_id, type_, at_text, _key, source, campaign, content, props in fresh:
-            if type_ in scored_types:
-                by_lead.setdefault(lead_id, []).append(
-                    ActivityFacts(
-                        type_,
-                        utc_text_ts(at_text),
-                        source,
-                        campaign,
-                        content,
-                        json.loads(props) if props and type_ in property_types else {},
-                    )
-                )
-        if by_lead:
-            score_new_activities(uow, by_lead, load=ctx.scoring_loader, at=ctx.clock.now(), model=scoring)
 
     # canonical form of each raw email seen, and lead ids of canonical emails seen (both bounded)
     canonical_cache: dict[Any, str] = {}
@@ -845,14 +919,8 @@ def import_activities(
                 )
                 continue
             append((lead_id, type_, at, key, source, campaigns[i], contents[i], props_json))
-            touch = touches.get(lead_id)
-            if touch is None:
-                touches[lead_id] = [at, source, at, source]
-            else:
-                if at < touch[0]:
-                    touch[0], touch[1] = at, source
-                if at > touch[2]:
-                    touch[2], touch[3] = at, source
+        if not defer:
+            widen_touches(touches, out)
         if len({row[3] for row in out}) != len(out):  # the same event twice in one batch: keep the first
             firsts: dict[str, ActivityRow] = {}
             for row in out:
@@ -862,13 +930,13 @@ def import_activities(
         # someone disqualified may show up again
         remembering = ctx.judge_resurfacing and uow.disqualifications.any_active()
         advocacy = any(row[1] in ADVOCACY_ACTIVITY_TYPES for row in out)
-        if scoring is None and not remembering and not advocacy:
+        if scoring is None and not remembering and not advocacy and not defer:
             inserted = uow.bulk.insert_activities(out)
         else:
-            fresh = uow.bulk.insert_new_activities(out)
+            fresh = uow.bulk.insert_new_activities(out, defer=defer)
             inserted = len(fresh)
-            if scoring is not None:
-                score_new(uow, fresh)
+            if scoring is not None and ctx.scoring_loader is not None:
+                score_activity_rows(uow, fresh, model=scoring, load=ctx.scoring_loader, at=ctx.clock.now())
             if advocacy:
                 advocate_from_activities(uow, ((r[0], r[1], r[7]) for r in fresh), at=ctx.clock.now())
             if remembering and fresh:

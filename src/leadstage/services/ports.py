@@ -258,12 +258,26 @@ class BulkWriter(Protocol):
 
     def existing_lead_ids(self, ids: Iterable[int]) -> set[int]: ...
 
-    def insert_activities(self, rows: Sequence[ActivityRow]) -> int:
-        """Insert, skipping known idempotency keys; return how many were new."""
+    def insert_activities(self, rows: Sequence[ActivityRow], *, refresh_credits: bool = True) -> int:
+        """Insert, skipping known idempotency keys; return how many were new. The attribution credits of
+        leads whose new activities count for them are recomputed (unless ``refresh_credits`` is off)."""
         ...
 
-    def insert_new_activities(self, rows: Sequence[ActivityRow]) -> list[ActivityRow]:
-        """Insert, skipping known keys; return the rows that were new."""
+    def refresh_credits(self, earliest: Mapping[int, datetime]) -> None:
+        """Recompute the attribution credits of leads with new activities (lead id: earliest new time)."""
+        ...
+
+    def insert_new_activities(self, rows: Sequence[ActivityRow], *, defer: bool = False) -> list[ActivityRow]:
+        """Insert, skipping known keys; return the rows that were new. ``defer``: their scoring and credits
+        are left to the activity backlog (:meth:`backlog`) instead of following in this transaction."""
+        ...
+
+    def backlog(self, limit: int) -> list[tuple[int, ActivityRow]]:
+        """Up to ``limit`` of the oldest activities whose follow-ups have not run: (activity id, row)."""
+        ...
+
+    def clear_backlog(self, activity_ids: Sequence[int]) -> None:
+        """Their follow-ups have run (in this transaction)."""
         ...
 
     def touch_leads(self, touches: Mapping[int, tuple[str, str | None, str, str | None]]) -> None:
@@ -734,6 +748,7 @@ class RecordBatch:
     length: int
     first_row_number: int  # 1-based number of the first row among the file's data rows
     bytes_read: int = 0  # bytes of the file consumed so far (for progress)
+    last: bool = False  # known to be the source's last batch (one transaction then ends the import)
 
     def row(self, i: int) -> dict[str, Any]:
         return {name: values[i] for name, values in self.columns.items()}

@@ -324,3 +324,39 @@ def test_serve_logs_json_lines_with_the_request_id(tmp_path: Path) -> None:
     assert any(line["request_id"] == "probe-7" and "/api/v1/health" in line["message"] for line in lines), (
         lines
     )
+
+
+def _demo_request(email: str) -> dict[str, object]:
+    return {
+        "activities": [
+            {"email": email, "type": "demo", "occurred_at": "2026-11-02T10:00:00Z", "idempotency_key": "d-1"}
+        ]
+    }
+
+
+def test_activities_of_a_batch_are_scored_by_the_server_soon_after_and_none_are_left_at_shutdown(
+    tmp_path: Path,
+) -> None:
+    """ADR 21: the batch is stored when the answer comes; the server's follow-up loop scores it (a demo
+    request qualifies: promoted by the system) within about LEADSTAGE_FOLLOW_UP_SECONDS; a server stopped
+    before its next run follows up what it answered before it goes."""
+    db_url, token = _prepared(tmp_path, demo_leads=0)
+    with _serving(db_url, tmp_path, {"LEADSTAGE_FOLLOW_UP_SECONDS": "0.2"}) as base:
+        server = Server(base, token, db_url)
+        email = "vera@northwind.example"
+        assert _call(server, "POST", "/api/v1/leads", {"email": email, "job_title": "COO"})[0] == 201
+        assert _call(server, "POST", "/api/v1/activities/batch", _demo_request(email))[1]["created"] == 1
+        deadline = time.monotonic() + 20
+        while (lead := _call(server, "GET", f"/api/v1/leads/{email}")[1])["stage"] != "mql":
+            assert time.monotonic() < deadline, lead
+            time.sleep(0.1)
+        assert lead["history"][-1]["actor"] == "system"  # type: ignore[index]
+
+    with _serving(db_url, tmp_path, {"LEADSTAGE_FOLLOW_UP_SECONDS": "60"}) as base:
+        server = Server(base, token, db_url)
+        email = "otto@northwind.example"
+        assert _call(server, "POST", "/api/v1/leads", {"email": email, "job_title": "CFO"})[0] == 201
+        assert _call(server, "POST", "/api/v1/activities/batch", _demo_request(email))[1]["created"] == 1
+        assert _call(server, "GET", f"/api/v1/leads/{email}")[1]["stage"] == "lead"  # not yet: a minute
+    shown = run_process(db_url, "leads", "show", email, "--json")
+    assert json.loads(shown.out)["stage"] == "mql"  # followed up as the server stopped

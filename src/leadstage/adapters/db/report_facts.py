@@ -14,7 +14,8 @@ by the statements the reports used to run over the whole database, restricted to
 
 They are written in the transaction of the change they follow, set-based per chunk of leads:
 :func:`history_changed` after history rows other than a creation are written, moved (merge) or edited
-(forget), which also recomputes the lead's credits; :func:`touches_changed` after activities are added.
+(forget), which also recomputes the lead's credits; :func:`touches_changed` after activities are added
+(for the API's batches: when the activity backlog follows them up, ADR 21).
 Both replace the leads' rows (delete, then insert what the history and activities say now), so running
 them again changes nothing. :func:`rebuild` recomputes every lead's (migration 0014, bulk-loaded data).
 A lead's deletion removes its facts (foreign keys, ``ON DELETE CASCADE``).

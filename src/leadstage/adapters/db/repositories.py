@@ -27,12 +27,13 @@ from sqlalchemy.exc import OperationalError
 
 from leadstage.adapters.db import report_facts
 from leadstage.adapters.db import tables as t
+from leadstage.adapters.db.engine import IDENTITY_LOCK
 from leadstage.domain.activities import Activity
 from leadstage.domain.errors import ConcurrencyConflict
 from leadstage.domain.identity import MERGED_EMAIL, normalize_company_name
 from leadstage.domain.leads import Account, ExternalId, Identity, Lead, PropertyType
 from leadstage.domain.stages import HistoryEntry, HistoryKind, LeadState, Stage, Status, entry_fields
-from leadstage.domain.times import from_utc_text
+from leadstage.domain.times import from_utc_text, utc_text
 from leadstage.services.ports import AccountRow, ActivityRow, LeadFilter, LeadPageFacts, UserRecord
 
 _IDENTITY_COLUMNS = (
@@ -897,7 +898,7 @@ class SqlBulkWriter:
     def existing_lead_ids(self, ids: Iterable[int]) -> set[int]:
         return {int(r[0]) for r in self._lookup("SELECT id FROM leads WHERE id IN ({marks})", list(set(ids)))}
 
-    def insert_activities(self, rows: Sequence[ActivityRow]) -> int:
+    def insert_activities(self, rows: Sequence[ActivityRow], *, refresh_credits: bool = True) -> int:
         if not rows:
             return 0
         cols = "lead_id, type, occurred_at, idempotency_key, source, campaign, content, properties"
@@ -915,25 +916,41 @@ class SqlBulkWriter:
                 "ON CONFLICT (idempotency_key) DO NOTHING"
             )
             inserted = max(0, int(self.conn.exec_driver_sql(sql, list(rows)).rowcount))
-        if inserted:
+        if inserted and refresh_credits:
             earliest: dict[int, str] = {}
             for row in rows:  # canonical UTC text sorts like the time
                 if row[0] not in earliest or row[2] < earliest[row[0]]:
                     earliest[row[0]] = row[2]
-            report_facts.touches_changed(self.conn, {k: from_utc_text(v) for k, v in earliest.items()})
+            self.refresh_credits({k: from_utc_text(v) for k, v in earliest.items()})
         return inserted
 
-    def insert_new_activities(self, rows: Sequence[ActivityRow]) -> list[ActivityRow]:
-        """Insert like :meth:`insert_activities` and return the rows that were new (for incremental scoring)."""
+    def refresh_credits(self, earliest: Mapping[int, datetime]) -> None:
+        report_facts.touches_changed(self.conn, earliest)
+
+    def insert_new_activities(self, rows: Sequence[ActivityRow], *, defer: bool = False) -> list[ActivityRow]:
+        """Insert like :meth:`insert_activities` and return the rows that were new (for incremental scoring).
+        ``defer``: leave their follow-ups (scoring, attribution credits) to the backlog instead."""
         if not rows:
             return []
         before = int(self.conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM activities").scalar_one())
-        inserted = self.insert_activities(rows)
+        inserted = self.insert_activities(rows, refresh_credits=not defer)
         if not inserted:
             return []
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        if defer:
+            if self.dialect == "sqlite":  # one writer at a time: every id above the mark is this batch's
+                self.conn.exec_driver_sql(
+                    f"INSERT INTO activity_backlog (activity_id) SELECT id FROM activities WHERE id > {mark}",
+                    (before,),
+                )
+            else:  # other sessions may have inserted ids above the mark: this batch's keys name its rows
+                self.conn.exec_driver_sql(
+                    "INSERT INTO activity_backlog (activity_id) SELECT id FROM activities "
+                    f"WHERE id > {mark} AND idempotency_key = ANY({mark})",
+                    (before, [r[3] for r in rows]),
+                )
         if inserted == len(rows):  # every key was new (a batch holds each key once): nothing to look up
             return list(rows)
-        mark = "?" if self.dialect == "sqlite" else "%s"
         fresh = {
             r[0]
             for r in self.conn.exec_driver_sql(
@@ -941,6 +958,28 @@ class SqlBulkWriter:
             ).all()
         }
         return [r for r in rows if r[3] in fresh]
+
+    def backlog(self, limit: int) -> list[tuple[int, ActivityRow]]:
+        """The oldest activities whose follow-ups have not run, as (activity id, row). Whoever reads them
+        takes turns with the import pipeline (PostgreSQL: its advisory lock, held to the transaction's end;
+        SQLite: the write lock), so no lead's scores are folded by two transactions at once."""
+        if self.dialect != "sqlite":
+            self.conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({IDENTITY_LOCK})")
+        a = "a.lead_id, a.type, a.occurred_at, a.idempotency_key, a.source, a.campaign, a.content, a.properties"
+        sql = (
+            f"SELECT b.activity_id, {a} FROM activity_backlog b JOIN activities a ON a.id = b.activity_id "
+            f"ORDER BY b.activity_id LIMIT {int(limit)}"
+        )
+        out: list[tuple[int, ActivityRow]] = []
+        for r in self.conn.exec_driver_sql(sql):
+            at = r[3] if isinstance(r[3], str) else utc_text(r[3])
+            props = r[8] if r[8] is None or isinstance(r[8], str) else json.dumps(r[8], separators=(",", ":"))
+            out.append((int(r[0]), (int(r[1]), r[2], at, r[4], r[5], r[6], r[7], props)))
+        return out
+
+    def clear_backlog(self, activity_ids: Sequence[int]) -> None:
+        for chunk, marks in in_chunks(list(activity_ids), "?" if self.dialect == "sqlite" else "%s"):
+            self.conn.exec_driver_sql(f"DELETE FROM activity_backlog WHERE activity_id IN ({marks})", chunk)
 
     def _total_changes(self) -> int:
         return int(self.conn.exec_driver_sql("SELECT total_changes()").scalar_one())

@@ -732,3 +732,12 @@ attribution_credits = Table(
     Index("ix_attribution_credits_lead", "lead_id"),
     sqlite_with_rowid=False,
 )
+
+#: Activities stored whose follow-ups (incremental scoring, attribution credits) have not run yet: the API's
+#: batches leave them to the server's follow-up loop and ``tick`` (ADR 21); one row per activity, removed
+#: in the transaction that runs them (and with the activity).
+activity_backlog = Table(
+    "activity_backlog",
+    metadata,
+    Column("activity_id", Id, ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True),
+)
