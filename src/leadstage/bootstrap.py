@@ -22,6 +22,7 @@ from leadstage.domain.identity import EmailRules
 from leadstage.domain.qualification import DEFAULT_SETUP, QualificationSetup
 from leadstage.domain.signing import Keyring
 from leadstage.services import ingest, notifications, webhooks
+from leadstage.services import routing as routing_service
 from leadstage.services import tick as tick_service
 from leadstage.services.ingest import ImportContext
 from leadstage.services.ports import (
@@ -90,10 +91,16 @@ class Container:
             defer_follow_ups=defer,
         )
 
-    def follow_up(self) -> int:
-        """Run the activity backlog's follow-ups (scoring when on, attribution credits) until it is empty."""
+    def follow_up(self) -> ingest.FollowUps:
+        """Run the activity backlog's follow-ups (touches, scoring when on, attribution credits) until it
+        is empty; the MQLs it promoted are routed at once (as after an import)."""
         load = self.scoring_loader() if self.settings.incremental_scoring else None
-        return ingest.drain_backlog(self.serial_writer, load=load, clock=self.clock)
+        done = ingest.drain_backlog(self.serial_writer, load=load, clock=self.clock)
+        if done.promoted:
+            with self.writer() as uow:
+                routing_service.route_pending(uow, at=self.clock.now())
+                uow.commit()
+        return done
 
     def tick_evaluators(self) -> list[tuple[str, Evaluator]]:
         """The time-based rules ``tick`` runs, with the ones that need an adapter (webhook delivery)."""
@@ -103,7 +110,8 @@ class Container:
 
         def backlog(uow: UnitOfWork, now: datetime) -> dict[str, int]:
             # first: activities left to the backlog are scored (and promoted) before the hand-off routes
-            return {"followed_up": ingest.run_backlog(uow, load=load, at=now, limit=TICK_BACKLOG_LIMIT)}
+            done = ingest.run_backlog(uow, load=load, at=now, limit=TICK_BACKLOG_LIMIT)
+            return {"followed_up": done.activities, "promoted": done.promoted}
 
         evaluators = [
             ("activities", backlog),

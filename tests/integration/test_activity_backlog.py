@@ -18,7 +18,7 @@ from leadstage.config import Settings
 from leadstage.services import capture, tick
 from tests.cli_runner import run
 from tests.integration.test_report_facts import consistent
-from tests.integration.test_scoring import LEADS, write
+from tests.integration.test_scoring import LEADS, explain_at, write
 from tests.unit.domain.test_scoring import MODEL
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
@@ -74,6 +74,15 @@ def _backlog(c: Container) -> int:
         return int(uow.connection.execute(select(func.count()).select_from(t.activity_backlog)).scalar_one())
 
 
+def _engagement(db_url: str, emails: tuple[str, ...]) -> dict[str, tuple[float, int]]:
+    """Each lead's engagement score and level as of one time: a double-counted activity shows here."""
+    out = {}
+    for email in emails:
+        doc = explain_at(db_url, email)["engagement"]
+        out[email] = (round(doc["score"], 9), doc["level"])
+    return out
+
+
 def _lead(capsys: pytest.CaptureFixture[str], db_url: str, email: str) -> dict[str, Any]:
     shown: dict[str, Any] = run(capsys, db_url, "leads", "show", email, "--json").json()
     return shown
@@ -97,7 +106,7 @@ def test_a_batch_is_stored_at_once_and_followed_up_later_as_an_import_would(
     assert _send(app, BATCH).unchanged == 4
     assert _backlog(app) == 4
 
-    assert app.follow_up() == 4
+    assert app.follow_up().activities == 4
     assert _backlog(app) == 0
     vp = _lead(capsys, scored, "vp@freight.io")
     assert (vp["stage"], vp["status"]) == ("mql", "open")
@@ -112,34 +121,49 @@ def test_a_batch_is_stored_at_once_and_followed_up_later_as_an_import_would(
     ic = _lead(capsys, scored, "ic@freight.io")
     assert ic["stage"] == "mql"  # the demo request qualifies on its own
     # what the follow-up left equals a batch recomputation of every score from every activity...
-    followed = {e: _lead(capsys, scored, e)["scores"] for e in ("vp@freight.io", "ic@freight.io")}
+    followed = _engagement(scored, ("vp@freight.io", "ic@freight.io"))
+    assert followed["vp@freight.io"][0] > 0
     assert run(capsys, scored, "score", "run", "--json").json()["promoted"] == 0
-    assert {e: _lead(capsys, scored, e)["scores"] for e in followed} == followed
+    assert _engagement(scored, ("vp@freight.io", "ic@freight.io")) == followed
     # ...and the report facts equal what the history and activities say now
     consistent(scored)
     # nothing is followed up twice
-    assert app.follow_up() == 0
+    assert app.follow_up().activities == 0
     assert [h["action"] for h in _lead(capsys, scored, "vp@freight.io")["history"]].count("promote_mql") == 1
 
 
-def test_tick_follows_up_what_no_server_did_for_the_lead_the_activities_belong_to_by_then(
+def test_a_rescore_takes_pending_activities_in_once_and_tick_follows_up_what_no_server_did(
     capsys: pytest.CaptureFixture[str], scored: str, app: Container
 ) -> None:
     _send(app, BATCH)
-    # before anything followed them up, the two people turn out to be one: ic is merged into vp
+    # before anything followed them up, the two people turn out to be one: ic is merged into vp, whose
+    # scores are computed again from all four activities; none of them is left to be counted twice
     assert run(capsys, scored, "leads", "merge", "vp@freight.io", "ic@freight.io").code == 0
-    assert _backlog(app) == 4
-    report = tick.tick(app.uow, now=NOW, evaluators=app.tick_evaluators())
-    assert report.errors == {}
-    assert report.results["activities"] == {"followed_up": 4}
     assert _backlog(app) == 0
     vp = _lead(capsys, scored, "vp@freight.io")
-    assert vp["activity_count"] == 4
-    assert vp["stage"] == "mql"
+    assert (vp["activity_count"], vp["stage"]) == (4, "mql")
     assert vp["first_touch_at"].startswith(at(20)[:10])  # ic's email click, now vp's
-    followed = vp["scores"]
+    merged = _engagement(scored, ("vp@freight.io",))
+    assert run(capsys, scored, "score", "run").code == 0
+    assert _engagement(scored, ("vp@freight.io",)) == merged
+    consistent(scored)
+
+    # a batch for someone else; no server follows it up: the next tick does, before it routes
+    later = [
+        {"email": "stu@gmail.com", "type": "webinar_attended", "occurred_at": at(1), "idempotency_key": "s1"}
+    ]
+    _send(app, later)
+    # and a full rescore of every lead meanwhile (score run) leaves no pending activity to fold again
+    assert run(capsys, scored, "score", "run").code == 0
+    assert _backlog(app) == 0
+    _send(app, [{**later[0], "occurred_at": at(0.5), "idempotency_key": "s2"}])
+    report = tick.tick(app.uow, now=NOW, evaluators=app.tick_evaluators())
+    assert report.errors == {}
+    assert report.results["activities"] == {"followed_up": 1, "promoted": 0}
+    assert _backlog(app) == 0
+    followed = _engagement(scored, ("vp@freight.io", "stu@gmail.com"))
     assert run(capsys, scored, "score", "run", "--json").json()["promoted"] == 0
-    assert _lead(capsys, scored, "vp@freight.io")["scores"] == followed
+    assert _engagement(scored, ("vp@freight.io", "stu@gmail.com")) == followed
     consistent(scored)
 
 
@@ -149,7 +173,7 @@ def test_with_incremental_scoring_off_the_follow_up_keeps_touches_and_credits_on
     monkeypatch.setattr(app.settings, "incremental_scoring", False)
     before = _lead(capsys, scored, "vp@freight.io")["scores"]
     _send(app, BATCH)
-    assert app.follow_up() == 4
+    assert app.follow_up().activities == 4
     vp = _lead(capsys, scored, "vp@freight.io")
     assert (vp["scores"], vp["stage"]) == (before, "lead")
     assert vp["last_touch_at"] is not None

@@ -45,7 +45,6 @@ from leadstage.domain.scoring import ActivityFacts, ScoringModel
 from leadstage.domain.stages import ADVOCACY_ACTIVITY_TYPES, Status
 from leadstage.domain.times import (
     TimestampError,
-    from_utc_text,
     parse_timestamp,
     to_utc,
     utc_text,
@@ -53,7 +52,7 @@ from leadstage.domain.times import (
     utc_text_ts,
     utc_texts_fast,
 )
-from leadstage.services import privacy
+from leadstage.services import backlog, privacy
 from leadstage.services.advocacy import advocate_from_activities
 from leadstage.services.disqualification import handle_resurfaced
 from leadstage.services.leads import LeadIndex, LeadInput, account_domain, identity_of, upsert_lead
@@ -670,8 +669,9 @@ def score_activity_rows(
     model: tuple[StoredModel, ScoringModel],
     load: Loader,
     at: datetime,
-) -> None:
-    """Fold stored activities that are new to their leads into the leads' scores (incremental scoring)."""
+) -> int:
+    """Fold stored activities that are new to their leads into the leads' scores (incremental scoring);
+    returns how many leads were promoted to MQL."""
     rules = model[1]
     scored_types = {r.activity_type for r in rules.engagement_rules}
     property_types = property_filtered_types(rules)
@@ -688,60 +688,53 @@ def score_activity_rows(
                     json.loads(props) if props and type_ in property_types else {},
                 )
             )
-    if by_lead:
-        score_new_activities(uow, by_lead, load=load, at=at, model=model)
-
-
-def widen_touches(touches: dict[int, list[Any]], rows: Iterable[ActivityRow]) -> None:
-    """Each lead's [first_at, first_source, last_at, last_source] widened by these activities."""
-    for lead_id, _type, at, _key, source, *_rest in rows:
-        touch = touches.get(lead_id)
-        if touch is None:
-            touches[lead_id] = [at, source, at, source]
-        else:
-            if at < touch[0]:
-                touch[0], touch[1] = at, source
-            if at > touch[2]:
-                touch[2], touch[3] = at, source
+    if not by_lead:
+        return 0
+    return score_new_activities(uow, by_lead, load=load, at=at, model=model)[1]
 
 
 #: activities whose follow-ups one transaction of :func:`run_backlog` runs at most
 BACKLOG_CHUNK = 20_000
 
 
-def run_backlog(uow: UnitOfWork, *, load: Loader | None, at: datetime, limit: int = BACKLOG_CHUNK) -> int:
+@dataclass
+class FollowUps:
+    """What following up the activity backlog did."""
+
+    activities: int = 0
+    promoted: int = 0  # leads promoted to MQL by the activities' scores
+
+
+def run_backlog(
+    uow: UnitOfWork, *, load: Loader | None, at: datetime, limit: int = BACKLOG_CHUNK
+) -> FollowUps:
     """Run the follow-ups left to the activity backlog for up to ``limit`` activities, oldest first, in
-    this unit of work (the caller commits): their leads' first and last touch, attribution credits and, when ``load`` is given
-    and a scoring model is active, incremental scoring and MQL promotion, exactly as an import that ran
-    them at once. Returns how many activities it took from the backlog."""
+    this unit of work (the caller commits): their leads' first and last touch, attribution credits and,
+    when ``load`` is given and a scoring model is active, incremental scoring and MQL promotion, exactly
+    as an import that ran them at once."""
     pending = uow.bulk.backlog(limit)
     if not pending:
-        return 0
+        return FollowUps()
     rows = [row for _id, row in pending]
-    earliest: dict[int, str] = {}
-    for row in rows:  # canonical UTC text sorts like the time
-        if row[0] not in earliest or row[2] < earliest[row[0]]:
-            earliest[row[0]] = row[2]
-    uow.bulk.refresh_credits({k: from_utc_text(v) for k, v in earliest.items()})
-    touches: dict[int, list[Any]] = {}
-    widen_touches(touches, rows)
-    uow.bulk.touch_leads({k: (v[0], v[1], v[2], v[3]) for k, v in touches.items()})
+    backlog.touch_and_credit(uow, rows)
     model = load_active(uow, load) if load is not None else None
+    promoted = 0
     if model is not None and load is not None:
-        score_activity_rows(uow, rows, model=model, load=load, at=at)
+        promoted = score_activity_rows(uow, rows, model=model, load=load, at=at)
     uow.bulk.clear_backlog([activity_id for activity_id, _row in pending])
-    return len(pending)
+    return FollowUps(len(pending), promoted)
 
 
-def drain_backlog(uow_factory: UnitOfWorkFactory, *, load: Loader | None, clock: Clock) -> int:
+def drain_backlog(uow_factory: UnitOfWorkFactory, *, load: Loader | None, clock: Clock) -> FollowUps:
     """Run the activity backlog's follow-ups until it is empty, a chunk per transaction."""
-    total = 0
+    total = FollowUps()
     while True:
         with uow_factory() as uow:
             done = run_backlog(uow, load=load, at=clock.now())
             uow.commit()
-        total += done
-        if done < BACKLOG_CHUNK:
+        total.activities += done.activities
+        total.promoted += done.promoted
+        if done.activities < BACKLOG_CHUNK:
             return total
 
 
@@ -920,7 +913,7 @@ def import_activities(
                 continue
             append((lead_id, type_, at, key, source, campaigns[i], contents[i], props_json))
         if not defer:
-            widen_touches(touches, out)
+            backlog.widen_touches(touches, out)
         if len({row[3] for row in out}) != len(out):  # the same event twice in one batch: keep the first
             firsts: dict[str, ActivityRow] = {}
             for row in out:

@@ -272,9 +272,19 @@ class BulkWriter(Protocol):
         are left to the activity backlog (:meth:`backlog`) instead of following in this transaction."""
         ...
 
-    def backlog(self, limit: int) -> list[tuple[int, ActivityRow]]:
-        """Up to ``limit`` of the oldest activities whose follow-ups have not run: (activity id, row)."""
+    def backlog(
+        self,
+        limit: int | None = None,
+        *,
+        lead_ids: Sequence[int] | None = None,
+        lead_range: tuple[int, int] | None = None,
+        up_to: int | None = None,
+    ) -> list[tuple[int, ActivityRow]]:
+        """Up to ``limit`` of the oldest activities whose follow-ups have not run: (activity id, row);
+        only those of ``lead_ids``, of leads in ``lead_range`` or with ids up to ``up_to`` when given."""
         ...
+
+    def last_activity_id(self) -> int: ...
 
     def clear_backlog(self, activity_ids: Sequence[int]) -> None:
         """Their follow-ups have run (in this transaction)."""

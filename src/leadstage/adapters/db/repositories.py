@@ -932,7 +932,7 @@ class SqlBulkWriter:
         ``defer``: leave their follow-ups (scoring, attribution credits) to the backlog instead."""
         if not rows:
             return []
-        before = int(self.conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM activities").scalar_one())
+        before = self.last_activity_id()
         inserted = self.insert_activities(rows, refresh_credits=not defer)
         if not inserted:
             return []
@@ -959,16 +959,36 @@ class SqlBulkWriter:
         }
         return [r for r in rows if r[3] in fresh]
 
-    def backlog(self, limit: int) -> list[tuple[int, ActivityRow]]:
-        """The oldest activities whose follow-ups have not run, as (activity id, row). Whoever reads them
-        takes turns with the import pipeline (PostgreSQL: its advisory lock, held to the transaction's end;
-        SQLite: the write lock), so no lead's scores are folded by two transactions at once."""
+    def backlog(
+        self,
+        limit: int | None = None,
+        *,
+        lead_ids: Sequence[int] | None = None,
+        lead_range: tuple[int, int] | None = None,
+        up_to: int | None = None,
+    ) -> list[tuple[int, ActivityRow]]:
+        """The oldest activities whose follow-ups have not run, as (activity id, row); only those of
+        ``lead_ids``, of leads in ``lead_range`` (inclusive) or with ids up to ``up_to`` when given.
+        Whoever reads them takes turns with the import pipeline (PostgreSQL: its advisory lock, held to
+        the transaction's end; SQLite: the write lock), so no lead's scores are folded by two
+        transactions at once."""
         if self.dialect != "sqlite":
             self.conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({IDENTITY_LOCK})")
+        if lead_ids is not None and not lead_ids:
+            return []
         a = "a.lead_id, a.type, a.occurred_at, a.idempotency_key, a.source, a.campaign, a.content, a.properties"
+        conds = []
+        if lead_ids is not None:
+            conds.append(f"a.lead_id IN ({', '.join(str(int(i)) for i in lead_ids)})")
+        if lead_range is not None:
+            conds.append(f"a.lead_id BETWEEN {int(lead_range[0])} AND {int(lead_range[1])}")
+        if up_to is not None:
+            conds.append(f"b.activity_id <= {int(up_to)}")
         sql = (
             f"SELECT b.activity_id, {a} FROM activity_backlog b JOIN activities a ON a.id = b.activity_id "
-            f"ORDER BY b.activity_id LIMIT {int(limit)}"
+            + (f"WHERE {' AND '.join(conds)} " if conds else "")
+            + "ORDER BY b.activity_id"
+            + (f" LIMIT {int(limit)}" if limit is not None else "")
         )
         out: list[tuple[int, ActivityRow]] = []
         for r in self.conn.exec_driver_sql(sql):
@@ -976,6 +996,9 @@ class SqlBulkWriter:
             props = r[8] if r[8] is None or isinstance(r[8], str) else json.dumps(r[8], separators=(",", ":"))
             out.append((int(r[0]), (int(r[1]), r[2], at, r[4], r[5], r[6], r[7], props)))
         return out
+
+    def last_activity_id(self) -> int:
+        return int(self.conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM activities").scalar_one())
 
     def clear_backlog(self, activity_ids: Sequence[int]) -> None:
         for chunk, marks in in_chunks(list(activity_ids), "?" if self.dialect == "sqlite" else "%s"):

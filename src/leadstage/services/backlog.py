@@ -1,0 +1,58 @@
+"""The activity backlog's follow-ups that need no scoring model (ADR 21).
+
+Activities received in API batches are stored at once and listed in the backlog; what follows from them
+(each lead's first and last touch, attribution credits, incremental scoring) runs later for many batches
+together (``ingest.run_backlog``). A full rescore of a lead folds every stored activity, pending ones
+included, so it *settles* the lead's pending activities: runs the rest of their follow-ups and takes them
+out of the backlog, in the rescore's transaction, so that no activity is folded twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from leadstage.domain.times import from_utc_text
+from leadstage.services.ports import ActivityRow, UnitOfWork
+
+
+def widen_touches(touches: dict[int, list[Any]], rows: Iterable[ActivityRow]) -> None:
+    """Each lead's [first_at, first_source, last_at, last_source] widened by these activities."""
+    for lead_id, _type, at, _key, source, *_rest in rows:
+        touch = touches.get(lead_id)
+        if touch is None:
+            touches[lead_id] = [at, source, at, source]
+        else:
+            if at < touch[0]:
+                touch[0], touch[1] = at, source
+            if at > touch[2]:
+                touch[2], touch[3] = at, source
+
+
+def touch_and_credit(uow: UnitOfWork, rows: Sequence[ActivityRow]) -> None:
+    """The follow-ups of stored activities besides scoring: their leads' first and last touch, and the
+    attribution credits of leads whose new touches count for an outcome."""
+    earliest: dict[int, str] = {}
+    for row in rows:  # canonical UTC text sorts like the time
+        if row[0] not in earliest or row[2] < earliest[row[0]]:
+            earliest[row[0]] = row[2]
+    uow.bulk.refresh_credits({k: from_utc_text(v) for k, v in earliest.items()})
+    touches: dict[int, list[Any]] = {}
+    widen_touches(touches, rows)
+    uow.bulk.touch_leads({k: (v[0], v[1], v[2], v[3]) for k, v in touches.items()})
+
+
+def settle(
+    uow: UnitOfWork,
+    *,
+    lead_ids: Sequence[int] | None = None,
+    lead_range: tuple[int, int] | None = None,
+    up_to: int | None = None,
+) -> int:
+    """Before a full rescore of these leads writes: their pending activities (up to activity id ``up_to``,
+    the ones the rescore read) get their other follow-ups and leave the backlog. Returns how many."""
+    pending = uow.bulk.backlog(lead_ids=lead_ids, lead_range=lead_range, up_to=up_to)
+    if pending:
+        touch_and_credit(uow, [row for _id, row in pending])
+        uow.bulk.clear_backlog([activity_id for activity_id, _row in pending])
+    return len(pending)
