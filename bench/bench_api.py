@@ -129,6 +129,8 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     rows: list[tuple[float, ...]] = []
     rates: list[float] = []
+    settled_rates: list[float] = []
+    lags: list[float] = []
     batch_cpu: list[float] = []
     try:
         for _ in range(600):
@@ -166,8 +168,15 @@ def main() -> None:
             for b in range(args.batches * args.runs)
         ]
         bodies = [json.dumps(b).encode() for b in batches]
+        watch = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+
+        def backlog() -> int:
+            return int(watch.execute("SELECT count(*) FROM activity_backlog").fetchone()[0])
+
         for run_no in range(args.runs):
             mine = bodies[run_no * args.batches : (run_no + 1) * args.batches]
+            while backlog():  # the previous run's follow-ups are not this run's
+                time.sleep(0.05)
             before = cpu_seconds(server.pid)
             started = time.perf_counter()
             for body in mine:
@@ -180,11 +189,20 @@ def main() -> None:
                 with urllib.request.urlopen(req, timeout=120) as r:
                     report = json.loads(r.read())
                     assert report["created"] == 1000, report
-            rates.append(len(mine) * 1000 / (time.perf_counter() - started))
+            answered = time.perf_counter() - started
+            rates.append(len(mine) * 1000 / answered)
+            while backlog():  # scored, touched and credited (ADR 21): the end of the ingestion's work
+                time.sleep(0.02)
+            settled = time.perf_counter() - started
+            settled_rates.append(len(mine) * 1000 / settled)
+            lags.append(settled - answered)
             batch_cpu.append(1000 * (cpu_seconds(server.pid) - before) / len(mine))
             print(
-                f"batches run {run_no + 1}: {rates[-1]:,.0f} activities/s, {batch_cpu[-1]:.0f} ms CPU per batch"
+                f"batches run {run_no + 1}: {rates[-1]:,.0f} activities/s answered, "
+                f"{settled_rates[-1]:,.0f}/s followed up (last follow-up {lags[-1]:.2f} s after the last "
+                f"answer), {batch_cpu[-1]:.0f} ms CPU per batch in all"
             )
+        watch.close()
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -237,13 +255,16 @@ request (user + system, from /proc), which a busy machine disturbs less than req
 Ratio, run by run (lead / hello): {per_run}. Median: **{ratio:.2f}x** the hello-world endpoint:
 {"meets" if ratio >= 0.4 else "MISSES"} the goal of at least 0.4x.
 
-| activity ingestion, {args.batches} batches of 1,000 per run | activities/s |
+| activity ingestion, {args.batches} batches of 1,000 per run, one client sending them back to back | activities/s |
 |---|---|
 | baseline: raw `sqlite3` `executemany` of the same rows into the same table | {raw_rate:,.0f} |
-| `POST /api/v1/activities/batch`, one client, sequential (validation, identity, keys, scoring), median of {args.runs} runs ({", ".join(f"{r:,.0f}" for r in rates)}) | {api_rate:,.0f} |
+| `POST /api/v1/activities/batch` answered (validated, leads resolved, keys checked, stored and committed), median of {args.runs} runs ({", ".join(f"{r:,.0f}" for r in rates)}) | **{api_rate:,.0f}** |
+| the same until every follow-up has run (touches, incremental scoring and promotion, attribution credits: ADR 21, the server's follow-up loop at its default of 1 s), median of {args.runs} runs ({", ".join(f"{r:,.0f}" for r in settled_rates)}) | {median(settled_rates):,.0f} |
 
-Server CPU per 1,000-activity batch: median {median(batch_cpu):.0f} ms. Batch ingestion: **{api_rate:,.0f}
-activities/s**: {"meets" if api_rate >= 20_000 else "MISSES"} the goal of at least 20,000/s.
+The last follow-up ended a median {median(lags):.2f} s after the last answer. Server CPU per 1,000-activity
+batch, follow-ups included: median {median(batch_cpu):.0f} ms. Batch ingestion: **{api_rate:,.0f}
+activities/s** answered: {"meets" if api_rate >= 20_000 else "MISSES"} the goal of at least 20,000/s
+({median(settled_rates):,.0f}/s counting the follow-ups until the last one ends).
 """
     write_section("api", body)
     print(body)

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from leadstage.adapters.clock import SystemClock
-from leadstage.adapters.db.engine import make_engine
+from leadstage.adapters.db.engine import checkpoint, make_engine
 from leadstage.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from leadstage.adapters.http import UrllibSender
 from leadstage.adapters.identity import LibraryIdentityNormalizer
@@ -100,6 +100,8 @@ class Container:
             with self.writer() as uow:
                 routing_service.route_pending(uow, at=self.clock.now())
                 uow.commit()
+        if done.activities:  # the log the batches grew goes into the database here, not in a request
+            checkpoint(self.engine)
         return done
 
     def tick_evaluators(self) -> list[tuple[str, Evaluator]]:

@@ -150,7 +150,8 @@ def test_routing_end_to_end_promotion_routes_a_rep_may_not_reroute_tick_reports(
     ticked = run(capsys, db_url, "tick", "--json")
     assert ticked.code == 0, ticked.err
     doc = ticked.json()
-    assert set(doc["results"]) == {"sla", "handoff", "follow_ups", "webhooks"}
+    assert set(doc["results"]) == {"activities", "sla", "handoff", "follow_ups", "webhooks"}
+    assert doc["results"]["activities"] == {"followed_up": 0, "promoted": 0}  # imports follow up at once
     assert doc["results"]["sla"]["checked"] == 1
     assert doc["results"]["sla"]["met"] == 1  # the imported call answered ben's deadline
     assert doc["errors"] == {}

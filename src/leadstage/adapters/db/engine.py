@@ -93,6 +93,19 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return engine
 
 
+def checkpoint(engine: Engine) -> None:
+    """SQLite: copy what the write-ahead log holds into the database file now, as far as readers allow,
+    without waiting for writers (PASSIVE); so that the next writer's commit need not (the follow-up loop
+    calls it after each run: ADR 21). Nothing to do on PostgreSQL."""
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        raw.close()
+
+
 #: The advisory lock that serialises identity-resolving writers on PostgreSQL (see ``_postgresql_begin``).
 IDENTITY_LOCK = 7_265_001
 
