@@ -101,6 +101,9 @@ def main() -> None:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         con.close()
         tmp.rename(base)
+    run(
+        [leadstage_bin(), "--db", str(base), "init"]
+    )  # a database prepared before a schema change is upgraded
     if args.prepare_only:
         return
     activities = Path(paths["activities"])

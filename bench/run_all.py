@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "lookup": ("bench_lookup.py", ["--leads", "1000000", "--lookups", "5000"]),
     "import": ("bench_import.py", ["--activities", "1000000", "--leads", "100000", "--runs", "3"]),
+    "activity-indexes": ("bench_activity_indexes.py", ["--activities", "1000000", "--leads", "100000"]),
     "memory": ("bench_memory.py", ["--activities", "10000000", "--leads", "200000"]),
     "segments": ("bench_segments.py", ["--leads", "1000000", "--active", "200000", "--runs", "5"]),
     "scoring": ("bench_scoring.py", ["--leads", "1000000", "--activities", "10000000", "--workers", "2"]),
