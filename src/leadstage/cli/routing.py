@@ -338,7 +338,9 @@ def leads_assign(
 
 @app.command()
 def tick(as_json: JsonOpt = False) -> None:
-    """Evaluate the time-based rules once: response SLAs, the daily hand-off queue release."""
+    """Evaluate the time-based rules once: API batches' activities a server did not follow up (scoring,
+    touches, credits), response SLAs, the daily hand-off queue release, disqualified leads' follow-ups,
+    webhook and mail delivery."""
     c = STATE.get()
     report = tick_service.tick(
         c.uow, now=c.clock.now(), holder="leadstage tick", evaluators=c.tick_evaluators()
