@@ -37,8 +37,9 @@ from leadstage.services.report_cache import ReportCache
 from leadstage.services.scoring import Loader
 from leadstage.services.tick import Evaluator
 
-#: activities of the backlog one tick follows up at most (the server's follow-up loop takes the rest)
-TICK_BACKLOG_LIMIT = 200_000
+#: activities of the backlog one tick follows up at most, in its one transaction (the servers' follow-up
+#: loops take the rest, from their start on)
+TICK_BACKLOG_LIMIT = ingest.BACKLOG_CHUNK
 
 
 @dataclass

@@ -132,39 +132,50 @@ def test_a_batch_is_stored_at_once_and_followed_up_later_as_an_import_would(
     assert [h["action"] for h in _lead(capsys, scored, "vp@freight.io")["history"]].count("promote_mql") == 1
 
 
-def test_a_rescore_takes_pending_activities_in_once_and_tick_follows_up_what_no_server_did(
+def test_a_rescore_meanwhile_leaves_pending_activities_to_the_backlog_and_tick_follows_them_up(
     capsys: pytest.CaptureFixture[str], scored: str, app: Container
 ) -> None:
+    """Folds of all of a lead's activities (a merge, `score run`) leave pending ones out; the backlog then
+    folds each of them once, whoever follows it up (here tick, as when no server did)."""
     _send(app, BATCH)
     # before anything followed them up, the two people turn out to be one: ic is merged into vp, whose
-    # scores are computed again from all four activities; none of them is left to be counted twice
+    # scores are computed again from all his activities but the four pending ones
     assert run(capsys, scored, "leads", "merge", "vp@freight.io", "ic@freight.io").code == 0
+    assert run(capsys, scored, "score", "run").code == 0  # and every lead is rescored meanwhile
+    assert _backlog(app) == 4
+    assert _lead(capsys, scored, "vp@freight.io")["stage"] == "lead"
+    report = tick.tick(app.uow, now=NOW, evaluators=app.tick_evaluators())
+    assert report.errors == {}
+    assert report.results["activities"] == {"followed_up": 4, "promoted": 1}
     assert _backlog(app) == 0
     vp = _lead(capsys, scored, "vp@freight.io")
     assert (vp["activity_count"], vp["stage"]) == (4, "mql")
     assert vp["first_touch_at"].startswith(at(20)[:10])  # ic's email click, now vp's
-    merged = _engagement(scored, ("vp@freight.io",))
-    assert run(capsys, scored, "score", "run").code == 0
-    assert _engagement(scored, ("vp@freight.io",)) == merged
-    consistent(scored)
-
-    # a batch for someone else; no server follows it up: the next tick does, before it routes
-    later = [
-        {"email": "stu@gmail.com", "type": "webinar_attended", "occurred_at": at(1), "idempotency_key": "s1"}
-    ]
-    _send(app, later)
-    # and a full rescore of every lead meanwhile (score run) leaves no pending activity to fold again
-    assert run(capsys, scored, "score", "run").code == 0
-    assert _backlog(app) == 0
-    _send(app, [{**later[0], "occurred_at": at(0.5), "idempotency_key": "s2"}])
-    report = tick.tick(app.uow, now=NOW, evaluators=app.tick_evaluators())
-    assert report.errors == {}
-    assert report.results["activities"] == {"followed_up": 1, "promoted": 0}
-    assert _backlog(app) == 0
     followed = _engagement(scored, ("vp@freight.io", "stu@gmail.com"))
+    assert followed["vp@freight.io"][0] > 0
+    # each activity counted once: a batch recomputation from every activity gives the same
     assert run(capsys, scored, "score", "run", "--json").json()["promoted"] == 0
     assert _engagement(scored, ("vp@freight.io", "stu@gmail.com")) == followed
     consistent(scored)
+
+
+def test_a_lead_first_scored_by_the_backlog_counts_its_pending_activities(
+    capsys: pytest.CaptureFixture[str], scored: str, app: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lead the active model has not scored yet is folded from all its activities by the follow-up:
+    the ones it is following up count too (they leave the backlog first)."""
+    monkeypatch.setattr(app.settings, "incremental_scoring", False)  # the lead arrives unscored
+    report, _rejects = capture.import_records(
+        "leads", [{"email": "new@freight.io", "job_title": "CFO"}], ctx=app.import_context(actor="api")
+    )
+    assert report.created == 1
+    monkeypatch.setattr(app.settings, "incremental_scoring", True)
+    _send(app, [{**a, "email": "new@freight.io", "idempotency_key": f"n-{i}"} for i, a in enumerate(BATCH)])
+    assert app.follow_up().activities == 4
+    followed = _engagement(scored, ("new@freight.io",))
+    assert followed["new@freight.io"][0] > 0
+    assert run(capsys, scored, "score", "run", "--json").json()["promoted"] == 0
+    assert _engagement(scored, ("new@freight.io",)) == followed
 
 
 def test_with_incremental_scoring_off_the_follow_up_keeps_touches_and_credits_only(

@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadstage-job")
         app.state.pending_jobs = []
         loop = asyncio.create_task(_background_loop(app, container, settings))
-        app.state.follow_up_due = False
+        app.state.follow_up_due = True  # what a server that stopped short may have left
         following = asyncio.create_task(_follow_up_loop(app, container, settings))
         try:
             yield
@@ -77,8 +77,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if app.state.follow_up_due:  # batches answered since the last run: follow them up now
-                with contextlib.suppress(Exception):
+                try:
                     await asyncio.to_thread(container.follow_up)
+                except Exception:  # left in the backlog: the next server or tick follows them up
+                    log.exception("following up activities at shutdown failed")
             running = getattr(app.state, "tick_running", None)
             if running is not None and not running.done():
                 with contextlib.suppress(Exception):
@@ -247,8 +249,10 @@ async def _follow_up_loop(app: FastAPI, container: Container, settings: Settings
             # shielded: shutting down waits for a run in flight instead of closing the engine under it
             await asyncio.shield(running)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
+            try:
                 await running
+            except Exception:  # the shutdown's own run tries again
+                app.state.follow_up_due = True
             raise
         except Exception:  # kept for the next run (and for tick); the loop goes on
             log.exception("following up activities failed")

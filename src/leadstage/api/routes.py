@@ -414,8 +414,9 @@ def add_activities(request: Request, body: ActivityBatch, who: Writer) -> Import
     nothing twice: give each activity an idempotency_key (else identical records are one event).
     Bulk imports: administrators, marketing and sales managers (as ``leadstage import``).
 
-    The activities are stored when the answer comes, with the leads' touches, advocacy and resurfacing;
-    their scoring (and MQL promotion) and attribution credits follow within about
+    The activities are stored when the answer comes, with advocacy and a disqualified person's
+    resurfacing; the leads' first and last touch, scoring (and MQL promotion) and attribution credits
+    follow within about
     ``LEADSTAGE_FOLLOW_UP_SECONDS`` (one second by default), run by the server for all batches since the
     last run at once (ADR 21); ``tick`` runs what a stopped server left."""
     _bulk(who)

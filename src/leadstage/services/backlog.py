@@ -2,9 +2,9 @@
 
 Activities received in API batches are stored at once and listed in the backlog; what follows from them
 (each lead's first and last touch, attribution credits, incremental scoring) runs later for many batches
-together (``ingest.run_backlog``). A full rescore of a lead folds every stored activity, pending ones
-included, so it *settles* the lead's pending activities: runs the rest of their follow-ups and takes them
-out of the backlog, in the rescore's transaction, so that no activity is folded twice.
+together (``ingest.run_backlog``). Folds of all of a lead's activities (``score run``, a merged or
+re-modelled lead) leave pending activities out (``adapters/db/scoring.py: NOT_PENDING``): the backlog folds
+them into whatever state is stored when it runs, so none is counted twice.
 """
 
 from __future__ import annotations
@@ -40,19 +40,3 @@ def touch_and_credit(uow: UnitOfWork, rows: Sequence[ActivityRow]) -> None:
     touches: dict[int, list[Any]] = {}
     widen_touches(touches, rows)
     uow.bulk.touch_leads({k: (v[0], v[1], v[2], v[3]) for k, v in touches.items()})
-
-
-def settle(
-    uow: UnitOfWork,
-    *,
-    lead_ids: Sequence[int] | None = None,
-    lead_range: tuple[int, int] | None = None,
-    up_to: int | None = None,
-) -> int:
-    """Before a full rescore of these leads writes: their pending activities (up to activity id ``up_to``,
-    the ones the rescore read) get their other follow-ups and leave the backlog. Returns how many."""
-    pending = uow.bulk.backlog(lead_ids=lead_ids, lead_range=lead_range, up_to=up_to)
-    if pending:
-        touch_and_credit(uow, [row for _id, row in pending])
-        uow.bulk.clear_backlog([activity_id for activity_id, _row in pending])
-    return len(pending)

@@ -120,7 +120,9 @@ def backtest(
             rows = uow.scoring.lead_rows(id_range=id_range)
             created = uow.scoring.created_times(id_range=id_range)
             acts = _activity_facts(
-                uow.scoring.activities_of(id_range=id_range, types=types, with_properties=with_props)
+                uow.scoring.activities_of(
+                    id_range=id_range, types=types, with_properties=with_props, pending=True
+                )
             )
             transitions: dict[int, list[tuple[str, float]]] = {}
             for lead_id, stage, ts in uow.scoring.stage_entries(id_range=id_range, stages=OUTCOME_STAGES):

@@ -715,13 +715,15 @@ def run_backlog(
     pending = uow.bulk.backlog(limit)
     if not pending:
         return FollowUps()
+    # out of the backlog first: a lead folded from all its activities here (one not scored by the active
+    # model yet) must count them, as it will not be given them as new ones
+    uow.bulk.clear_backlog([activity_id for activity_id, _row in pending])
     rows = [row for _id, row in pending]
     backlog.touch_and_credit(uow, rows)
     model = load_active(uow, load) if load is not None else None
     promoted = 0
     if model is not None and load is not None:
         promoted = score_activity_rows(uow, rows, model=model, load=load, at=at)
-    uow.bulk.clear_backlog([activity_id for activity_id, _row in pending])
     return FollowUps(len(pending), promoted)
 
 

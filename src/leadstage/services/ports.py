@@ -272,16 +272,8 @@ class BulkWriter(Protocol):
         are left to the activity backlog (:meth:`backlog`) instead of following in this transaction."""
         ...
 
-    def backlog(
-        self,
-        limit: int | None = None,
-        *,
-        lead_ids: Sequence[int] | None = None,
-        lead_range: tuple[int, int] | None = None,
-        up_to: int | None = None,
-    ) -> list[tuple[int, ActivityRow]]:
-        """Up to ``limit`` of the oldest activities whose follow-ups have not run: (activity id, row);
-        only those of ``lead_ids``, of leads in ``lead_range`` or with ids up to ``up_to`` when given."""
+    def backlog(self, limit: int) -> list[tuple[int, ActivityRow]]:
+        """Up to ``limit`` of the oldest activities whose follow-ups have not run: (activity id, row)."""
         ...
 
     def last_activity_id(self) -> int: ...
@@ -947,8 +939,10 @@ class ScoringRepository(Protocol):
         types: Sequence[str],
         with_properties: bool,
         until: datetime | None = None,
+        pending: bool = False,
     ) -> Iterator[tuple[int, str, float, str | None, str | None, str | None, str | None]]:
-        """(lead_id, type, unix seconds, source, campaign, content, properties JSON), by lead then time."""
+        """(lead_id, type, unix seconds, source, campaign, content, properties JSON), by lead then time;
+        activities still in the activity backlog only with ``pending`` (ADR 21: scores fold them later)."""
         ...
 
     def groups_supported(self) -> bool:

@@ -42,7 +42,6 @@ from leadstage.domain.stages import (
     TransitionRequest,
     plan_transition,
 )
-from leadstage.services import backlog
 from leadstage.services.leads import resolve_lead
 from leadstage.services.ports import (
     EngagementRow,
@@ -293,7 +292,6 @@ def score_range(
         stored, model = active
         report.model_version = stored.version
         rows = uow.scoring.lead_rows(id_range=id_range, facts=model.fit_subjects, with_state=False)
-        read_up_to = uow.bulk.last_activity_id()
         states_of, report.activities = _range_states(uow, model, id_range, at.timestamp())
         fit_of = _fit_evaluator(stored.id, model)
         scored = [
@@ -304,8 +302,6 @@ def score_range(
         # Computing only read; writing starts a fresh transaction, so parallel workers queue for the
         # write lock instead of failing on a stale read snapshot.
         uow.commit()
-        # activities still in the backlog are in these scores: the backlog must not fold them again
-        backlog.settle(uow, lead_range=id_range, up_to=read_up_to)
         report.changed += _write(uow, scored, model_id=stored.id, at=at)
         if promote:
             report.promoted += _promote(uow, model, scored, at=at)
@@ -449,7 +445,6 @@ def score_leads(
     stale = [r.lead_id for r in rows if r.score_model_id != stored.id]
     full: dict[int, list[ActivityFacts]] = {}
     if stale:
-        backlog.settle(uow, lead_ids=stale)  # their full fold takes in activities still in the backlog
         types = sorted({r.activity_type for r in scoring_model.engagement_rules})
         full = _facts(
             uow.scoring.activities_of(

@@ -959,36 +959,16 @@ class SqlBulkWriter:
         }
         return [r for r in rows if r[3] in fresh]
 
-    def backlog(
-        self,
-        limit: int | None = None,
-        *,
-        lead_ids: Sequence[int] | None = None,
-        lead_range: tuple[int, int] | None = None,
-        up_to: int | None = None,
-    ) -> list[tuple[int, ActivityRow]]:
-        """The oldest activities whose follow-ups have not run, as (activity id, row); only those of
-        ``lead_ids``, of leads in ``lead_range`` (inclusive) or with ids up to ``up_to`` when given.
-        Whoever reads them takes turns with the import pipeline (PostgreSQL: its advisory lock, held to
-        the transaction's end; SQLite: the write lock), so no lead's scores are folded by two
-        transactions at once."""
+    def backlog(self, limit: int) -> list[tuple[int, ActivityRow]]:
+        """The oldest activities whose follow-ups have not run, as (activity id, row). Whoever reads them
+        takes turns with the import pipeline (PostgreSQL: its advisory lock, held to the transaction's end;
+        SQLite: the write lock), so no lead's scores are folded by two transactions at once."""
         if self.dialect != "sqlite":
             self.conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({IDENTITY_LOCK})")
-        if lead_ids is not None and not lead_ids:
-            return []
         a = "a.lead_id, a.type, a.occurred_at, a.idempotency_key, a.source, a.campaign, a.content, a.properties"
-        conds = []
-        if lead_ids is not None:
-            conds.append(f"a.lead_id IN ({', '.join(str(int(i)) for i in lead_ids)})")
-        if lead_range is not None:
-            conds.append(f"a.lead_id BETWEEN {int(lead_range[0])} AND {int(lead_range[1])}")
-        if up_to is not None:
-            conds.append(f"b.activity_id <= {int(up_to)}")
         sql = (
             f"SELECT b.activity_id, {a} FROM activity_backlog b JOIN activities a ON a.id = b.activity_id "
-            + (f"WHERE {' AND '.join(conds)} " if conds else "")
-            + "ORDER BY b.activity_id"
-            + (f" LIMIT {int(limit)}" if limit is not None else "")
+            f"ORDER BY b.activity_id LIMIT {int(limit)}"
         )
         out: list[tuple[int, ActivityRow]] = []
         for r in self.conn.exec_driver_sql(sql):

@@ -74,6 +74,13 @@ def _json(value: Any) -> Any:
     return json.loads(value)
 
 
+#: Activities whose follow-ups wait in the activity backlog (ADR 21) are left out of every fold from all of
+#: a lead's activities: the backlog folds them into whatever state is stored when it runs. Should it run
+#: between such a fold's read and its write, the write is skipped (the scored_at stamp moved) and the
+#: lead keeps the backlog's fold, so no activity is counted twice or lost.
+NOT_PENDING = "AND NOT EXISTS (SELECT 1 FROM activity_backlog b WHERE b.activity_id = activities.id) "
+
+
 class SqlScoringRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -230,6 +237,7 @@ class SqlScoringRepository:
         types: Sequence[str],
         with_properties: bool,
         until: datetime | None = None,
+        pending: bool = False,
     ) -> Iterator[tuple[int, str, float, str | None, str | None, str | None, str | None]]:
         if not types:
             return
@@ -243,7 +251,7 @@ class SqlScoringRepository:
         type_marks = ", ".join([m] * len(types))
         base = (
             f"SELECT lead_id, type, {epoch}, source, campaign, content, {props} FROM activities "
-            f"WHERE type IN ({type_marks}) "
+            f"WHERE type IN ({type_marks}) " + ("" if pending else NOT_PENDING)
         )
         params: list[Any] = list(types)
         if until is not None:
@@ -331,7 +339,7 @@ class SqlScoringRepository:
             f"SELECT lead_id, type, t{''.join(', ' + c for c in keys + sums)} FROM ("
             f"SELECT lead_id, type, {''.join(c + ', ' for c in columns)}{epoch} AS t, {epoch} - {m} AS d "
             "FROM activities "
-            f"WHERE type IN ({type_marks}) AND lead_id BETWEEN {m} AND {m}) AS a) AS b "
+            f"WHERE type IN ({type_marks}) AND lead_id BETWEEN {m} AND {m} {NOT_PENDING}) AS a) AS b "
             f"GROUP BY lead_id, type{''.join(', ' + k for k in key_names)}{', kt' if timed else ''}"
         )
         rows = self._raw_rows(query, (float(ref), *plan.types, *id_range))
