@@ -251,7 +251,7 @@ class SqlScoringRepository:
         type_marks = ", ".join([m] * len(types))
         base = (
             f"SELECT lead_id, type, {epoch}, source, campaign, content, {props} FROM activities "
-            f"WHERE type IN ({type_marks}) " + ("" if pending else NOT_PENDING)
+            f"WHERE type IN ({type_marks}) " + ("" if pending else self._not_pending())
         )
         params: list[Any] = list(types)
         if until is not None:
@@ -264,6 +264,16 @@ class SqlScoringRepository:
         for chunk, marks in in_chunks(ids or (), m, 500):
             query = base + f"AND lead_id IN ({marks}) ORDER BY lead_id, occurred_at"
             yield from self.conn.exec_driver_sql(query, (*params, *chunk)).all()
+
+    def _not_pending(self) -> str:
+        """:data:`NOT_PENDING`, or nothing when SQLite's backlog is empty: a SQLite transaction reads one
+        snapshot, so it stays empty for this transaction's reads (saves a lookup per activity in batch
+        scoring). PostgreSQL reads each statement's own snapshot: always the condition."""
+        if self.dialect == "sqlite":
+            found = self.conn.exec_driver_sql("SELECT EXISTS (SELECT 1 FROM activity_backlog)").scalar()
+            if not found:
+                return ""
+        return NOT_PENDING
 
     def groups_supported(self) -> bool:
         """Whether :meth:`activity_groups` works here: PostgreSQL, or SQLite 3.38+ built with math functions."""
@@ -339,7 +349,7 @@ class SqlScoringRepository:
             f"SELECT lead_id, type, t{''.join(', ' + c for c in keys + sums)} FROM ("
             f"SELECT lead_id, type, {''.join(c + ', ' for c in columns)}{epoch} AS t, {epoch} - {m} AS d "
             "FROM activities "
-            f"WHERE type IN ({type_marks}) AND lead_id BETWEEN {m} AND {m} {NOT_PENDING}) AS a) AS b "
+            f"WHERE type IN ({type_marks}) AND lead_id BETWEEN {m} AND {m} {self._not_pending()}) AS a) AS b "
             f"GROUP BY lead_id, type{''.join(', ' + k for k in key_names)}{', kt' if timed else ''}"
         )
         rows = self._raw_rows(query, (float(ref), *plan.types, *id_range))
