@@ -73,6 +73,14 @@ def _text_time(value: Any) -> Any:
 Timestamp = Annotated[datetime, BeforeValidator(_text_time)]
 
 
+def _time_text(value: datetime) -> str:
+    """A time as the import reads it fastest: ``...T09:30:00Z`` for whole seconds in UTC (the usual
+    case), else ISO 8601 with its offset (or without, read in the configured zone, as in files)."""
+    if not value.microsecond and value.tzinfo is not None and not value.utcoffset():
+        return value.isoformat()[:19] + "Z"
+    return value.isoformat()
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -118,7 +126,7 @@ class ActivityIn(Strict):
 
     def record(self) -> Json:
         # attribute by attribute (a thousand times per batch: model_dump was a fifth of the request)
-        fields: Json = {"type": self.type, "occurred_at": self.occurred_at.isoformat()}
+        fields: Json = {"type": self.type, "occurred_at": _time_text(self.occurred_at)}
         for name in ("email", "lead_id", "external_id", "source", "campaign", "content", "idempotency_key"):
             value = getattr(self, name)
             if value is not None:

@@ -31,7 +31,11 @@ class MemorySource:
     def batches(self) -> Iterator[RecordBatch]:
         if not self._records:
             return
-        cols = {c: [_cell(r.get(c)) for r in self._records] for c in self.columns}
+        cols: dict[str, list[Any]] = {}
+        for c in self.columns:
+            values = [r.get(c) for r in self._records]
+            kinds = {v.__class__ for v in values}
+            cols[c] = [_cell(v) for v in values] if dict in kinds or list in kinds else values
         yield RecordBatch(columns=cols, length=len(self._records), first_row_number=1, last=True)
 
     def drain_unreadable(self) -> list[RejectedRecord]:

@@ -279,3 +279,36 @@ def test_times_are_iso_text_never_bare_numbers(api: Api) -> None:
     )
     bad = {"activities": [{"email": "a@b.example", "type": "page_view", "occurred_at": "1700000000"}]}
     assert api.client.post("/api/v1/activities/batch", json=bad, headers=api.headers()).status_code == 422
+
+
+def test_activity_times_in_a_batch_keep_their_instant_whatever_their_form(api: Api) -> None:
+    _lead(api)
+    forms = {
+        "z": "2026-10-01T10:00:00Z",
+        "offset": "2026-10-01T12:00:00+02:00",  # the same instant
+        "fraction": "2026-10-01T10:00:00.250Z",
+        "negative": "2026-10-01T05:30:00-04:30",
+    }
+    batch = {
+        "activities": [
+            {
+                "email": "ana@acme-logistics.com",
+                "type": "page_view",
+                "occurred_at": at,
+                "idempotency_key": key,
+            }
+            for key, at in forms.items()
+        ]
+    }
+    r = api.client.post("/api/v1/activities/batch", json=batch, headers=api.headers())
+    assert (r.status_code, r.json()["created"]) == (200, 4), r.text  # one key each: four events
+    shown = api.client.get(
+        "/api/v1/leads/ana@acme-logistics.com/activities", params={"limit": 10}, headers=api.headers()
+    ).json()
+    times = sorted(a["occurred_at"] for a in shown["items"])
+    assert times == [
+        "2026-10-01T10:00:00+00:00",
+        "2026-10-01T10:00:00+00:00",
+        "2026-10-01T10:00:00+00:00",
+        "2026-10-01T10:00:00.250000+00:00",
+    ]
