@@ -71,6 +71,10 @@ class Container:
         """Reads scoring model documents (YAML with line numbers)."""
         return lambda text, name: load_yaml(text, source=name)
 
+    def incremental_loader(self) -> Loader | None:
+        """The scoring loader when scores follow arriving records (``incremental_scoring``), else None."""
+        return self.scoring_loader() if self.settings.incremental_scoring else None
+
     def import_context(
         self, *, progress: Progress | None = None, actor: str = "import", defer: bool = False
     ) -> ImportContext:
@@ -88,15 +92,14 @@ class Container:
             batch_rows=s.import_batch_rows,
             progress=progress or NullProgress(),
             actor=actor,
-            scoring_loader=self.scoring_loader() if s.incremental_scoring else None,
+            scoring_loader=self.incremental_loader(),
             defer_follow_ups=defer,
         )
 
     def follow_up(self) -> ingest.FollowUps:
         """Run the activity backlog's follow-ups (touches, scoring when on, attribution credits) until it
         is empty; the MQLs it promoted are routed at once (as after an import)."""
-        load = self.scoring_loader() if self.settings.incremental_scoring else None
-        done = ingest.drain_backlog(self.serial_writer, load=load, clock=self.clock)
+        done = ingest.drain_backlog(self.serial_writer, load=self.incremental_loader(), clock=self.clock)
         if done.promoted:
             with self.writer() as uow:
                 routing_service.route_pending(uow, at=self.clock.now())
@@ -109,7 +112,7 @@ class Container:
         """The time-based rules ``tick`` runs, with the ones that need an adapter (webhook delivery)."""
         sender = UrllibSender()
         s = self.settings
-        load = self.scoring_loader() if s.incremental_scoring else None
+        load = self.incremental_loader()
 
         def backlog(uow: UnitOfWork, now: datetime) -> dict[str, int]:
             # first: activities left to the backlog are scored (and promoted) before the hand-off routes

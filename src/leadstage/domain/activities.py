@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from leadstage.domain.leads import PropertyValue
+from leadstage.domain.times import from_utc_text
 
 BUILTIN_ACTIVITY_TYPES: tuple[str, ...] = (
     "page_view",
@@ -100,3 +102,14 @@ def scoped_idempotency_key(lead_ref: str, key: str) -> str:
     if len(scoped) <= 200:
         return scoped
     return "k:" + hashlib.sha1(scoped.encode(), usedforsecurity=False).hexdigest()
+
+
+def earliest_by_lead(rows: Iterable[Sequence[Any]]) -> dict[int, datetime]:
+    """Each lead's earliest activity among rows of (lead id, type, canonical UTC text, ...): what decides
+    whose attribution credits new activities change."""
+    earliest: dict[int, str] = {}
+    for row in rows:  # canonical UTC text sorts like the time
+        lead_id, at = row[0], row[2]
+        if lead_id not in earliest or at < earliest[lead_id]:
+            earliest[lead_id] = at
+    return {k: from_utc_text(v) for k, v in earliest.items()}

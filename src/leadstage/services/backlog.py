@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from leadstage.domain.times import from_utc_text
+from leadstage.domain.activities import earliest_by_lead
 from leadstage.services.ports import ActivityRow, UnitOfWork
 
 
@@ -32,11 +32,7 @@ def widen_touches(touches: dict[int, list[Any]], rows: Iterable[ActivityRow]) ->
 def touch_and_credit(uow: UnitOfWork, rows: Sequence[ActivityRow]) -> None:
     """The follow-ups of stored activities besides scoring: their leads' first and last touch, and the
     attribution credits of leads whose new touches count for an outcome."""
-    earliest: dict[int, str] = {}
-    for row in rows:  # canonical UTC text sorts like the time
-        if row[0] not in earliest or row[2] < earliest[row[0]]:
-            earliest[row[0]] = row[2]
-    uow.bulk.refresh_credits({k: from_utc_text(v) for k, v in earliest.items()})
+    uow.bulk.refresh_credits(earliest_by_lead(rows))
     touches: dict[int, list[Any]] = {}
     widen_touches(touches, rows)
     uow.bulk.touch_leads({k: (v[0], v[1], v[2], v[3]) for k, v in touches.items()})

@@ -405,15 +405,19 @@ def _run_batches(
 ) -> None:
     with ctx.uow_factory() as uow:
         tracker = _TypeTracker(uow.properties.definitions(entity)) if entity else None
+
+        def end() -> None:
+            if tracker is not None:
+                tracker.flush(uow, entity or "", ctx.clock.now(), final=True)
+            if finish is not None:
+                finish(uow)
+
         finished = False
         for batch in source.batches():
             report.rows_read += batch.length
             handle(uow, batch, tracker)
             if batch.last:  # what ends the import goes into the last batch's transaction
-                if tracker is not None:
-                    tracker.flush(uow, entity or "", ctx.clock.now(), final=True)
-                if finish is not None:
-                    finish(uow)
+                end()
                 finished = True
             elif tracker is not None:
                 tracker.flush(uow, entity or "", ctx.clock.now())
@@ -421,10 +425,7 @@ def _run_batches(
             _drain_unreadable(source, rejects, report)
             ctx.progress.advance(rows=batch.length, bytes_read=batch.bytes_read)
         if not finished:
-            if tracker is not None:
-                tracker.flush(uow, entity or "", ctx.clock.now(), final=True)
-            if finish is not None:
-                finish(uow)
+            end()
             uow.commit()
         _drain_unreadable(source, rejects, report)
 

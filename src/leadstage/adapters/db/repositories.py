@@ -28,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 from leadstage.adapters.db import report_facts
 from leadstage.adapters.db import tables as t
 from leadstage.adapters.db.engine import IDENTITY_LOCK
-from leadstage.domain.activities import Activity
+from leadstage.domain.activities import Activity, earliest_by_lead
 from leadstage.domain.errors import ConcurrencyConflict
 from leadstage.domain.identity import MERGED_EMAIL, normalize_company_name
 from leadstage.domain.leads import Account, ExternalId, Identity, Lead, PropertyType
@@ -917,11 +917,7 @@ class SqlBulkWriter:
             )
             inserted = max(0, int(self.conn.exec_driver_sql(sql, list(rows)).rowcount))
         if inserted and refresh_credits:
-            earliest: dict[int, str] = {}
-            for row in rows:  # canonical UTC text sorts like the time
-                if row[0] not in earliest or row[2] < earliest[row[0]]:
-                    earliest[row[0]] = row[2]
-            self.refresh_credits({k: from_utc_text(v) for k, v in earliest.items()})
+            self.refresh_credits(earliest_by_lead(rows))
         return inserted
 
     def refresh_credits(self, earliest: Mapping[int, datetime]) -> None:
@@ -973,7 +969,7 @@ class SqlBulkWriter:
         out: list[tuple[int, ActivityRow]] = []
         for r in self.conn.exec_driver_sql(sql):
             at = r[3] if isinstance(r[3], str) else utc_text(r[3])
-            props = r[8] if r[8] is None or isinstance(r[8], str) else json.dumps(r[8], separators=(",", ":"))
+            props = r[8] if r[8] is None or isinstance(r[8], str) else dumps_properties(r[8])
             out.append((int(r[0]), (int(r[1]), r[2], at, r[4], r[5], r[6], r[7], props)))
         return out
 
