@@ -30,6 +30,7 @@ from leadstage.adapters.demo_files import demo_routing_source
 from leadstage.bootstrap import build
 from leadstage.cli.app import main
 from leadstage.config import Settings
+from leadstage.domain.times import utc_text
 from leadstage.services import leases
 from leadstage.services.ports import Job
 
@@ -188,6 +189,11 @@ def _direct_rows(url: str) -> None:
                 }
             ]
         )
+        # an API batch's activity whose follow-ups a server had not run yet (the activity backlog)
+        ana = uow.bulk.lead_ids_by_email({"ana@northwind.example"})["ana@northwind.example"]
+        when = utc_text(now - timedelta(hours=1))
+        row = (ana, "page_view", when, "email:ana@northwind.example|api-1", "web", None, None, None)
+        assert uow.bulk.insert_new_activities([row], defer=True) == [row]
         uow.commit()
     leases.hold(c.uow, leases.BACKGROUND_LOOP, "host:1:abc", now=now, seconds=30)
     c.close()

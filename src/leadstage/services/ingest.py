@@ -686,7 +686,7 @@ def score_activity_rows(
                     source,
                     campaign,
                     content,
-                    json.loads(props) if props and type_ in property_types else {},
+                    (json.loads(props) or {}) if props and type_ in property_types else {},
                 )
             )
     if not by_lead:

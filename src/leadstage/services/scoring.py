@@ -143,7 +143,8 @@ def _facts(
         if props is None or (property_types is not None and type_ not in property_types):
             properties: Mapping[str, Any] = {}
         else:
-            properties = json.loads(props) if isinstance(props, str) else props
+            # (a JSON null, as SQLAlchemy writes None into a JSON column, is no properties)
+            properties = (json.loads(props) if isinstance(props, str) else props) or {}
         facts = ActivityFacts(type_, float(ts), source, campaign, content, properties)
         found = out.get(lead_id)
         if found is None:

@@ -19,6 +19,7 @@ from leadstage.adapters.db.engine import DatabaseTooNew, make_engine, upgrade
 from leadstage.bootstrap import Container
 from leadstage.domain.errors import ConcurrencyConflict
 from leadstage.domain.stages import TransitionRequest
+from leadstage.domain.times import utc_text
 from leadstage.services import leads as lead_service
 from leadstage.services.leads import BUILTIN_ADMIN, LeadInput
 from tests.cli_runner import leadstage_bin, run_process
@@ -97,6 +98,34 @@ def test_migrations_match_the_models(container):
     assert diff == []
 
 
+def test_the_touches_index_keeps_the_condition_attribution_queries_write(container):
+    """The partial index's condition, as the migrations left it, is the text ``touch_filter`` writes, and
+    SQLite answers a lead's touches from that index alone (the attribution report's read, ADR 18)."""
+    with container.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            stored = conn.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'ix_activities_touches'")
+            ).scalar_one()
+            assert stored.endswith(f"WHERE {t.TOUCH_FILTER}")
+            plan = " ".join(
+                str(r[-1])
+                for r in conn.execute(
+                    text(
+                        "EXPLAIN QUERY PLAN SELECT a.id, a.occurred_at, a.type, a.source, a.campaign, a.content "
+                        f"FROM activities a WHERE a.lead_id = 1 AND {t.touch_filter('a')} AND a.source IS NOT NULL"
+                    )
+                )
+            )
+            assert "COVERING INDEX ix_activities_touches" in plan, plan
+        else:
+            stored = conn.execute(
+                text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_activities_touches'")
+            ).scalar_one()
+            assert stored.count("<>") == len(t.TOUCH_FILTER.split(" AND ")), stored
+            assert "NOT IN" not in stored.upper(), stored
+            assert "ALL (ARRAY" not in stored.upper(), stored
+
+
 def test_init_refuses_a_database_newer_than_the_code(container):
     with container.engine.begin() as conn:
         head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
@@ -173,3 +202,25 @@ def test_an_import_killed_halfway_and_run_again_loses_nothing_and_doubles_nothin
     assert again.code == 0, again.err
     assert table_count(db_url, t.activities) == total
     assert again.json()["created"] == total - partial
+
+
+def test_an_idempotency_key_is_unique_per_lead_and_a_merge_keeps_a_shared_event_once(container):
+    """The same key on two leads is two events; stored again for the same lead it is nothing new; when the
+    two leads turn out to be one person, the merge keeps the survivor's copy and moves the rest (ADR 22)."""
+    keep, other = add_lead(container, "keep@example.com"), add_lead(container, "other@example.com")
+    at = utc_text(NOW)
+
+    def row(lead_id: int, key: str, source: str) -> tuple:
+        return (lead_id, "page_view", at, f"crm|{key}", source, None, None, None)
+
+    with container.uow() as uow:
+        rows = [row(keep, "e-1", "kept"), row(other, "e-1", "moved away"), row(other, "e-2", "web")]
+        assert uow.bulk.insert_activities(rows) == 3
+        assert uow.bulk.insert_activities([row(keep, "e-1", "again"), row(other, "e-2", "again")]) == 0
+        uow.commit()
+    with container.uow() as uow:
+        lead_service.merge_leads(uow, keep, other, actor=BUILTIN_ADMIN, at=NOW)
+        uow.commit()
+    with container.uow() as uow:
+        stored = sorted((a.idempotency_key, a.source) for a in uow.activities.for_lead(keep))
+    assert stored == [("crm|e-1", "kept"), ("crm|e-2", "web")]

@@ -501,9 +501,7 @@ class SqlReportQueries:
         partial index alone (``ix_activities_touches``: its condition is written here word for word).
         PostgreSQL is asked for one index range per lead (LATERAL) rather than a merge join over every
         activity."""
-        where = (
-            f"a.{t.TOUCH_FILTER} AND a.{col} IS NOT NULL AND a.occurred_at <= COALESCE(sc.m3, sc.m2, sc.m1)"
-        )
+        where = f"{t.touch_filter('a')} AND a.{col} IS NOT NULL AND a.occurred_at <= COALESCE(sc.m3, sc.m2, sc.m1)"
         if self.dialect == "sqlite":
             return f"sc JOIN activities a ON a.lead_id = sc.lead_id WHERE {where}"
         return (

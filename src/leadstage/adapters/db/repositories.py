@@ -505,6 +505,10 @@ class SqlLeadRepository:
             "properties": merged.properties,
             "created_at": merged.created_at.isoformat(),
         }
+        # an event both records hold (the same key for the same person) is kept once, the survivor's
+        a = t.activities.c
+        held = select(a.idempotency_key).where(a.lead_id == survivor_id)
+        self.conn.execute(delete(t.activities).where(a.lead_id == merged.id, a.idempotency_key.in_(held)))
         for table in (t.activities, t.lead_history, t.qualification_records, t.score_history):
             self.conn.execute(update(table).where(table.c.lead_id == merged.id).values(lead_id=survivor_id))
         # the survivor now owns more activities: its stored scores are stale until it is rescored
@@ -735,7 +739,7 @@ class SqlActivityRepository:
             "idempotency_key": activity.idempotency_key,
             "properties": dict(activity.properties) or None,
         }
-        added = insert_ignoring(self.conn, t.activities, [values], ["idempotency_key"]) == 1
+        added = insert_ignoring(self.conn, t.activities, [values], ["lead_id", "idempotency_key"]) == 1
         if added:
             report_facts.touches_changed(self.conn, {activity.lead_id: activity.occurred_at})
         return added
@@ -913,7 +917,7 @@ class SqlBulkWriter:
             sql = (
                 f"INSERT INTO activities ({cols}) "
                 "VALUES (%s, %s, (%s || '+00')::timestamptz, %s, %s, %s, %s, %s::json) "
-                "ON CONFLICT (idempotency_key) DO NOTHING"
+                "ON CONFLICT (lead_id, idempotency_key) DO NOTHING"
             )
             inserted = max(0, int(self.conn.exec_driver_sql(sql, list(rows)).rowcount))
         if inserted and refresh_credits:
