@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine
 
@@ -16,6 +19,7 @@ from leadstage.adapters.http import UrllibSender
 from leadstage.adapters.identity import LibraryIdentityNormalizer
 from leadstage.adapters.keyring import KeyringFile, create_keyring, require_path
 from leadstage.adapters.mail import SmtpMailer
+from leadstage.adapters.read_ahead import run_ahead
 from leadstage.adapters.scoring_yaml import load_qualification_setup, load_yaml
 from leadstage.config import Settings
 from leadstage.domain.identity import EmailRules
@@ -36,6 +40,8 @@ from leadstage.services.ports import (
 from leadstage.services.report_cache import ReportCache
 from leadstage.services.scoring import Loader
 from leadstage.services.tick import Evaluator
+
+T = TypeVar("T")
 
 #: activities of the backlog one tick follows up at most, in its one transaction (the servers' follow-up
 #: loops take the rest, from their start on)
@@ -76,10 +82,17 @@ class Container:
         return self.scoring_loader() if self.settings.incremental_scoring else None
 
     def import_context(
-        self, *, progress: Progress | None = None, actor: str = "import", defer: bool = False
+        self,
+        *,
+        progress: Progress | None = None,
+        actor: str = "import",
+        defer: bool = False,
+        read_ahead: bool = False,
     ) -> ImportContext:
         """How imports run here: settings, clock, identity rules, and scoring as records land (when on);
-        ``defer``: activities' scoring and credits are left to the backlog (:meth:`follow_up`)."""
+        ``defer``: activities' scoring and credits are left to the backlog (:meth:`follow_up`);
+        ``read_ahead``: large activity files are read and prepared in a forked second process (for a
+        command-line process only: a server's threads must not be forked)."""
         s = self.settings
         return ImportContext(
             uow_factory=self.serial_writer,  # imports write and resolve identities: one batch at a time
@@ -94,7 +107,22 @@ class Container:
             actor=actor,
             scoring_loader=self.incremental_loader(),
             defer_follow_ups=defer,
+            read_ahead=self.read_ahead if read_ahead else None,
         )
+
+    def read_ahead(self, produce: Callable[[UnitOfWorkFactory], Iterator[T]]) -> Iterator[T]:
+        """``produce`` in a forked process with its own connections to this database (ADR 23)."""
+        url = self.settings.database_url
+
+        @contextmanager
+        def readers() -> Iterator[UnitOfWorkFactory]:
+            engine = make_engine(url)
+            try:
+                yield SqlUnitOfWorkFactory(engine)
+            finally:
+                engine.dispose()
+
+        return run_ahead(produce, readers)
 
     def follow_up(self) -> ingest.FollowUps:
         """Run the activity backlog's follow-ups (touches, scoring when on, attribution credits) until it

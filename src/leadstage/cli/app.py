@@ -307,7 +307,9 @@ def _import(
     rejects = CsvRejectSink(file, source.columns)
     try:
         with few_collections(), progress_bar(f"import {kind}", source.size_bytes) as bar:
-            ctx = c.import_context(progress=bar, actor="import" if as_user is None else actor)
+            ctx = c.import_context(
+                progress=bar, actor="import" if as_user is None else actor, read_ahead=True
+            )
             report: ImportReport
             if kind == "leads":
                 report = ingest.import_leads(source, spec, ctx=ctx, rejects=rejects, id_column=id_column)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -63,6 +64,7 @@ from leadstage.services.ports import (
     ImportReport,
     NullProgress,
     Progress,
+    ReadAhead,
     RecordBatch,
     RecordSource,
     RejectedRecord,
@@ -338,6 +340,9 @@ class ImportContext:
     #: leave the activities' scoring and attribution credits to the activity backlog (the API's batches:
     #: the server's follow-up loop and ``tick`` run them, see :func:`run_backlog`; ADR 21)
     defer_follow_ups: bool = False
+    #: reads and prepares an activity file's next batch in a second process while one is stored (ADR 23);
+    #: used for files of at least :data:`READ_AHEAD_BYTES`
+    read_ahead: ReadAhead | None = None
 
 
 class _TypeTracker:
@@ -659,6 +664,9 @@ def import_accounts(
 TOUCH_FLUSH_LEADS = 50_000
 #: Emails whose lead id is remembered between batches of an activity import.
 EMAIL_CACHE_SIZE = 100_000
+#: Activity files from this size on are read ahead in a second process when the context allows it (a
+#: smaller file is about one batch: nothing to overlap, and a fork costs more than it saves)
+READ_AHEAD_BYTES = 8 << 20
 
 # ---- activities --------------------------------------------------------------------------------------
 
@@ -823,8 +831,10 @@ def import_activities(
         column_name = col(name)
         return cols.get(column_name) if column_name else None
 
-    def handle(uow: UnitOfWork, batch: RecordBatch, _tracker: _TypeTracker | None) -> None:
+    def prepare(uow: UnitOfWork, batch: RecordBatch) -> _PreparedBatch:
+        """The batch's rows resolved to leads, typed and keyed (reads only; may run ahead elsewhere)."""
         n = batch.length
+        rejected: list[RejectedRecord] = []
         cols = batch.columns
         email_col = column("email", cols)
         refs: list[tuple[str, str] | None] = [None] * n
@@ -910,19 +920,26 @@ def import_activities(
                 else:
                     key = scoped_idempotency_key(f"{ref[0]}:{ref[1]}", key)
             except RowError as exc:
-                rejects.write(
+                rejected.append(
                     RejectedRecord(values=batch.row(i), reason=f"row {batch.first_row_number + i}: {exc}")
                 )
                 continue
             append((lead_id, type_, at, key, source, campaigns[i], contents[i], props_json))
+        repeated = 0
+        if len({row[:4:3] for row in out}) != len(out):  # the same event twice in one batch: keep the first
+            firsts: dict[tuple[Any, ...], ActivityRow] = {}
+            for row in out:
+                firsts.setdefault(row[:4:3], row)
+            repeated = len(out) - len(firsts)
+            out = list(firsts.values())
+        return _PreparedBatch(batch.length, batch.bytes_read, batch.last, out, rejected, repeated)
+
+    def store(uow: UnitOfWork, prepared: _PreparedBatch) -> None:
+        """Insert the prepared rows and run what follows them (in the importing transaction)."""
+        out = prepared.rows
+        report.unchanged += prepared.repeated
         if not defer:
             backlog.widen_touches(touches, out)
-        if len({row[3] for row in out}) != len(out):  # the same event twice in one batch: keep the first
-            firsts: dict[str, ActivityRow] = {}
-            for row in out:
-                firsts.setdefault(row[3], row)
-            report.unchanged += len(out) - len(firsts)
-            out = list(firsts.values())
         # someone disqualified may show up again
         remembering = ctx.judge_resurfacing and uow.disqualifications.any_active()
         advocacy = any(row[1] in ADVOCACY_ACTIVITY_TYPES for row in out)
@@ -944,5 +961,55 @@ def import_activities(
         if len(touches) >= TOUCH_FLUSH_LEADS:
             flush_touches(uow)
 
-    _run_batches(source, ctx, rejects, report, handle, None, finish=flush_touches)
+    def prepare_all(readers: Callable[[], AbstractContextManager[UnitOfWork]]) -> Iterator[_PreparedBatch]:
+        for batch in source.batches():
+            with readers() as reader:
+                done = prepare(reader, batch)
+            done.unreadable = source.drain_unreadable()
+            yield done
+        rest = source.drain_unreadable()
+        if rest:
+            yield _PreparedBatch(0, source.size_bytes, False, [], [], 0, rest)
+
+    with ctx.uow_factory() as uow:
+        if ctx.read_ahead is not None and source.size_bytes >= READ_AHEAD_BYTES:
+            # in the read-ahead process, each batch's reads in a short transaction of its own
+            batches = ctx.read_ahead(prepare_all)
+        else:
+            batches = prepare_all(lambda: nullcontext(uow))
+        finished = False
+        try:
+            for prepared in batches:
+                report.rows_read += prepared.length
+                for record in prepared.rejected:
+                    rejects.write(record)
+                store(uow, prepared)
+                if prepared.last:  # what ends the import goes into the last batch's transaction
+                    flush_touches(uow)
+                    finished = True
+                uow.commit()
+                for record in prepared.unreadable:
+                    rejects.write(record)
+                report.rows_read += len(prepared.unreadable)
+                ctx.progress.advance(rows=prepared.length, bytes_read=prepared.bytes_read)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:  # a read-ahead process stops with the import, whatever ended it
+                close()
+        if not finished:
+            flush_touches(uow)
+            uow.commit()
     return _finish(report, source, rejects, started)
+
+
+@dataclass
+class _PreparedBatch:
+    """A batch of activities read, resolved to leads, typed and keyed: what storing it needs."""
+
+    length: int  # rows read from the source
+    bytes_read: int
+    last: bool
+    rows: list[ActivityRow]
+    rejected: list[RejectedRecord]
+    repeated: int  # rows that were the same event as an earlier row of the batch
+    unreadable: list[RejectedRecord] = field(default_factory=list)

@@ -6,11 +6,11 @@ files, ``adapters/identity`` for email and phone checks); unit tests can use fak
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol, Self
+from typing import Any, NamedTuple, Protocol, Self, TypeVar
 
 from leadstage.domain.activities import Activity
 from leadstage.domain.analytics import Dimension, ReportRequest
@@ -21,6 +21,8 @@ from leadstage.domain.scoring import ActivityGroup, GroupPlan, Predictive
 from leadstage.domain.segments import Filter, Segment
 from leadstage.domain.stages import HistoryEntry, TransitionOutcome
 from leadstage.domain.tasks import Task, TaskKind, TaskStatus
+
+_T = TypeVar("_T")
 
 
 class Clock(Protocol):
@@ -737,6 +739,15 @@ class UnitOfWork(Protocol):
 
 class UnitOfWorkFactory(Protocol):
     def __call__(self, *, write: bool = False) -> UnitOfWork: ...  # pragma: no cover
+
+
+class ReadAhead(Protocol):
+    """Runs ``produce`` in a second process, handing it units of work of its own (reads only), and
+    yields its items here in order while it makes the next (adapters/read_ahead.py)."""
+
+    def __call__(
+        self, produce: Callable[[UnitOfWorkFactory], Iterator[_T]]
+    ) -> Iterator[_T]: ...  # pragma: no cover
 
 
 # ---- files -------------------------------------------------------------------------------------------

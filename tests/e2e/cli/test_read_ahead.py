@@ -1,0 +1,183 @@
+"""Activity imports read ahead in a second process (ADR 23): the same result as reading in one process,
+rejects and all, on both databases; and the read-ahead process's own contract."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from leadstage.adapters.db.engine import normalize_url
+from leadstage.adapters.read_ahead import ReadAheadFailed, run_ahead
+from leadstage.domain.errors import ValidationError
+from leadstage.services import ingest
+from tests.cli_runner import run
+
+LEADS = 40
+
+
+def _files(tmp_path: Path) -> tuple[Path, Path]:
+    leads = tmp_path / "leads.csv"
+    with leads.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["email", "first_name", "company"])
+        for i in range(LEADS):
+            w.writerow([f"p{i}@firm{i % 7}.example", f"P{i}", f"Firm {i % 7}"])
+    acts = tmp_path / "acts.csv"
+    with acts.open("w", newline="", encoding="utf-8") as fh:
+        fh.write("email,type,occurred_at,source,campaign,idempotency_key,page\n")
+        for i in range(1_000):
+            lead = i % (LEADS + 3)  # three of every 43 name nobody
+            kind = ("page_view", "content_download", "webinar_attended", "form_submit")[i % 4]
+            day = 1 + i % 28
+            fh.write(f"p{lead}@firm{lead % 7}.example,{kind},2026-10-{day:02d}T10:{i % 60:02d}:00Z,web,Q4,")
+            fh.write(f"k{i},/pricing\n")
+            if i % 97 == 0:
+                fh.write("broken@row.example,page_view\n")  # a row the header cannot split
+            if i % 89 == 0:
+                fh.write(f"p1@firm1.example,page_view,not a time,web,,t{i},\n")
+            if i % 101 == 0:  # the same event again in the file
+                fh.write(f"p{lead}@firm{lead % 7}.example,{kind},2026-10-{day:02d}T10:00:00Z,web,,k{i},\n")
+    return leads, acts
+
+
+def _leads(db_url: str) -> list[tuple[object, ...]]:
+    engine = create_engine(normalize_url(db_url))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT email, stage, round(CAST(engagement_score AS NUMERIC), 6), engagement_level, "
+                "first_touch_at, last_touch_at, (SELECT count(*) FROM activities a WHERE a.lead_id = l.id) "
+                "FROM leads l ORDER BY email"
+            )
+        ).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+@pytest.mark.parametrize("ahead", [False, True], ids=["one process", "read ahead"])
+def test_an_import_read_ahead_stores_and_rejects_exactly_what_one_process_does(
+    capsys, db_url, tmp_path, monkeypatch, ahead
+):
+    monkeypatch.setenv("LEADSTAGE_IMPORT_BATCH_ROWS", "100")  # a dozen batches, so it runs ahead
+    monkeypatch.setattr(ingest, "READ_AHEAD_BYTES", 0 if ahead else 1 << 40)
+    forks: list[int] = []
+    real = ingest.ImportContext.__init__
+
+    def spy(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        if self.read_ahead is not None:
+            inner = self.read_ahead
+
+            def counted(produce):
+                forks.append(os.getpid())
+                return inner(produce)
+
+            self.read_ahead = counted
+
+    monkeypatch.setattr(ingest.ImportContext, "__init__", spy)
+    leads, acts = _files(tmp_path)
+    assert run(capsys, db_url, "init").code == 0  # the default scoring model, active
+    assert run(capsys, db_url, "import", "leads", str(leads)).code == 0
+    result = run(capsys, db_url, "import", "activities", str(acts), "--json")
+    assert result.code == 0, result.err
+    assert len(forks) == (1 if ahead else 0)
+    # worked out from the file: 1,000 rows of which 69 name nobody, 11 ragged rows, 12 bad times and 10
+    # events sent twice
+    report = result.json()
+    assert (report["rows_read"], report["created"], report["unchanged"], report["rejected"]) == (
+        1_033,
+        931,
+        10,
+        92,
+    )
+    rejects = [r["reason"] for r in csv.DictReader((tmp_path / "acts.csv.rejects.csv").open())]
+    assert len(rejects) == 92
+    assert sum("has 2 cells, the header has 7" in r for r in rejects) == 11
+    assert sum("unreadable timestamp 'not a time'" in r for r in rejects) == 12
+    assert sum("no lead with email 'p4" in r for r in rejects) == 69
+    lines = sorted(int(r.split(":")[0].split()[-1]) for r in rejects if r.startswith("row "))
+    assert len(lines) == 81
+    assert len(set(lines)) == 81  # each rejected row named by its own number
+    # scores folded batch by batch equal a recomputation from all the stored activities
+    folded = _leads(db_url)
+    assert sum(r[-1] for r in folded) == 931
+    assert run(capsys, db_url, "score", "run").code == 0
+    again = _leads(db_url)
+    # (a score is stored as of its writing: seconds of 30-day decay apart, far less than 1e-4)
+    assert [r[:2] + r[3:] for r in again] == [r[:2] + r[3:] for r in folded]
+    assert [float(r[2]) for r in again] == pytest.approx([float(r[2]) for r in folded], rel=1e-4)
+
+
+def _numbers(_connection: None, upto: int) -> Iterator[int]:
+    yield from range(upto)
+
+
+def test_run_ahead_yields_the_child_s_items_in_order():
+    assert list(run_ahead(lambda c: _numbers(c, 500), nullcontext)) == list(range(500))
+
+
+def test_an_error_in_the_child_is_raised_again_in_the_consumer():
+    def failing(_c: None) -> Iterator[int]:
+        yield 1
+        raise ValidationError("acts.csv: line 7: broken", field="occurred_at")
+
+    items = run_ahead(failing, nullcontext)
+    assert next(items) == 1
+    with pytest.raises(ValidationError, match="line 7: broken"):
+        next(items)
+
+
+def test_a_consumer_that_stops_early_stops_the_child(tmp_path):
+    marker = tmp_path / "pid"
+
+    def endless(_c: None) -> Iterator[int]:
+        marker.write_text(str(os.getpid()))
+        n = 0
+        while True:
+            n += 1
+            yield n
+
+    items = run_ahead(endless, nullcontext)
+    assert next(items) == 1
+    items.close()
+    pid = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_child_that_dies_is_reported_not_waited_for(tmp_path):
+    def dies(_c: None) -> Iterator[int]:
+        yield 1
+        os.kill(os.getpid(), signal.SIGKILL)
+        yield 2
+
+    items = run_ahead(dies, nullcontext)
+    assert next(items) == 1
+    started = time.monotonic()
+    with pytest.raises(ReadAheadFailed, match="ended without finishing"):
+        next(items)
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("ahead", [False, True], ids=["one process", "read ahead"])
+def test_a_file_that_turns_unreadable_midway_is_refused_the_same_way_read_ahead_or_not(
+    capsys, sqlite_url, tmp_path, monkeypatch, ahead
+):
+    monkeypatch.setenv("LEADSTAGE_IMPORT_BATCH_ROWS", "100")
+    monkeypatch.setattr(ingest, "READ_AHEAD_BYTES", 0 if ahead else 1 << 40)
+    leads, acts = _files(tmp_path)
+    assert run(capsys, sqlite_url, "import", "leads", str(leads)).code == 0
+    with acts.open("ab") as fh:
+        fh.write(b"p1@firm1.example,page_view,2026-10-02T10:00:00Z,web,Z\xfcrich,late-1,\n")
+    result = run(capsys, sqlite_url, "import", "activities", str(acts))
+    assert result.code == 2
+    assert "acts.csv: line 1035" in result.err
+    assert "encoding" in result.err
