@@ -9,7 +9,7 @@ them into whatever state is stored when it runs, so none is counted twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from leadstage.domain.activities import earliest_by_lead
@@ -27,6 +27,19 @@ def widen_touches(touches: dict[int, list[Any]], rows: Iterable[ActivityRow]) ->
                 touch[0], touch[1] = at, source
             if at > touch[2]:
                 touch[2], touch[3] = at, source
+
+
+def merge_touches(touches: dict[int, list[Any]], more: Mapping[int, list[Any]]) -> None:
+    """``touches`` widened by another set of them (what :func:`widen_touches` made of other rows)."""
+    for lead_id, (first_at, first_source, last_at, last_source) in more.items():
+        touch = touches.get(lead_id)
+        if touch is None:
+            touches[lead_id] = [first_at, first_source, last_at, last_source]
+        else:
+            if first_at < touch[0]:
+                touch[0], touch[1] = first_at, first_source
+            if last_at > touch[2]:
+                touch[2], touch[3] = last_at, last_source
 
 
 def touch_and_credit(uow: UnitOfWork, rows: Sequence[ActivityRow]) -> None:

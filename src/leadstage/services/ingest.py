@@ -932,14 +932,16 @@ def import_activities(
                 firsts.setdefault(row[:4:3], row)
             repeated = len(out) - len(firsts)
             out = list(firsts.values())
-        return _PreparedBatch(batch.length, batch.bytes_read, batch.last, out, rejected, repeated)
+        touched: dict[int, list[Any]] = {}
+        if not defer:
+            backlog.widen_touches(touched, out)
+        return _PreparedBatch(batch.length, batch.bytes_read, batch.last, out, rejected, repeated, touched)
 
     def store(uow: UnitOfWork, prepared: _PreparedBatch) -> None:
         """Insert the prepared rows and run what follows them (in the importing transaction)."""
         out = prepared.rows
         report.unchanged += prepared.repeated
-        if not defer:
-            backlog.widen_touches(touches, out)
+        backlog.merge_touches(touches, prepared.touched)
         # someone disqualified may show up again
         remembering = ctx.judge_resurfacing and uow.disqualifications.any_active()
         advocacy = any(row[1] in ADVOCACY_ACTIVITY_TYPES for row in out)
@@ -969,7 +971,7 @@ def import_activities(
             yield done
         rest = source.drain_unreadable()
         if rest:
-            yield _PreparedBatch(0, source.size_bytes, False, [], [], 0, rest)
+            yield _PreparedBatch(0, source.size_bytes, False, [], [], 0, {}, rest)
 
     with ctx.uow_factory() as uow:
         if ctx.read_ahead is not None and source.size_bytes >= READ_AHEAD_BYTES:
@@ -1012,4 +1014,5 @@ class _PreparedBatch:
     rows: list[ActivityRow]
     rejected: list[RejectedRecord]
     repeated: int  # rows that were the same event as an earlier row of the batch
+    touched: dict[int, list[Any]] = field(default_factory=dict)  # first and last touch per lead in the batch
     unreadable: list[RejectedRecord] = field(default_factory=list)
