@@ -155,7 +155,9 @@ the same run: {", ".join(f"{x / y:.2f}x" for x, y in zip(scoring_rates, base_rat
 scoring, {", ".join(f"{x / y:.2f}x" for x, y in zip(product_rates, base_rates, strict=True))} without; load
 average {min(loads):.1f} to {max(loads):.1f}, the cores are shared with other work). By the CPU time of the
 command's processes, incremental scoring makes an import cost {cp / csc:.2f}x what it costs without (the
-baseline's CPU time leaves out its waits on the disk, so it is no yardstick for the others).
+baseline's CPU time leaves out its waits on the disk, so it is no yardstick for the others). The command
+reads, resolves and keys the next batch in a second process while it stores one (ADR 23), so it may use
+both cores where the baseline uses one; its CPU time counts both processes.
 """
     write_section("import", body)
     print(body)

@@ -9,29 +9,17 @@ them into whatever state is stored when it runs, so none is counted twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from leadstage.domain.activities import earliest_by_lead
 from leadstage.services.ports import ActivityRow, UnitOfWork
 
 
-def widen_touches(touches: dict[int, list[Any]], rows: Iterable[ActivityRow]) -> None:
-    """Each lead's [first_at, first_source, last_at, last_source] widened by these activities."""
-    for lead_id, _type, at, _key, source, *_rest in rows:
-        touch = touches.get(lead_id)
-        if touch is None:
-            touches[lead_id] = [at, source, at, source]
-        else:
-            if at < touch[0]:
-                touch[0], touch[1] = at, source
-            if at > touch[2]:
-                touch[2], touch[3] = at, source
-
-
-def merge_touches(touches: dict[int, list[Any]], more: Mapping[int, list[Any]]) -> None:
-    """``touches`` widened by another set of them (what :func:`widen_touches` made of other rows)."""
-    for lead_id, (first_at, first_source, last_at, last_source) in more.items():
+def merge_touches(touches: dict[int, list[Any]], more: Iterable[tuple[int, Sequence[Any]]]) -> None:
+    """Each lead's [first_at, first_source, last_at, last_source] in ``touches`` widened by more of them,
+    (lead id, [first_at, first_source, last_at, last_source]) pairs; of equal times the earlier one stays."""
+    for lead_id, (first_at, first_source, last_at, last_source) in more:
         touch = touches.get(lead_id)
         if touch is None:
             touches[lead_id] = [first_at, first_source, last_at, last_source]
@@ -40,6 +28,11 @@ def merge_touches(touches: dict[int, list[Any]], more: Mapping[int, list[Any]]) 
                 touch[0], touch[1] = first_at, first_source
             if last_at > touch[2]:
                 touch[2], touch[3] = last_at, last_source
+
+
+def widen_touches(touches: dict[int, list[Any]], rows: Iterable[ActivityRow]) -> None:
+    """Each lead's first and last touch in ``touches`` widened by these activities."""
+    merge_touches(touches, ((row[0], (row[2], row[4], row[2], row[4])) for row in rows))
 
 
 def touch_and_credit(uow: UnitOfWork, rows: Sequence[ActivityRow]) -> None:

@@ -941,7 +941,7 @@ def import_activities(
         """Insert the prepared rows and run what follows them (in the importing transaction)."""
         out = prepared.rows
         report.unchanged += prepared.repeated
-        backlog.merge_touches(touches, prepared.touched)
+        backlog.merge_touches(touches, prepared.touched.items())
         # someone disqualified may show up again
         remembering = ctx.judge_resurfacing and uow.disqualifications.any_active()
         advocacy = any(row[1] in ADVOCACY_ACTIVITY_TYPES for row in out)
