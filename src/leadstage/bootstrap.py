@@ -43,6 +43,9 @@ from leadstage.services.tick import Evaluator
 
 T = TypeVar("T")
 
+#: SQLite's page cache in an import's read-ahead process, which only looks leads up by email or id
+READ_AHEAD_CACHE_MB = 8
+
 #: activities of the backlog one tick follows up at most, in its one transaction (the servers' follow-up
 #: loops take the rest, from their start on)
 TICK_BACKLOG_LIMIT = ingest.BACKLOG_CHUNK
@@ -116,7 +119,7 @@ class Container:
 
         @contextmanager
         def readers() -> Iterator[UnitOfWorkFactory]:
-            engine = make_engine(url)
+            engine = make_engine(url, cache_mb=READ_AHEAD_CACHE_MB)
             try:
                 yield SqlUnitOfWorkFactory(engine)
             finally:

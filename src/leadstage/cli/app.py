@@ -256,6 +256,12 @@ def progress_bar(label: str, total: int) -> Iterator[RichProgress]:
         progress.update(task, completed=total)
 
 
+#: rows of an activity file read (and, for a large file, prepared in the read-ahead process) at a time: two
+#: pieces in flight, one being stored and one being prepared, take less memory than two whole transactions'
+#: worth (``import_batch_rows``), and commits stay as large as that setting says
+READ_ROWS = 25_000
+
+
 @contextmanager
 def few_collections() -> Iterator[None]:
     """Run a bulk command with the cyclic garbage collector at a slower pace.
@@ -298,9 +304,9 @@ def _import(
     actor = _bulk_actor(c, as_user, "import")
     spec = load_mapping(map_file)
     encoding = str((spec or {}).get("encoding") or "utf-8")
-    source = open_source(
-        file, encoding=encoding, batch_rows=c.settings.import_batch_rows if kind == "activities" else 2_000
-    )
+    # activities are read in pieces of at most READ_ROWS and committed every import_batch_rows rows
+    batch_rows = min(c.settings.import_batch_rows, READ_ROWS) if kind == "activities" else 2_000
+    source = open_source(file, encoding=encoding, batch_rows=batch_rows)
     ingest.build_mapping(
         kind, source.columns, spec, id_column=id_column, spec_name=str(map_file) if map_file else "map"
     )  # validate before writing anything

@@ -980,6 +980,7 @@ def import_activities(
         else:
             batches = prepare_all(lambda: nullcontext(uow))
         finished = False
+        uncommitted = 0
         try:
             for prepared in batches:
                 report.rows_read += prepared.length
@@ -989,7 +990,11 @@ def import_activities(
                 if prepared.last:  # what ends the import goes into the last batch's transaction
                     flush_touches(uow)
                     finished = True
-                uow.commit()
+                uncommitted += prepared.length
+                # a source may be read in smaller pieces than a transaction holds (less memory per piece)
+                if finished or uncommitted >= ctx.batch_rows:
+                    uow.commit()
+                    uncommitted = 0
                 for record in prepared.unreadable:
                     rejects.write(record)
                 report.rows_read += len(prepared.unreadable)

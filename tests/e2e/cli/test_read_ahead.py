@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from leadstage.adapters.db.engine import normalize_url
 from leadstage.adapters.read_ahead import ReadAheadFailed, run_ahead
+from leadstage.cli import app as cli_app
 from leadstage.domain.errors import ValidationError
 from leadstage.services import ingest
 from tests.cli_runner import run
@@ -62,11 +63,17 @@ def _leads(db_url: str) -> list[tuple[object, ...]]:
     return [tuple(r) for r in rows]
 
 
-@pytest.mark.parametrize("ahead", [False, True], ids=["one process", "read ahead"])
+@pytest.mark.parametrize(
+    ("ahead", "per_commit"),
+    [(False, 100), (True, 100), (True, 300)],
+    ids=["one process", "read ahead", "read ahead, three pieces per transaction"],
+)
 def test_an_import_read_ahead_stores_and_rejects_exactly_what_one_process_does(
-    capsys, db_url, tmp_path, monkeypatch, ahead
+    capsys, db_url, tmp_path, monkeypatch, ahead, per_commit
 ):
-    monkeypatch.setenv("LEADSTAGE_IMPORT_BATCH_ROWS", "100")  # a dozen batches, so it runs ahead
+    # a dozen pieces of 100 rows, so it runs ahead; committed every piece or every third
+    monkeypatch.setenv("LEADSTAGE_IMPORT_BATCH_ROWS", str(per_commit))
+    monkeypatch.setattr(cli_app, "READ_ROWS", 100)
     monkeypatch.setattr(ingest, "READ_AHEAD_BYTES", 0 if ahead else 1 << 40)
     forks: list[int] = []
     real = ingest.ImportContext.__init__

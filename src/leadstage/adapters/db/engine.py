@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,13 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, cache_mb: int = 64) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")
     cursor.execute("PRAGMA temp_store=MEMORY")
     # bulk imports commit every batch; checkpointing every 4 MB (the default) rewrote the same pages often
     cursor.execute("PRAGMA wal_autocheckpoint=10000")
@@ -66,8 +67,9 @@ def _sqlite_begin(conn: Connection) -> None:
                 raise
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for the URL, configured for leadstage's use of that database."""
+def make_engine(url: str, *, echo: bool = False, cache_mb: int = 64) -> Engine:
+    """An engine for the URL, configured for leadstage's use of that database; ``cache_mb``: SQLite's page
+    cache per connection (a helper process that only looks a few things up needs less)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         sqlite_url = make_url(url)
@@ -83,7 +85,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             # reading the schema into) a new one for each request beyond the default five
             **({} if memory else POOL),
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, cache_mb=cache_mb))
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
         event.listen(engine, "connect", lambda conn, _rec: setattr(conn, "isolation_level", None))
         event.listen(engine, "begin", _sqlite_begin)
