@@ -116,6 +116,9 @@ class Container:
     def read_ahead(self, produce: Callable[[UnitOfWorkFactory], Iterator[T]]) -> Iterator[T]:
         """``produce`` in a forked process with its own connections to this database (ADR 23)."""
         url = self.settings.database_url
+        # no connection of this process open at the fork: SQLite keeps file locks per process, and a child
+        # forked while its parent holds the file open would read without taking locks of its own
+        self.engine.dispose()
 
         @contextmanager
         def readers() -> Iterator[UnitOfWorkFactory]:

@@ -258,7 +258,7 @@ def progress_bar(label: str, total: int) -> Iterator[RichProgress]:
 
 #: rows of an activity file read (and, for a large file, prepared in the read-ahead process) at a time: two
 #: pieces in flight, one being stored and one being prepared, take less memory than two whole transactions'
-#: worth (``import_batch_rows``), and commits stay as large as that setting says
+#: worth; a transaction holds whole pieces until it has at least ``import_batch_rows`` rows
 READ_ROWS = 25_000
 
 

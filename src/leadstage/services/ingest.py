@@ -973,12 +973,13 @@ def import_activities(
         if rest:
             yield _PreparedBatch(0, source.size_bytes, False, [], [], 0, {}, rest)
 
+    ahead = None
+    if ctx.read_ahead is not None and source.size_bytes >= READ_AHEAD_BYTES:
+        # started before this process opens its storing transaction (see ReadAhead); there, each piece's
+        # reads in a short transaction of its own
+        ahead = ctx.read_ahead(prepare_all)
     with ctx.uow_factory() as uow:
-        if ctx.read_ahead is not None and source.size_bytes >= READ_AHEAD_BYTES:
-            # in the read-ahead process, each batch's reads in a short transaction of its own
-            batches = ctx.read_ahead(prepare_all)
-        else:
-            batches = prepare_all(lambda: nullcontext(uow))
+        batches = ahead if ahead is not None else prepare_all(lambda: nullcontext(uow))
         finished = False
         uncommitted = 0
         try:

@@ -535,7 +535,8 @@ def record_qualification(
 def merge_leads(
     uow: UnitOfWork, keep_ref: str | int, other_ref: str | int, *, actor: Actor, at: datetime
 ) -> Lead:
-    """Merge OTHER into KEEP: every activity, history row and identifier moves; the merge is recorded."""
+    """Merge OTHER into KEEP: every activity (but an event KEEP already holds under the same key), history
+    row and identifier moves; the merge is recorded."""
     if actor.role not in (Role.ADMIN, Role.MARKETING, Role.SALES_MANAGER):
         raise PermissionDenied(f"role {actor.role.value} may not merge leads")
     keep = resolve_lead(uow, keep_ref)

@@ -742,8 +742,9 @@ class UnitOfWorkFactory(Protocol):
 
 
 class ReadAhead(Protocol):
-    """Runs ``produce`` in a second process, handing it units of work of its own (reads only), and
-    yields its items here in order while it makes the next (adapters/read_ahead.py)."""
+    """Starts ``produce`` in a second process at once, handing it units of work of its own (reads only);
+    the result yields its items here in order while it makes the next, and has ``close()`` to stop it
+    (adapters/read_ahead.py). Call it with no unit of work of this process open."""
 
     def __call__(
         self, produce: Callable[[UnitOfWorkFactory], Iterator[_T]]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from leadstage.adapters import files
 from leadstage.adapters.db.engine import normalize_url
 from leadstage.adapters.read_ahead import ReadAheadFailed, run_ahead
 from leadstage.cli import app as cli_app
@@ -175,7 +176,7 @@ def test_a_child_that_dies_is_reported_not_waited_for(tmp_path):
 
 
 @pytest.mark.parametrize("ahead", [False, True], ids=["one process", "read ahead"])
-def test_a_file_that_turns_unreadable_midway_is_refused_the_same_way_read_ahead_or_not(
+def test_a_file_in_a_wrong_encoding_late_on_is_refused_the_same_way_read_ahead_or_not(
     capsys, sqlite_url, tmp_path, monkeypatch, ahead
 ):
     monkeypatch.setenv("LEADSTAGE_IMPORT_BATCH_ROWS", "100")
@@ -188,3 +189,34 @@ def test_a_file_that_turns_unreadable_midway_is_refused_the_same_way_read_ahead_
     assert result.code == 2
     assert "acts.csv: line 1035" in result.err
     assert "encoding" in result.err
+
+
+@pytest.mark.parametrize("ahead", [False, True], ids=["one process", "read ahead"])
+def test_a_piece_of_the_file_that_cannot_be_parsed_stops_the_import_with_its_message(
+    capsys, db_url, tmp_path, monkeypatch, ahead
+):
+    """Read ahead, the error arises in the second process and is told by the first, the same way; the
+    pieces stored before it stay stored (running the import again adds the rest, nothing twice)."""
+    monkeypatch.setenv("LEADSTAGE_IMPORT_BATCH_ROWS", "100")
+    monkeypatch.setattr(cli_app, "READ_ROWS", 100)
+    monkeypatch.setattr(ingest, "READ_AHEAD_BYTES", 0 if ahead else 1 << 40)
+    real = files.CsvSource._emit
+    calls: list[int] = []
+
+    def breaks_at_the_fifth(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5 and not os.environ.get("MENDED"):
+            raise files.FileProblem(f"{self.path}: line 402: a block that cannot be parsed")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(files.CsvSource, "_emit", breaks_at_the_fifth)
+    leads, acts = _files(tmp_path)
+    assert run(capsys, db_url, "import", "leads", str(leads)).code == 0
+    failed = run(capsys, db_url, "import", "activities", str(acts))
+    assert failed.code == 2
+    assert "acts.csv: line 402: a block that cannot be parsed" in failed.err
+    monkeypatch.setenv("MENDED", "1")
+    again = run(capsys, db_url, "import", "activities", str(acts), "--json").json()
+    assert again["created"] + again["unchanged"] == 931 + 10
+    assert again["unchanged"] >= 10
+    assert sum(r[-1] for r in _leads(db_url)) == 931

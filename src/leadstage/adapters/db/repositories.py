@@ -943,21 +943,22 @@ class SqlBulkWriter:
                     f"INSERT INTO activity_backlog (activity_id) SELECT id FROM activities WHERE id > {mark}",
                     (before,),
                 )
-            else:  # other sessions may have inserted ids above the mark: this batch's keys name its rows
-                self.conn.exec_driver_sql(
-                    "INSERT INTO activity_backlog (activity_id) SELECT id FROM activities "
-                    f"WHERE id > {mark} AND idempotency_key = ANY({mark})",
-                    (before, [r[3] for r in rows]),
+            else:  # other sessions may have inserted ids above the mark: this batch's (lead, key) pairs
+                self.conn.exec_driver_sql(  # name its rows
+                    "INSERT INTO activity_backlog (activity_id) SELECT a.id FROM activities a "
+                    f"JOIN unnest({mark}::bigint[], {mark}::text[]) AS k(lead_id, key) "
+                    f"ON a.lead_id = k.lead_id AND a.idempotency_key = k.key WHERE a.id > {mark}",
+                    ([r[0] for r in rows], [r[3] for r in rows], before),
                 )
-        if inserted == len(rows):  # every key was new (a batch holds each key once): nothing to look up
+        if inserted == len(rows):  # every row was new (a batch holds each event once): nothing to look up
             return list(rows)
         fresh = {
-            r[0]
+            (int(r[0]), r[1])
             for r in self.conn.exec_driver_sql(
-                f"SELECT idempotency_key FROM activities WHERE id > {mark}", (before,)
+                f"SELECT lead_id, idempotency_key FROM activities WHERE id > {mark}", (before,)
             ).all()
         }
-        return [r for r in rows if r[3] in fresh]
+        return [r for r in rows if (r[0], r[3]) in fresh]
 
     def backlog(self, limit: int) -> list[tuple[int, ActivityRow]]:
         """The oldest activities whose follow-ups have not run, as (activity id, row). Whoever reads them

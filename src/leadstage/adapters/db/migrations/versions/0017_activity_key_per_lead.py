@@ -5,8 +5,9 @@ Revises: 0016
 Create Date: 2026-11-23
 
 On SQLite a table's UNIQUE constraint cannot be dropped, so ``activities`` is rebuilt (SQLite's documented
-procedure: new table, copy, drop, rename; about a minute per 10,000,000 activities). Dropping the old
-table would cascade to ``activity_backlog``, so the backlog's entries are kept aside and put back.
+procedure: new table, copy, drop, rename; every row is copied and every index built again, so it takes a
+while on a large database). ``activity_backlog`` refers to it: its entries are kept aside, the table is
+dropped first and made again afterwards.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ COLUMNS = "id, lead_id, type, occurred_at, source, campaign, content, idempotenc
 
 def _rebuild_sqlite(unique: tuple[str, list[str]]) -> None:
     name, columns = unique
+    # the backlog refers to activities: set aside and dropped first, so that dropping the old table is a
+    # plain drop (no cascade, no row-by-row delete through its indexes), then made again as 0015 made it
     op.execute("CREATE TEMP TABLE keep_activity_backlog AS SELECT activity_id FROM activity_backlog")
+    op.execute("DROP TABLE activity_backlog")
     op.execute(
         "CREATE TABLE activities_new ("
         "id INTEGER NOT NULL, lead_id INTEGER NOT NULL, type VARCHAR(64) NOT NULL, "
@@ -56,6 +60,12 @@ def _rebuild_sqlite(unique: tuple[str, list[str]]) -> None:
     op.execute("ALTER TABLE activities_new RENAME TO activities")
     for statement in INDEXES:
         op.execute(statement)
+    op.execute(
+        "CREATE TABLE activity_backlog (activity_id INTEGER NOT NULL, "
+        "CONSTRAINT pk_activity_backlog PRIMARY KEY (activity_id), "
+        "CONSTRAINT fk_activity_backlog_activity_id_activities FOREIGN KEY(activity_id) "
+        "REFERENCES activities (id) ON DELETE CASCADE)"
+    )
     op.execute("INSERT INTO activity_backlog (activity_id) SELECT activity_id FROM keep_activity_backlog")
     op.execute("DROP TABLE keep_activity_backlog")
 
