@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,6 +95,13 @@ def derived_idempotency_key(
         digest.update(part.encode())
         digest.update(b"\x1f")
     return "auto:" + digest.hexdigest()
+
+
+def decoded_properties(stored: str | Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """An activity's properties as stored (JSON text, a decoded mapping, or nothing) as a mapping: a
+    missing value and a JSON ``null`` (how SQLAlchemy writes ``None`` into a JSON column) are none."""
+    value = json.loads(stored) if isinstance(stored, str) else stored
+    return value if isinstance(value, Mapping) else {}
 
 
 def scoped_idempotency_key(lead_ref: str, key: str) -> str:

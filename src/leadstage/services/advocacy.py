@@ -3,11 +3,11 @@ answer of 9-10 moves a customer to evangelist through the ``advocate`` transitio
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from leadstage.domain.activities import decoded_properties
 from leadstage.domain.stages import ADVOCACY_ACTIVITY_TYPES, Action, Actor, Stage, Status, TransitionRequest
 from leadstage.services.leads import transition_lead
 from leadstage.services.ports import UnitOfWork
@@ -22,9 +22,9 @@ def is_advocacy(activity_type: str, properties: Any) -> bool:
         return False
     if activity_type != "nps_response":
         return True
-    props = json.loads(properties) if isinstance(properties, str) else properties or {}
+    props = decoded_properties(properties)
     for key in NPS_KEYS:
-        value = props.get(key) if isinstance(props, dict) else None
+        value = props.get(key)
         try:
             return value is not None and float(value) >= 9
         except (TypeError, ValueError):

@@ -10,7 +10,6 @@ threshold search. Nothing is written: the unit of work is left without a commit.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,9 +30,9 @@ from leadstage.domain.backtest import (
     week_range,
 )
 from leadstage.domain.errors import ValidationError
-from leadstage.domain.scoring import ActivityFacts, FitEvaluator, ScoringModel
+from leadstage.domain.scoring import FitEvaluator, ScoringModel
 from leadstage.services.ports import NullProgress, Progress, UnitOfWorkFactory
-from leadstage.services.scoring import Loader, compile_model, load_active
+from leadstage.services.scoring import Loader, activity_facts, compile_model, load_active
 
 OUTCOME_STAGES = ("sql", "customer")
 ACTIVITY_FIELDS = ("source", "campaign", "content")
@@ -48,18 +47,6 @@ class _Side:
     tally: Tally
     keep: bool = False  # keep per-lead summaries (the candidate, when a capacity is asked for)
     summaries: list[LeadSummary] = field(default_factory=list)
-
-
-def _activity_facts(
-    rows: Iterable[tuple[int, str, float, str | None, str | None, str | None, Any]],
-) -> dict[int, list[ActivityFacts]]:
-    out: dict[int, list[ActivityFacts]] = {}
-    for lead_id, type_, ts, source, campaign, content, props in rows:
-        properties = json.loads(props) if isinstance(props, str) else (props or {})
-        out.setdefault(lead_id, []).append(
-            ActivityFacts(type_, float(ts), source, campaign, content, properties)
-        )
-    return out
 
 
 def _needs_properties(models: Iterable[ScoringModel]) -> bool:
@@ -119,7 +106,7 @@ def backtest(
         for id_range in list(uow.scoring.lead_id_ranges(chunk)):
             rows = uow.scoring.lead_rows(id_range=id_range)
             created = uow.scoring.created_times(id_range=id_range)
-            acts = _activity_facts(
+            acts = activity_facts(
                 uow.scoring.activities_of(
                     id_range=id_range, types=types, with_properties=with_props, pending=True
                 )

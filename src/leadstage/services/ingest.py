@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from leadstage.domain.activities import (
+    decoded_properties,
     derived_idempotency_key,
     normalize_activity_type,
     scoped_idempotency_key,
@@ -665,7 +666,7 @@ TOUCH_FLUSH_LEADS = 50_000
 #: Emails whose lead id is remembered between batches of an activity import.
 EMAIL_CACHE_SIZE = 100_000
 #: Activity files from this size on are read ahead in a second process when the context allows it (a
-#: smaller file is about one batch: nothing to overlap, and a fork costs more than it saves)
+#: smaller file is a few pieces at most: little to overlap, and a fork costs more than it saves)
 READ_AHEAD_BYTES = 8 << 20
 
 # ---- activities --------------------------------------------------------------------------------------
@@ -694,7 +695,7 @@ def score_activity_rows(
                     source,
                     campaign,
                     content,
-                    (json.loads(props) or {}) if props and type_ in property_types else {},
+                    decoded_properties(props) if props and type_ in property_types else {},
                 )
             )
     if not by_lead:
@@ -926,10 +927,10 @@ def import_activities(
                 continue
             append((lead_id, type_, at, key, source, campaigns[i], contents[i], props_json))
         repeated = 0
-        if len({row[:4:3] for row in out}) != len(out):  # the same event twice in one batch: keep the first
-            firsts: dict[tuple[Any, ...], ActivityRow] = {}
+        if len({(row[0], row[3]) for row in out}) != len(out):  # an event twice in one batch: the first
+            firsts: dict[tuple[int, str], ActivityRow] = {}  # by (lead, key), as the table keeps them
             for row in out:
-                firsts.setdefault(row[:4:3], row)
+                firsts.setdefault((row[0], row[3]), row)
             repeated = len(out) - len(firsts)
             out = list(firsts.values())
         touched: dict[int, list[Any]] = {}

@@ -7,12 +7,12 @@ evaluated as of the time a score is read, so ``explain`` is always current.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from leadstage.domain.activities import decoded_properties
 from leadstage.domain.errors import NotFound, PermissionDenied
 from leadstage.domain.scoring import (
     ActivityFacts,
@@ -133,8 +133,8 @@ def _states(raw: Mapping[str, Sequence[Any]] | None) -> dict[str, RuleState]:
     return {name: RuleState.from_json(v) for name, v in (raw or {}).items()}
 
 
-def _facts(
-    rows: Iterable[tuple[int, str, float, str | None, str | None, str | None, str | None]],
+def activity_facts(
+    rows: Iterable[tuple[int, str, float, str | None, str | None, str | None, Any]],
     property_types: set[str] | None = None,
 ) -> dict[int, list[ActivityFacts]]:
     """Activities grouped by lead; properties are decoded only for types whose rules look at them."""
@@ -143,8 +143,7 @@ def _facts(
         if props is None or (property_types is not None and type_ not in property_types):
             properties: Mapping[str, Any] = {}
         else:
-            # (a JSON null, as SQLAlchemy writes None into a JSON column, is no properties)
-            properties = (json.loads(props) if isinstance(props, str) else props) or {}
+            properties = decoded_properties(props)
         facts = ActivityFacts(type_, float(ts), source, campaign, content, properties)
         found = out.get(lead_id)
         if found is None:
@@ -327,7 +326,7 @@ def _range_states(
     with_properties = _needs_properties(model)
     property_types = property_filtered_types(model)
     if not uow.scoring.groups_supported():
-        acts = _facts(
+        acts = activity_facts(
             uow.scoring.activities_of(id_range=id_range, types=types, with_properties=with_properties),
             property_types,
         )
@@ -345,13 +344,13 @@ def _range_states(
         else:
             out[lead_id] = states
     if far:
-        acts = _facts(
+        acts = activity_facts(
             uow.scoring.activities_of(ids=far, types=plan.types, with_properties=with_properties),
             property_types,
         )
         out.update((k, fold_all(model, v)) for k, v in acts.items())
     if plan.raw_types:
-        raw = _facts(
+        raw = activity_facts(
             uow.scoring.activities_of(
                 id_range=id_range, types=plan.raw_types, with_properties=with_properties
             ),
@@ -447,7 +446,7 @@ def score_leads(
     full: dict[int, list[ActivityFacts]] = {}
     if stale:
         types = sorted({r.activity_type for r in scoring_model.engagement_rules})
-        full = _facts(
+        full = activity_facts(
             uow.scoring.activities_of(
                 ids=stale, types=types, with_properties=_needs_properties(scoring_model)
             )
@@ -486,7 +485,7 @@ def explain(uow: UnitOfWork, ref: str | int, *, load: Loader, as_of: datetime) -
         states = _states(row.engagement_state)
     else:
         types = sorted({r.activity_type for r in model.engagement_rules})
-        acts = _facts(
+        acts = activity_facts(
             uow.scoring.activities_of(ids=[lead.id], types=types, with_properties=_needs_properties(model))
         )
         states = fold_all(model, acts.get(lead.id, []))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -15,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from leadstage.adapters.db import tables as t
 from leadstage.adapters.db.repositories import chunks, history_values, history_written
 from leadstage.adapters.db.segments import compile_filter
-from leadstage.domain.activities import SALES_ACTIVITY_TYPES
+from leadstage.domain.activities import SALES_ACTIVITY_TYPES, decoded_properties
 from leadstage.domain.errors import ConcurrencyConflict
 from leadstage.domain.routing import LeadFacts, RoutingDocument
 from leadstage.domain.segments import Filter
@@ -179,11 +178,9 @@ class SqlRoutingRepository:
         for r in self.conn.execute(q):
             country = r.country
             if not country:
-                props = r.properties
-                if isinstance(props, str):
-                    props = json.loads(props)
+                props = decoded_properties(r.properties)
                 for key in COUNTRY_PROPERTIES:
-                    value = (props or {}).get(key)
+                    value = props.get(key)
                     if isinstance(value, str) and value.strip():
                         country = value
                         break
