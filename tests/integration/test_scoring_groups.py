@@ -122,7 +122,7 @@ def test_aggregated_states_equal_the_one_by_one_fold(container, seed):
         assert uow.scoring.groups_supported()
         id_range = (min(ids), max(ids))
         grouped, count = scoring._range_states(uow, model, id_range, ref)
-        acts = scoring._facts(
+        acts = scoring.activity_facts(
             uow.scoring.activities_of(id_range=id_range, types=types, with_properties=True),
             scoring.property_filtered_types(model),
         )
