@@ -121,14 +121,19 @@ class Container:
         self.engine.dispose()
 
         @contextmanager
-        def readers() -> Iterator[UnitOfWorkFactory]:
+        def readers() -> Iterator[SqlUnitOfWorkFactory]:
             engine = make_engine(url, cache_mb=READ_AHEAD_CACHE_MB)
             try:
                 yield SqlUnitOfWorkFactory(engine)
             finally:
                 engine.dispose()
 
-        return run_ahead(produce, readers)
+        def checkpoints(readers: SqlUnitOfWorkFactory) -> None:
+            # SQLite: the log the importing process grows is copied into the database file here, while it
+            # stores the piece it was just given, instead of in its commits (ADR 23)
+            checkpoint(readers.engine)
+
+        return run_ahead(produce, readers, between=checkpoints)
 
     def follow_up(self) -> ingest.FollowUps:
         """Run the activity backlog's follow-ups (touches, scoring when on, attribution credits) until it

@@ -14,7 +14,9 @@ import contextlib
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from multiprocessing.connection import Connection
@@ -24,6 +26,8 @@ T = TypeVar("T")
 C = TypeVar("C")
 
 _ITEM, _END, _ERROR = "item", "end", "error"
+#: Items received from the child and not yet asked for, at most (as bytes, unpickled when asked for).
+BUFFERED = 2
 
 
 class ReadAheadFailed(RuntimeError):
@@ -35,6 +39,7 @@ def _child(
     other_end: Connection,
     produce: Callable[[C], Iterator[Any]],
     connect: Callable[[], AbstractContextManager[C]],
+    between: Callable[[C], None] | None,
 ) -> None:
     # the consumer's end, inherited: closed here, so a consumer that dies (even by SIGKILL) breaks the pipe
     # and the next send ends this process instead of blocking it forever
@@ -44,6 +49,8 @@ def _child(
         with connect() as resource:
             for item in produce(resource):
                 out.send((_ITEM, item))
+                if between is not None:  # the consumer has the item: its work overlaps this
+                    between(resource)
         out.send((_END, None))
     except BaseException as exc:  # the consumer decides what an error means
         code = 1
@@ -63,19 +70,50 @@ def _child(
 
 
 class RunningAhead(Iterator[T]):
-    """The consumer's side: the items of a child already started (see :func:`run_ahead`)."""
+    """The consumer's side: the items of a child already started (see :func:`run_ahead`).
+
+    A thread of the consumer's takes the child's items off the pipe as they come, as bytes, and keeps up
+    to :data:`BUFFERED` of them: the child may then run that many items ahead (a consumer that takes
+    longer over some items than others, committing say, need not wait for the child after them); the
+    items are unpickled one at a time as they are asked for."""
 
     def __init__(
-        self, produce: Callable[[C], Iterator[T]], connect: Callable[[], AbstractContextManager[C]]
+        self,
+        produce: Callable[[C], Iterator[T]],
+        connect: Callable[[], AbstractContextManager[C]],
+        between: Callable[[C], None] | None = None,
     ) -> None:
         context = multiprocessing.get_context("fork")
         self._receive, send = context.Pipe(duplex=False)
         self._child = context.Process(
-            target=_child, args=(send, self._receive, produce, connect), daemon=True, name="read-ahead"
+            target=_child,
+            args=(send, self._receive, produce, connect, between),
+            daemon=True,
+            name="read-ahead",
         )
         self._child.start()
         send.close()  # the child's end: when the child ends, receiving here ends with EOFError
-        self._done = False
+        self._done = self._finished = False
+        self._stopping = threading.Event()
+        self._items: queue.Queue[bytes | None] = queue.Queue(maxsize=BUFFERED)
+        self._pump = threading.Thread(target=self._take, name="read-ahead-pump", daemon=True)
+        self._pump.start()
+
+    def _take(self) -> None:
+        """Receive until the child's end of the pipe closes (``None`` then) or the consumer stops."""
+        while not self._stopping.is_set():
+            try:
+                data: bytes | None = self._receive.recv_bytes()
+            except (EOFError, OSError):
+                data = None
+            while not self._stopping.is_set():
+                try:
+                    self._items.put(data, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if data is None:
+                return
 
     def __iter__(self) -> RunningAhead[T]:
         return self
@@ -83,15 +121,16 @@ class RunningAhead(Iterator[T]):
     def __next__(self) -> T:
         if self._done:
             raise StopIteration
-        try:
-            kind, payload = self._receive.recv()
-        except EOFError:
+        data = self._items.get()
+        if data is None:
             self.close()
             raise ReadAheadFailed(
                 f"the read-ahead process ended without finishing (exit code {self._child.exitcode})"
-            ) from None
+            )
+        kind, payload = pickle.loads(data)  # noqa: S301 - our own child's items
         if kind == _ITEM:
             return cast(T, payload)
+        self._finished = True  # its last word: the child is on its way out
         self.close()
         if kind == _END:
             raise StopIteration
@@ -102,22 +141,30 @@ class RunningAhead(Iterator[T]):
         if self._done:
             return
         self._done = True
-        self._receive.close()
+        self._stopping.set()
         child = self._child
-        child.join(timeout=1)
-        if child.is_alive():
+        if self._finished:
+            child.join(timeout=1)
+        if child.is_alive():  # at work, or waiting for the pipe: stopped (its end of the pipe closes)
             child.terminate()
             child.join(timeout=10)
         if child.is_alive() and child.pid:  # pragma: no cover - a child that ignores SIGTERM
             os.kill(child.pid, signal.SIGKILL)
             child.join()
+        self._pump.join()  # the pipe has ended (EOF) or the pump stopped at the event
+        self._receive.close()
 
 
 def run_ahead(
-    produce: Callable[[C], Iterator[T]], connect: Callable[[], AbstractContextManager[C]]
+    produce: Callable[[C], Iterator[T]],
+    connect: Callable[[], AbstractContextManager[C]],
+    *,
+    between: Callable[[C], None] | None = None,
 ) -> RunningAhead[T]:
     """Start ``produce`` in a forked process now, with what ``connect`` opens there (and closes when it
-    is done); the result yields its items here, in order, and ``close()`` stops it. The caller forks
-    with no database connection of its own open (SQLite keeps its file locks per process: a child forked
-    while the parent has the file open would not take real locks of its own)."""
-    return RunningAhead(produce, connect)
+    is done); the result yields its items here, in order, and ``close()`` stops it. ``between`` runs
+    there, with the same resource, each time the consumer has taken an item (work of the child's that
+    may overlap the consumer's). The caller forks with no database connection of its own open (SQLite
+    keeps its file locks per process: a child forked while the parent has the file open would not take
+    real locks of its own)."""
+    return RunningAhead(produce, connect, between)

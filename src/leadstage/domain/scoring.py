@@ -1026,6 +1026,46 @@ def fold_all(
     return out
 
 
+StateTuple = tuple[float, float, int, float, tuple[float, ...]]
+"""A :class:`RuleState`'s fields as a plain tuple (what crosses between processes cheaply)."""
+
+
+def merge_states(
+    model: ScoringModel, stored: Mapping[str, RuleState], folded: Mapping[str, StateTuple]
+) -> dict[str, RuleState]:
+    """The states :func:`fold_all` gives for ``stored`` and some new activities, from ``folded``, the
+    states those activities give folded from nothing (so they can be folded elsewhere, before the stored
+    states are read; a ``RuleState`` or its fields as a tuple). Hits, last hits and window times are the
+    same as folding one by one; a repeatable rule's value is the same sum in another order (equal within
+    rounding, exactly so for whole points).
+    """
+    out = dict(stored)
+    rules = model.engagement_by_name
+    for name, (value, anchor, new_hits, new_last, new_times) in folded.items():
+        old = out.get(name)
+        if old is None:
+            out[name] = RuleState(value, anchor, new_hits, new_last, new_times)
+            continue
+        rule = rules[name]
+        decay = rule.decay
+        hits, last = old.hits + new_hits, max(old.last, new_last)
+        if decay.kind == "window":
+            horizon = last - decay.days * SECONDS_PER_DAY
+            times = tuple(sorted(t for t in (*old.times, *new_times) if t > horizon))
+            out[name] = RuleState(0.0, last, hits, last, times)
+        elif not rule.repeat:
+            out[name] = RuleState(0.0, last, hits, last)
+        elif decay.kind == "none":
+            out[name] = RuleState(old.value + value, last, hits, last)
+        elif anchor >= old.anchor:  # the value at the later anchor: the earlier one decayed to it
+            out[name] = RuleState(old.value * decay.factor(anchor - old.anchor) + value, anchor, hits, last)
+        else:
+            out[name] = RuleState(
+                old.value + value * decay.factor(old.anchor - anchor), old.anchor, hits, last
+            )
+    return out
+
+
 class RuleMatcher:
     """Which engagement rules an activity matches, remembered by its type and the values the rules'
     filters read (text as it is, other values by type and ``repr``: ``1``, ``1.0`` and ``True`` differ

@@ -43,7 +43,7 @@ from leadstage.domain.leads import (
     merge_properties,
     type_of,
 )
-from leadstage.domain.scoring import ActivityFacts, ScoringModel
+from leadstage.domain.scoring import ActivityFacts, ScoringModel, StateTuple, fold_all
 from leadstage.domain.stages import ADVOCACY_ACTIVITY_TYPES, Status
 from leadstage.domain.times import (
     TimestampError,
@@ -78,6 +78,7 @@ from leadstage.services.scoring import (
     Loader,
     load_active,
     property_filtered_types,
+    score_folded_activities,
     score_leads,
     score_new_activities,
 )
@@ -682,9 +683,16 @@ def score_activity_rows(
 ) -> int:
     """Fold stored activities that are new to their leads into the leads' scores (incremental scoring);
     returns how many leads were promoted to MQL."""
-    rules = model[1]
-    scored_types = {r.activity_type for r in rules.engagement_rules}
-    property_types = property_filtered_types(rules)
+    by_lead = _facts_by_lead(rows, model[1])
+    if not by_lead:
+        return 0
+    return score_new_activities(uow, by_lead, load=load, at=at, model=model)[1]
+
+
+def _facts_by_lead(rows: Iterable[ActivityRow], model: ScoringModel) -> dict[int, list[ActivityFacts]]:
+    """The rows the model's engagement rules look at, as scoring reads them, by lead."""
+    scored_types = {r.activity_type for r in model.engagement_rules}
+    property_types = property_filtered_types(model)
     by_lead: dict[int, list[ActivityFacts]] = {}
     for lead_id, type_, at_text, _key, source, campaign, content, props in rows:
         if type_ in scored_types:
@@ -698,9 +706,7 @@ def score_activity_rows(
                     decoded_properties(props) if props and type_ in property_types else {},
                 )
             )
-    if not by_lead:
-        return 0
-    return score_new_activities(uow, by_lead, load=load, at=at, model=model)[1]
+    return by_lead
 
 
 #: activities whose follow-ups one transaction of :func:`run_backlog` runs at most
@@ -936,7 +942,16 @@ def import_activities(
         touched: dict[int, list[Any]] = {}
         if not defer:
             backlog.widen_touches(touched, out)
-        return _PreparedBatch(batch.length, batch.bytes_read, batch.last, out, rejected, repeated, touched)
+        folded = None
+        if scoring is not None:  # folded from nothing here, merged into the stored states when stored
+            engagement = scoring[1]
+            folded = {
+                lead: {name: (*state,) for name, state in fold_all(engagement, acts).items()}
+                for lead, acts in _facts_by_lead(out, engagement).items()
+            }
+        return _PreparedBatch(
+            batch.length, batch.bytes_read, batch.last, out, rejected, repeated, touched, folded=folded
+        )
 
     def store(uow: UnitOfWork, prepared: _PreparedBatch) -> None:
         """Insert the prepared rows and run what follows them (in the importing transaction)."""
@@ -952,7 +967,13 @@ def import_activities(
             fresh = uow.bulk.insert_new_activities(out, defer=defer)
             inserted = len(fresh)
             if scoring is not None and ctx.scoring_loader is not None:
-                score_activity_rows(uow, fresh, model=scoring, load=ctx.scoring_loader, at=ctx.clock.now())
+                load = ctx.scoring_loader
+                if prepared.folded is not None and len(fresh) == len(out):  # (else some were stored before)
+                    score_folded_activities(
+                        uow, prepared.folded, load=load, at=ctx.clock.now(), model=scoring
+                    )
+                else:
+                    score_activity_rows(uow, fresh, model=scoring, load=load, at=ctx.clock.now())
             if advocacy:
                 advocate_from_activities(uow, ((r[0], r[1], r[7]) for r in fresh), at=ctx.clock.now())
             if remembering and fresh:
@@ -1023,3 +1044,5 @@ class _PreparedBatch:
     repeated: int  # rows that were the same event as an earlier row of the batch
     touched: dict[int, list[Any]] = field(default_factory=dict)  # first and last touch per lead in the batch
     unreadable: list[RejectedRecord] = field(default_factory=list)
+    # with incremental scoring: the rows' engagement states per lead, folded from nothing
+    folded: dict[int, dict[str, StateTuple]] | None = None  # (plain tuples: quicker to unpickle)

@@ -23,10 +23,12 @@ from leadstage.domain.scoring import (
     Predictive,
     RuleState,
     ScoringModel,
+    StateTuple,
     engagement_summary,
     evaluate_engagement,
     evaluate_fit,
     fold_all,
+    merge_states,
     mql_reasons,
     parse_model,
     priority,
@@ -533,8 +535,54 @@ def score_new_activities(
     active = model or load_active(uow, load)
     if active is None or not new_activities:
         return 0, 0
+    rules = active[1]
+    return _score_increments(
+        uow,
+        new_activities,
+        lambda lead_id, stored: fold_all(rules, new_activities[lead_id], stored),
+        load=load,
+        at=at,
+        active=active,
+        promote=promote,
+    )
+
+
+def score_folded_activities(
+    uow: UnitOfWork,
+    folded: Mapping[int, Mapping[str, StateTuple]],
+    *,
+    load: Loader,
+    at: datetime,
+    model: tuple[StoredModel, ScoringModel],
+) -> tuple[int, int]:
+    """:func:`score_new_activities` for activities already folded per lead from nothing (``fold_all``
+    with ``model``'s rules, in an import's read-ahead process): merged into the stored states
+    (``merge_states``). The activities are stored: leads the model has not scored get a full score."""
+    rules = model[1]
+    return _score_increments(
+        uow,
+        folded,
+        lambda lead_id, stored: merge_states(rules, stored, folded[lead_id]),
+        load=load,
+        at=at,
+        active=model,
+        promote=True,
+    )
+
+
+def _score_increments(
+    uow: UnitOfWork,
+    leads: Mapping[int, Any],
+    states_after: Callable[[int, dict[str, RuleState]], dict[str, RuleState]],
+    *,
+    load: Loader,
+    at: datetime,
+    active: tuple[StoredModel, ScoringModel],
+    promote: bool,
+) -> tuple[int, int]:
+    """Rewrite the engagement of ``leads`` from ``states_after(lead id, stored states)``; promote."""
     stored, scoring_model = active
-    rows = uow.scoring.engagement_rows(sorted(new_activities))
+    rows = uow.scoring.engagement_rows(sorted(leads))
     stale = [r.lead_id for r in rows if r.score_model_id != stored.id or r.fit_grade is None]
     changed = promoted = 0
     if stale:
@@ -544,7 +592,7 @@ def score_new_activities(
     scored: list[_Scored] = []
     when = at.timestamp()
     for row in fresh:
-        states = fold_all(scoring_model, new_activities[row.lead_id], _states(row.engagement_state))
+        states = states_after(row.lead_id, _states(row.engagement_state))
         engagement = engagement_summary(scoring_model, states, when)
         grade = row.fit_grade or "D"
         level_changed = engagement.level != row.engagement_level

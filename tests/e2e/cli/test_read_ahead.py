@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 
 from leadstage.adapters import files
 from leadstage.adapters.db.engine import normalize_url
-from leadstage.adapters.read_ahead import ReadAheadFailed, run_ahead
+from leadstage.adapters.read_ahead import BUFFERED, ReadAheadFailed, run_ahead
 from leadstage.cli import app as cli_app
 from leadstage.domain.errors import ValidationError
 from leadstage.services import ingest
@@ -159,6 +159,41 @@ def test_a_consumer_that_stops_early_stops_the_child(tmp_path):
     pid = int(marker.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_the_child_runs_ahead_of_a_slow_consumer_by_the_buffered_items_and_no_more(tmp_path):
+    made = tmp_path / "made"
+
+    def counted(_c: None) -> Iterator[bytes]:
+        for n in range(20):
+            with made.open("a") as fh:
+                fh.write(f"{n}\n")
+            yield bytes([n]) * 300_000  # more than a pipe holds: sending waits for the consumer's side
+
+    items = run_ahead(counted, nullcontext)
+    assert next(items)[0] == 0
+    # taken: 1; held here: BUFFERED; in the pipe or being made: at most two more
+    deadline = time.monotonic() + 10
+    while len(made.read_text().split()) < 1 + BUFFERED and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    ahead = len(made.read_text().split())
+    assert 1 + BUFFERED <= ahead <= 3 + BUFFERED
+    assert [item[0] for item in items] == list(range(1, 20))
+
+
+def test_between_runs_in_the_child_after_each_item_is_taken(tmp_path):
+    log = tmp_path / "between"
+
+    def between(_c: None) -> None:
+        with log.open("a") as fh:
+            fh.write(f"{os.getpid()}\n")
+
+    assert list(run_ahead(lambda c: _numbers(c, 5), nullcontext, between=between)) == list(range(5))
+    pids = log.read_text().split()
+    assert len(pids) == 5
+    assert set(pids) != {str(os.getpid())}
+    assert len(set(pids)) == 1
 
 
 def test_a_child_that_dies_is_reported_not_waited_for(tmp_path):

@@ -490,3 +490,48 @@ def test_fold_all_is_fold_after_fold_bit_for_bit(events, split, seed):
     first = one_by_one(acts[:split])
     assert fold_all(m, acts[:split]) == first
     assert fold_all(m, acts[split:], first) == one_by_one(acts[split:], first)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=events, split=st.integers(min_value=0, max_value=60), seed=st.integers(0, 10_000))
+def test_states_folded_apart_merge_into_what_folding_onto_stored_states_gives(events, split, seed):
+    """An import folds a batch's activities from nothing in its read-ahead process and merges the result
+    into the stored states: hits, last hits and window times exactly as folding onto the stored states,
+    values equal within rounding (exactly for these whole points), scores and levels the same."""
+    from leadstage.domain.scoring import merge_states
+
+    m = model()
+    acts = [act(t, days, page="/pricing" if pricing else "/") for t, days, pricing in events]
+    random.Random(seed).shuffle(acts)
+    stored = fold_all(m, acts[:split])
+    apart = {name: (*state,) for name, state in fold_all(m, acts[split:]).items()}  # as pickled
+    merged = merge_states(m, stored, apart)
+    onto = fold_all(m, acts[split:], stored)
+    assert merged.keys() == onto.keys()
+    for name, state in onto.items():
+        got = merged[name]
+        assert (got.anchor, got.hits, got.last, got.times) == (
+            state.anchor,
+            state.hits,
+            state.last,
+            state.times,
+        )
+        assert math.isclose(got.value, state.value, rel_tol=1e-12, abs_tol=1e-12)
+    for read_after in (0, 7, 45):
+        a = evaluate_engagement(m, merged, T0 + read_after * DAY)
+        b = evaluate_engagement(m, onto, T0 + read_after * DAY)
+        assert abs(a.score - b.score) <= 1e-9
+        assert a.level == b.level
+
+
+def test_merging_nothing_changes_nothing_and_new_rules_are_taken_as_folded():
+    from leadstage.domain.scoring import merge_states
+
+    m = model()
+    stored = fold_all(m, [act("webinar_attended", 30), act("demo", 5)])
+    assert merge_states(m, stored, {}) == stored
+    new = fold_all(m, [act("email_click", 2), act("email_click", 1)])
+    assert merge_states(m, {}, new) == new
+    both = merge_states(m, stored, new)
+    assert both["clicks"] == new["clicks"]
+    assert both["webinar"] == stored["webinar"]
