@@ -109,8 +109,9 @@ Command: `.venv/bin/python bench/bench_memory.py --activities {args.activities} 
 | peak resident set of its largest process (kernel's figure) | {largest_mb:,.0f} MB |
 
 The import (incremental scoring on, the default model active) streams the file in 1 MB blocks, reads and
-prepares it in pieces of 25,000 rows in a second process while the first stores, and commits every 50,000
-rows: {verdict} the goal of at most 500 MB.
+prepares it (scores folded per lead included) in pieces of 25,000 rows in a second process while the
+first stores, with up to two prepared pieces waiting, as bytes, in the first (ADR 23), and commits every
+50,000 rows: {verdict} the goal of at most 500 MB.
 """
     write_section("memory", body)
     print(body)

@@ -15,7 +15,16 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 
 from leadstage.adapters.db import tables as t
-from leadstage.adapters.db.engine import DatabaseTooNew, make_engine, upgrade
+from leadstage.adapters.db.engine import (
+    DatabaseTooNew,
+    _revisions,
+    alembic_config,
+    current_revision,
+    head_revision,
+    is_known_revision,
+    make_engine,
+    upgrade,
+)
 from leadstage.bootstrap import Container
 from leadstage.domain.errors import ConcurrencyConflict
 from leadstage.domain.stages import TransitionRequest
@@ -136,6 +145,30 @@ def test_init_refuses_a_database_newer_than_the_code(container):
     finally:
         with container.engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
+
+
+def test_revisions_read_at_start_up_are_alembic_s(container):
+    """Commands check the schema without loading alembic (start-up time): the scripts read as text give
+    the same revisions, head and database revision as alembic gives."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(container.engine))
+    assert {r.revision: r.down_revision for r in script.walk_revisions()} == _revisions()
+    assert head_revision() == script.get_current_head()
+    with container.engine.connect() as conn:
+        assert current_revision(container.engine) == MigrationContext.configure(conn).get_current_revision()
+    assert current_revision(container.engine) == head_revision()
+    assert is_known_revision("0001")
+    assert not is_known_revision("9999")
+
+
+def test_a_database_without_a_schema_has_no_revision(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        assert current_revision(engine) is None
+    finally:
+        engine.dispose()
 
 
 def test_builtin_activity_types_are_installed(container):

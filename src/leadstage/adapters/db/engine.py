@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import functools
+import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: Connections kept open per engine, and how many more may be opened at busy moments.
@@ -121,34 +120,56 @@ def _postgresql_begin(conn: Connection) -> None:
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config  # (alembic is loaded only to migrate: a second off every start-up)
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["engine"] = engine
     return cfg
 
 
+_REVISION = re.compile(r"^revision(?:: str)? = \"([^\"]+)\"", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision(?:: [^=]+)? = (?:\"([^\"]+)\"|None)", re.MULTILINE)
+
+
+@functools.cache
+def _revisions() -> dict[str, str | None]:
+    """Each schema revision this code knows and the one it follows, read from the migration scripts as
+    text (what every command checks at start-up, without loading alembic; a test holds it to alembic's
+    reading of the same scripts)."""
+    found: dict[str, str | None] = {}
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(source), _DOWN_REVISION.search(source)
+        if revision is None or down is None:
+            raise RuntimeError(f"{path}: a migration script without revision and down_revision")
+        found[revision.group(1)] = down.group(1)
+    return found
+
+
 def head_revision() -> str:
-    script = ScriptDirectory.from_config(alembic_config(create_engine("sqlite://")))
-    head = script.get_current_head()
-    assert head is not None
-    return head
+    """The newest schema revision this code knows."""
+    revisions = _revisions()
+    heads = set(revisions) - set(revisions.values())
+    if len(heads) != 1:
+        raise RuntimeError(f"migration scripts with {len(heads)} newest revisions: {sorted(heads)}")
+    return heads.pop()
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The database's schema revision (alembic's version table), or None when it has none."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
-
-
-def _known_revision(script: ScriptDirectory, revision: str) -> bool:
-    try:
-        return script.get_revision(revision) is not None
-    except CommandError:
-        return False
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(versions) > 1:
+        raise RuntimeError(f"the database names several schema revisions: {sorted(versions)}")
+    return versions[0] if versions else None
 
 
 def is_known_revision(revision: str) -> bool:
     """Whether this code knows the schema revision (False: the database is newer)."""
-    return _known_revision(ScriptDirectory.from_config(alembic_config(create_engine("sqlite://"))), revision)
+    return revision in _revisions()
 
 
 class DatabaseTooNew(Exception):
@@ -157,9 +178,10 @@ class DatabaseTooNew(Exception):
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Bring the schema to the newest revision; returns (before, after). Refuses a newer database."""
+    from alembic import command
+
     before = current_revision(engine)
-    script = ScriptDirectory.from_config(alembic_config(engine))
-    if before is not None and not _known_revision(script, before):
+    if before is not None and not is_known_revision(before):
         raise DatabaseTooNew(
             f"the database is at schema revision {before}, which this leadstage does not know: "
             "it was written by a newer version; upgrade leadstage instead"
