@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev,web-test]"   # every extra of the project, together
+	$(BIN)/python -m compileall -q src/leadstage   # bytecode now, as a wheel's install does (start-up time)
 	touch $(STAMP)
 
 install: $(STAMP)
