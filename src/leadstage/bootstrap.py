@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from leadstage.adapters.clock import SystemClock
 from leadstage.adapters.db.engine import checkpoint, make_engine
@@ -130,8 +133,11 @@ class Container:
 
         def checkpoints(readers: SqlUnitOfWorkFactory) -> None:
             # SQLite: the log the importing process grows is copied into the database file here, while it
-            # stores the piece it was just given, instead of in its commits (ADR 23)
-            checkpoint(readers.engine)
+            # stores the piece it was just given, instead of in its commits (ADR 23). A help, not a duty:
+            # one that fails (the file busy in some other way) leaves the log to the writer's own checkpoints
+            # and must not stop the import
+            with contextlib.suppress(SQLAlchemyError, sqlite3.Error):
+                checkpoint(readers.engine)
 
         return run_ahead(produce, readers, between=checkpoints)
 

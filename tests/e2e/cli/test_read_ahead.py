@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from leadstage import bootstrap
 from leadstage.adapters import files
 from leadstage.adapters.db.engine import normalize_url
 from leadstage.adapters.read_ahead import BUFFERED, ReadAheadFailed, run_ahead
@@ -122,6 +124,28 @@ def test_an_import_read_ahead_stores_and_rejects_exactly_what_one_process_does(
     # (a score is stored as of its writing: seconds of 30-day decay apart, far less than 1e-4)
     assert [r[:2] + r[3:] for r in again] == [r[:2] + r[3:] for r in folded]
     assert [float(r[2]) for r in again] == pytest.approx([float(r[2]) for r in folded], rel=1e-4)
+
+
+def test_a_checkpoint_that_fails_in_the_read_ahead_process_does_not_stop_the_import(
+    capsys, sqlite_url, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("LEADSTAGE_IMPORT_BATCH_ROWS", "100")
+    monkeypatch.setattr(cli_app, "READ_ROWS", 100)
+    monkeypatch.setattr(ingest, "READ_AHEAD_BYTES", 0)
+    tried: list[int] = []
+
+    def failing(_engine: object) -> None:
+        tried.append(os.getpid())  # (in the child: this process never sees it)
+        raise sqlite3.OperationalError("database table is locked")
+
+    monkeypatch.setattr(bootstrap, "checkpoint", failing)
+    leads, acts = _files(tmp_path)
+    assert run(capsys, sqlite_url, "init").code == 0
+    assert run(capsys, sqlite_url, "import", "leads", str(leads)).code == 0
+    result = run(capsys, sqlite_url, "import", "activities", str(acts), "--json")
+    assert result.code == 0, result.err
+    assert result.json()["created"] == 931
+    assert tried == []
 
 
 def _numbers(_connection: None, upto: int) -> Iterator[int]:
