@@ -120,7 +120,13 @@ class Container:
         """``produce`` in a forked process with its own connections to this database (ADR 23)."""
         url = self.settings.database_url
         # no connection of this process open at the fork: SQLite keeps file locks per process, and a child
-        # forked while its parent holds the file open would read without taking locks of its own
+        # forked while its parent holds the file open would read (and checkpoint) without taking locks of
+        # its own; a unit of work still open here is a mistake of the caller's, refused
+        in_use = getattr(self.engine.pool, "checkedout", lambda: 0)()
+        if in_use:
+            raise RuntimeError(
+                f"read-ahead asked for with {in_use} database connection(s) of this process in use"
+            )
         self.engine.dispose()
 
         @contextmanager

@@ -3,8 +3,9 @@ consumes the previous ones (the activity import reads and prepares its next batc
 is stored: two cores instead of one, ADR 23).
 
 The child is forked, so the producer is any callable (nothing is pickled but its items); it gets its own
-database connections from ``connect`` (closed when it is done) and never touches the parent's. Items cross a pipe, one at a time:
-the child runs at most one item ahead of the consumer (the pipe blocks it), so memory stays bounded. An
+database connections from ``connect`` (closed when it is done) and never touches the parent's. Items cross
+a pipe, one at a time; the consumer keeps up to :data:`BUFFERED` received items (as bytes), so the child
+runs a few items ahead at most (those, one being received, one being sent) and memory stays bounded. An
 exception in the child is raised again in the consumer; a consumer that stops early stops the child.
 """
 
@@ -94,26 +95,34 @@ class RunningAhead(Iterator[T]):
         self._child.start()
         send.close()  # the child's end: when the child ends, receiving here ends with EOFError
         self._done = self._finished = False
+        self._failure: BaseException | None = None
         self._stopping = threading.Event()
         self._items: queue.Queue[bytes | None] = queue.Queue(maxsize=BUFFERED)
         self._pump = threading.Thread(target=self._take, name="read-ahead-pump", daemon=True)
         self._pump.start()
 
     def _take(self) -> None:
-        """Receive until the child's end of the pipe closes (``None`` then) or the consumer stops."""
-        while not self._stopping.is_set():
-            try:
-                data: bytes | None = self._receive.recv_bytes()
-            except (EOFError, OSError):
-                data = None
+        """Receive until the child's end of the pipe closes or the consumer stops; ``None`` then ends what
+        the consumer gets, whatever ended the receiving (an error here is kept for the consumer)."""
+        try:
             while not self._stopping.is_set():
                 try:
-                    self._items.put(data, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if data is None:
+                    data = self._receive.recv_bytes()
+                except (EOFError, OSError):
+                    return
+                self._put(data)
+        except BaseException as exc:  # (out of memory receiving a piece, say): the consumer must hear
+            self._failure = exc
+        finally:
+            self._put(None)
+
+    def _put(self, data: bytes | None) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._items.put(data, timeout=0.1)
                 return
+            except queue.Full:
+                continue
 
     def __iter__(self) -> RunningAhead[T]:
         return self
@@ -124,6 +133,10 @@ class RunningAhead(Iterator[T]):
         data = self._items.get()
         if data is None:
             self.close()
+            if self._failure is not None:
+                raise ReadAheadFailed(
+                    f"receiving from the read-ahead process failed: {self._failure!r}"
+                ) from (self._failure)
             raise ReadAheadFailed(
                 f"the read-ahead process ended without finishing (exit code {self._child.exitcode})"
             )
@@ -163,8 +176,8 @@ def run_ahead(
 ) -> RunningAhead[T]:
     """Start ``produce`` in a forked process now, with what ``connect`` opens there (and closes when it
     is done); the result yields its items here, in order, and ``close()`` stops it. ``between`` runs
-    there, with the same resource, each time the consumer has taken an item (work of the child's that
-    may overlap the consumer's). The caller forks with no database connection of its own open (SQLite
+    there, with the same resource, each time an item has been sent (received here: work of the child's
+    that overlaps the consumer's). The caller forks with no database connection of its own open (SQLite
     keeps its file locks per process: a child forked while the parent has the file open would not take
     real locks of its own)."""
     return RunningAhead(produce, connect, between)

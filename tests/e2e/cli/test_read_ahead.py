@@ -223,6 +223,27 @@ def test_between_runs_in_the_child_after_each_item_is_taken(tmp_path):
     assert len(set(pids)) == 1
 
 
+def test_receiving_that_fails_here_is_reported_not_waited_for(monkeypatch):
+    from multiprocessing.connection import Connection
+
+    real = Connection.recv_bytes
+    calls: list[int] = []
+
+    def second_fails(self: Connection, *args: object) -> bytes:
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("no room for the piece")
+        return real(self, *args)
+
+    monkeypatch.setattr(Connection, "recv_bytes", second_fails)
+    items = run_ahead(lambda c: _numbers(c, 50), nullcontext)
+    assert next(items) == 0
+    started = time.monotonic()
+    with pytest.raises(ReadAheadFailed, match="MemoryError"):
+        next(items)
+    assert time.monotonic() - started < 10
+
+
 def test_a_child_that_dies_is_reported_not_waited_for(tmp_path):
     def dies(_c: None) -> Iterator[int]:
         yield 1
@@ -282,3 +303,36 @@ def test_a_piece_of_the_file_that_cannot_be_parsed_stops_the_import_with_its_mes
     assert again["created"] + again["unchanged"] == 931 + 10
     assert again["unchanged"] >= 10
     assert sum(r[-1] for r in _leads(db_url)) == 931
+
+
+def test_read_ahead_refuses_to_fork_with_a_connection_of_the_caller_in_use(container):
+    with container.uow(), pytest.raises(RuntimeError, match="connection"):
+        container.read_ahead(lambda _readers: iter(()))
+    items = container.read_ahead(lambda _readers: iter([1, 2]))  # none in use: it runs
+    assert list(items) == [1, 2]
+
+
+def test_a_file_partly_imported_before_is_scored_from_its_new_rows_only_read_ahead(
+    capsys, db_url, tmp_path, monkeypatch
+):
+    """Pieces some of whose rows are stored already are folded from their new rows (not the child's
+    folded states), so scores still equal a recomputation from every stored activity."""
+    monkeypatch.setenv("LEADSTAGE_IMPORT_BATCH_ROWS", "100")
+    monkeypatch.setattr(cli_app, "READ_ROWS", 100)
+    monkeypatch.setattr(ingest, "READ_AHEAD_BYTES", 0)
+    leads, acts = _files(tmp_path)
+    assert run(capsys, db_url, "init").code == 0
+    assert run(capsys, db_url, "import", "leads", str(leads)).code == 0
+    lines = acts.read_text(encoding="utf-8").splitlines()
+    first = tmp_path / "first.csv"
+    first.write_text("\n".join(lines[:400]) + "\n", encoding="utf-8")
+    assert run(capsys, db_url, "import", "activities", str(first)).code == 0
+    again = run(capsys, db_url, "import", "activities", str(acts), "--json")  # the first 399 rows again
+    assert again.code == 0, again.err
+    assert again.json()["unchanged"] > 300
+    folded = _leads(db_url)
+    assert sum(r[-1] for r in folded) == 931
+    assert run(capsys, db_url, "score", "run").code == 0
+    recomputed = _leads(db_url)
+    assert [r[:2] + r[3:] for r in recomputed] == [r[:2] + r[3:] for r in folded]
+    assert [float(r[2]) for r in recomputed] == pytest.approx([float(r[2]) for r in folded], rel=1e-4)

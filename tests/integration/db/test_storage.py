@@ -23,6 +23,7 @@ from leadstage.adapters.db.engine import (
     head_revision,
     is_known_revision,
     make_engine,
+    revisions_in,
     upgrade,
 )
 from leadstage.bootstrap import Container
@@ -154,13 +155,34 @@ def test_revisions_read_at_start_up_are_alembic_s(container):
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config(container.engine))
-    assert {r.revision: r.down_revision for r in script.walk_revisions()} == _revisions()
+    downs = {r.revision: r.down_revision for r in script.walk_revisions()}
+    assert {k: () if v is None else (v,) if isinstance(v, str) else tuple(v) for k, v in downs.items()} == (
+        _revisions()
+    )
     assert head_revision() == script.get_current_head()
     with container.engine.connect() as conn:
         assert current_revision(container.engine) == MigrationContext.configure(conn).get_current_revision()
     assert current_revision(container.engine) == head_revision()
     assert is_known_revision("0001")
     assert not is_known_revision("9999")
+
+
+def test_revisions_are_read_in_either_quotes_and_merges_name_both_parents(tmp_path):
+    (tmp_path / "0001_a.py").write_text('revision: str = "0001"\ndown_revision: str | None = None\n')
+    (tmp_path / "0002_b.py").write_text("revision: str = '0002'\ndown_revision: str | None = '0001'\n")
+    (tmp_path / "0003_c.py").write_text("revision = '0003'\ndown_revision = '0001'\n")
+    (tmp_path / "0004_merge.py").write_text(
+        "revision: str = '0004'\ndown_revision: str | Sequence[str] | None = ('0002', '0003')\n"
+    )
+    assert revisions_in(tmp_path) == {
+        "0001": (),
+        "0002": ("0001",),
+        "0003": ("0001",),
+        "0004": ("0002", "0003"),
+    }
+    (tmp_path / "0005_bad.py").write_text("down_revision = '0004'\n")
+    with pytest.raises(RuntimeError, match=r"0005_bad\.py: a migration script without a revision"):
+        revisions_in(tmp_path)
 
 
 def test_a_database_without_a_schema_has_no_revision(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import re
 import time
@@ -128,29 +129,39 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-_REVISION = re.compile(r"^revision(?:: str)? = \"([^\"]+)\"", re.MULTILINE)
-_DOWN_REVISION = re.compile(r"^down_revision(?:: [^=]+)? = (?:\"([^\"]+)\"|None)", re.MULTILINE)
+_ASSIGNED = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]+)?=\s*(.+?)\s*$", re.MULTILINE)
 
 
 @functools.cache
-def _revisions() -> dict[str, str | None]:
-    """Each schema revision this code knows and the one it follows, read from the migration scripts as
-    text (what every command checks at start-up, without loading alembic; a test holds it to alembic's
-    reading of the same scripts)."""
-    found: dict[str, str | None] = {}
-    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
-        source = path.read_text(encoding="utf-8")
-        revision, down = _REVISION.search(source), _DOWN_REVISION.search(source)
-        if revision is None or down is None:
-            raise RuntimeError(f"{path}: a migration script without revision and down_revision")
-        found[revision.group(1)] = down.group(1)
+def _revisions() -> dict[str, tuple[str, ...]]:
+    """Each schema revision this code knows and the ones it follows (see :func:`revisions_in`)."""
+    return revisions_in(MIGRATIONS_DIR / "versions")
+
+
+def revisions_in(directory: Path) -> dict[str, tuple[str, ...]]:
+    """The revisions of the migration scripts in ``directory`` and the ones each follows, read from their
+    ``revision`` and ``down_revision`` assignments (literals: either quotes, ``None``, a tuple for a
+    merge) without loading alembic, as every command checks the schema at start-up; a test holds this to
+    alembic's reading of the same scripts."""
+    found: dict[str, tuple[str, ...]] = {}
+    for path in sorted(directory.glob("*.py")):
+        values: dict[str, Any] = {}
+        for name, literal in _ASSIGNED.findall(path.read_text(encoding="utf-8")):
+            try:
+                values.setdefault(name, ast.literal_eval(literal))
+            except (ValueError, SyntaxError):
+                raise RuntimeError(f"{path}: {name} is not a literal: {literal}") from None
+        revision, down = values.get("revision"), values.get("down_revision", ())
+        if not isinstance(revision, str):
+            raise RuntimeError(f"{path}: a migration script without a revision")
+        found[revision] = () if down is None else (down,) if isinstance(down, str) else tuple(down)
     return found
 
 
 def head_revision() -> str:
     """The newest schema revision this code knows."""
     revisions = _revisions()
-    heads = set(revisions) - set(revisions.values())
+    heads = set(revisions) - {down for downs in revisions.values() for down in downs}
     if len(heads) != 1:
         raise RuntimeError(f"migration scripts with {len(heads)} newest revisions: {sorted(heads)}")
     return heads.pop()
