@@ -493,20 +493,31 @@ def test_fold_all_is_fold_after_fold_bit_for_bit(events, split, seed):
 
 
 @settings(max_examples=300, deadline=None)
-@given(events=events, split=st.integers(min_value=0, max_value=60), seed=st.integers(0, 10_000))
-def test_states_folded_apart_merge_into_what_folding_onto_stored_states_gives(events, split, seed):
+@given(
+    events=events,
+    split=st.integers(min_value=0, max_value=60),
+    second=st.integers(min_value=0, max_value=60),
+    seed=st.integers(0, 10_000),
+)
+def test_states_folded_apart_merge_into_what_folding_onto_stored_states_gives(events, split, second, seed):
     """An import folds a batch's activities from nothing in its read-ahead process and merges the result
-    into the stored states: hits, last hits and window times exactly as folding onto the stored states,
-    values equal within rounding (exactly for these whole points), scores and levels the same."""
+    into the stored states (stored as JSON), piece after piece: hits, last hits and window times exactly
+    as folding onto the stored states, values equal within rounding, scores and levels the same."""
     from leadstage.domain.scoring import merge_states
 
-    m = model()
+    m = model(MODEL.replace("points: 2, decay: none}", "points: -2.5, decay: none}"))  # negative, halves
     acts = [act(t, days, page="/pricing" if pricing else "/") for t, days, pricing in events]
     random.Random(seed).shuffle(acts)
-    stored = fold_all(m, acts[:split])
-    apart = {name: (*state,) for name, state in fold_all(m, acts[split:]).items()}  # as pickled
-    merged = merge_states(m, stored, apart)
-    onto = fold_all(m, acts[split:], stored)
+    first, later = sorted((split, second))
+
+    def stored_as_json(states):
+        return {name: RuleState.from_json(state.to_json()) for name, state in states.items()}
+
+    merged = stored_as_json(fold_all(m, acts[:first]))
+    for piece in (acts[first:later], acts[later:]):
+        apart = {name: (*state,) for name, state in fold_all(m, piece).items()}  # as pickled
+        merged = stored_as_json(merge_states(m, merged, apart))
+    onto = fold_all(m, acts[later:], fold_all(m, acts[first:later], fold_all(m, acts[:first])))
     assert merged.keys() == onto.keys()
     for name, state in onto.items():
         got = merged[name]
