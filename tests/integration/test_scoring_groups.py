@@ -15,6 +15,7 @@ from leadstage.domain.times import utc_text
 from leadstage.services import leads as lead_service
 from leadstage.services import scoring
 from leadstage.services.leads import LeadInput
+from tests.builders import assert_same_states
 from tests.conftest import NOW
 
 MODEL = """name: groups
@@ -131,18 +132,7 @@ def test_aggregated_states_equal_the_one_by_one_fold(container, seed):
     assert count == sum(len(v) for v in acts.values())
     assert set(grouped) == set(acts)
     for lead_id, lead_acts in acts.items():
-        expected = fold_all(model, lead_acts)
-        got = grouped[lead_id]
-        assert set(got) == set(expected), lead_id
-        for name, state in expected.items():
-            other = got[name]
-            assert (other.anchor, other.hits, other.last, other.times) == (
-                state.anchor,
-                state.hits,
-                state.last,
-                state.times,
-            ), (lead_id, name)
-            assert abs(other.value - state.value) <= 1e-9 * max(1.0, abs(state.value)), (lead_id, name)
+        assert_same_states(grouped[lead_id], fold_all(model, lead_acts), where=lead_id)
 
 
 FIT_MODEL = """name: fit facts

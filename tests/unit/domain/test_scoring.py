@@ -28,6 +28,7 @@ from leadstage.domain.scoring import (
     parse_model,
     states_json,
 )
+from tests.builders import assert_same_states
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
 DAY = SECONDS_PER_DAY
@@ -406,16 +407,7 @@ def test_states_from_aggregated_groups_equal_the_fold(events, ref_day):
     got = GroupFolder(m, m.group_plan).states(_groups(m, acts, ref), ref)
     expected = fold_all(m, [a for a in sorted(acts, key=lambda a: a.ts) if a.type in m.group_plan.types])
     assert got is not None
-    assert set(got) == set(expected)
-    for name, state in expected.items():
-        other = got[name]
-        assert (other.anchor, other.hits, other.last, other.times) == (
-            state.anchor,
-            state.hits,
-            state.last,
-            state.times,
-        )
-        assert abs(other.value - state.value) <= 1e-9 * max(1.0, abs(state.value))
+    assert_same_states(got, expected)
 
 
 def test_times_too_far_from_the_reference_are_left_to_the_fold():
@@ -518,16 +510,7 @@ def test_states_folded_apart_merge_into_what_folding_onto_stored_states_gives(ev
         apart = {name: (*state,) for name, state in fold_all(m, piece).items()}  # as pickled
         merged = stored_as_json(merge_states(m, merged, apart))
     onto = fold_all(m, acts[later:], fold_all(m, acts[first:later], fold_all(m, acts[:first])))
-    assert merged.keys() == onto.keys()
-    for name, state in onto.items():
-        got = merged[name]
-        assert (got.anchor, got.hits, got.last, got.times) == (
-            state.anchor,
-            state.hits,
-            state.last,
-            state.times,
-        )
-        assert math.isclose(got.value, state.value, rel_tol=1e-12, abs_tol=1e-12)
+    assert_same_states(merged, onto)
     for read_after in (0, 7, 45):
         a = evaluate_engagement(m, merged, T0 + read_after * DAY)
         b = evaluate_engagement(m, onto, T0 + read_after * DAY)
