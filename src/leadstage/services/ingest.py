@@ -942,25 +942,15 @@ def import_activities(
         touched: dict[int, list[Any]] = {}
         if not defer:
             backlog.widen_touches(touched, out)
-        folded = encoded = None
+        folded = None
         if scoring is not None:  # folded from nothing here, merged into the stored states when stored
             engagement = scoring[1]
             folded = {
                 lead: {name: (*state,) for name, state in fold_all(engagement, acts).items()}
                 for lead, acts in _facts_by_lead(out, engagement).items()
             }
-            # the rows as one JSON text too: stored in one statement while the merging runs alongside
-            encoded = json.dumps(out, separators=(",", ":"), ensure_ascii=False)
         return _PreparedBatch(
-            batch.length,
-            batch.bytes_read,
-            batch.last,
-            out,
-            rejected,
-            repeated,
-            touched,
-            folded=folded,
-            encoded=encoded,
+            batch.length, batch.bytes_read, batch.last, out, rejected, repeated, touched, folded=folded
         )
 
     def store(uow: UnitOfWork, prepared: _PreparedBatch) -> None:
@@ -974,24 +964,16 @@ def import_activities(
         if scoring is None and not remembering and not advocacy and not defer:
             inserted = uow.bulk.insert_activities(out)
         else:
-            load = ctx.scoring_loader
-            fresh: list[ActivityRow] = []
-            scored = False
-            if scoring is not None and load is not None and prepared.folded is not None:
-
-                def storing() -> bool:  # (while the folded states are merged in another thread)
-                    fresh.extend(uow.bulk.insert_new_activities(out, defer=defer, encoded=prepared.encoded))
-                    return len(fresh) == len(out)  # else some were stored before: scored from their rows
-
-                done = score_folded_activities(
-                    uow, prepared.folded, load=load, at=ctx.clock.now(), model=scoring, storing=storing
-                )
-                scored = done is not None
-            else:
-                fresh = uow.bulk.insert_new_activities(out, defer=defer)
+            fresh = uow.bulk.insert_new_activities(out, defer=defer)
             inserted = len(fresh)
-            if scoring is not None and load is not None and not scored:
-                score_activity_rows(uow, fresh, model=scoring, load=load, at=ctx.clock.now())
+            if scoring is not None and ctx.scoring_loader is not None:
+                load = ctx.scoring_loader
+                if prepared.folded is not None and len(fresh) == len(out):  # (else some were stored before)
+                    score_folded_activities(
+                        uow, prepared.folded, load=load, at=ctx.clock.now(), model=scoring
+                    )
+                else:
+                    score_activity_rows(uow, fresh, model=scoring, load=load, at=ctx.clock.now())
             if advocacy:
                 advocate_from_activities(uow, ((r[0], r[1], r[7]) for r in fresh), at=ctx.clock.now())
             if remembering and fresh:
@@ -1064,4 +1046,3 @@ class _PreparedBatch:
     unreadable: list[RejectedRecord] = field(default_factory=list)
     # with incremental scoring: the rows' engagement states per lead, folded from nothing
     folded: dict[int, dict[str, StateTuple]] | None = None  # (plain tuples: quicker to unpickle)
-    encoded: str | None = None  # with scoring: ``rows`` as a JSON array of arrays

@@ -260,25 +260,18 @@ class BulkWriter(Protocol):
 
     def existing_lead_ids(self, ids: Iterable[int]) -> set[int]: ...
 
-    def insert_activities(
-        self, rows: Sequence[ActivityRow], *, refresh_credits: bool = True, encoded: str | None = None
-    ) -> int:
+    def insert_activities(self, rows: Sequence[ActivityRow], *, refresh_credits: bool = True) -> int:
         """Insert, skipping known idempotency keys; return how many were new. The attribution credits of
-        leads whose new activities count for them are recomputed (unless ``refresh_credits`` is off).
-        ``encoded``: the same rows as a JSON array of arrays, which a database may insert in one statement
-        (SQLite: the interpreter lock is free meanwhile, for other threads' work)."""
+        leads whose new activities count for them are recomputed (unless ``refresh_credits`` is off)."""
         ...
 
     def refresh_credits(self, earliest: Mapping[int, datetime]) -> None:
         """Recompute the attribution credits of leads with new activities (lead id: earliest new time)."""
         ...
 
-    def insert_new_activities(
-        self, rows: Sequence[ActivityRow], *, defer: bool = False, encoded: str | None = None
-    ) -> list[ActivityRow]:
+    def insert_new_activities(self, rows: Sequence[ActivityRow], *, defer: bool = False) -> list[ActivityRow]:
         """Insert, skipping known keys; return the rows that were new. ``defer``: their scoring and credits
-        are left to the activity backlog (:meth:`backlog`) instead of following in this transaction;
-        ``encoded`` as for :meth:`insert_activities`."""
+        are left to the activity backlog (:meth:`backlog`) instead of following in this transaction."""
         ...
 
     def backlog(self, limit: int) -> list[tuple[int, ActivityRow]]:

@@ -8,7 +8,6 @@ evaluated as of the time a score is read, so ``explain`` is always current.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -555,36 +554,20 @@ def score_folded_activities(
     load: Loader,
     at: datetime,
     model: tuple[StoredModel, ScoringModel],
-    storing: Callable[[], bool],
-) -> tuple[int, int] | None:
-    """:func:`score_new_activities` for activities folded per lead from nothing (``fold_all`` with
-    ``model``'s rules, in an import's read-ahead process), merged into the stored states (``merge_states``).
-
-    ``storing`` stores the activities, in this thread, while the merged states and scores are worked out
-    in another (the leads' stored states are read first: storing activities does not change them; a
-    store that gives up the interpreter lock while the database works lets both go on at once). It
-    answers whether every activity was new; if not, nothing is written here and ``None`` is returned
-    (the caller scores the new ones from their rows). Leads the model has not scored get a full score.
-    """
-    stored_model, rules = model
-    rows = uow.scoring.engagement_rows(sorted(folded))
-    fresh = [r for r in rows if r.score_model_id == stored_model.id and r.fit_grade is not None]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring") as worker:
-        planning = worker.submit(
-            _plan_increments,
-            fresh,
-            lambda lead_id, stored: merge_states(rules, stored, folded[lead_id]),
-            model=rules,
-            at=at,
-            promote=True,
-        )
-        try:
-            all_new = storing()
-        finally:
-            plan = planning.result()  # (an error in either is raised here)
-    if not all_new:
-        return None
-    return _apply_increments(uow, rows, plan, load=load, at=at, active=model, promote=True)
+) -> tuple[int, int]:
+    """:func:`score_new_activities` for activities already folded per lead from nothing (``fold_all``
+    with ``model``'s rules, in an import's read-ahead process): merged into the stored states
+    (``merge_states``). The activities are stored: leads the model has not scored get a full score."""
+    rules = model[1]
+    return _score_increments(
+        uow,
+        folded,
+        lambda lead_id, stored: merge_states(rules, stored, folded[lead_id]),
+        load=load,
+        at=at,
+        active=model,
+        promote=True,
+    )
 
 
 def _score_increments(
@@ -600,37 +583,20 @@ def _score_increments(
     """Rewrite the engagement of ``leads`` from ``states_after(lead id, stored states)``; promote."""
     stored, scoring_model = active
     rows = uow.scoring.engagement_rows(sorted(leads))
+    stale = [r.lead_id for r in rows if r.score_model_id != stored.id or r.fit_grade is None]
+    changed = promoted = 0
+    if stale:
+        changed, promoted = score_leads(uow, stale, load=load, at=at, promote=promote, model=active)
     fresh = [r for r in rows if r.score_model_id == stored.id and r.fit_grade is not None]
-    plan = _plan_increments(fresh, states_after, model=scoring_model, at=at, promote=promote)
-    return _apply_increments(uow, rows, plan, load=load, at=at, active=active, promote=promote)
-
-
-@dataclass
-class _Increments:
-    """What incremental scoring will write: engagement per lead, and the leads that may be promoted."""
-
-    writes: list[EngagementWrite]
-    scored: list[_Scored]
-    changed: int  # leads whose level changed
-
-
-def _plan_increments(
-    fresh: Sequence[EngagementRow],
-    states_after: Callable[[int, dict[str, RuleState]], dict[str, RuleState]],
-    *,
-    model: ScoringModel,
-    at: datetime,
-    promote: bool,
-) -> _Increments:
-    """The new engagement of leads scored by ``model`` already (reads nothing: may run in a thread)."""
-    plan = _Increments([], [], 0)
+    writes: list[EngagementWrite] = []
+    scored: list[_Scored] = []
     when = at.timestamp()
     for row in fresh:
         states = states_after(row.lead_id, _states(row.engagement_state))
-        engagement = engagement_summary(model, states, when)
+        engagement = engagement_summary(scoring_model, states, when)
         grade = row.fit_grade or "D"
         level_changed = engagement.level != row.engagement_level
-        plan.writes.append(
+        writes.append(
             EngagementWrite(
                 row.lead_id,
                 engagement.score,
@@ -642,34 +608,15 @@ def _plan_increments(
                 grade,
             )
         )
-        plan.changed += level_changed
+        changed += level_changed
         if promote and row.stage == "lead" and row.status in ("open", "nurture"):
             fit = FitResult(row.fit_score or 0.0, grade, (), row.excluded_by)
-            if mql_reasons(model, fit, engagement, row.predictive):  # (the others are no candidates)
-                plan.scored.append(_Scored(_as_score_row(row), fit, engagement, states))
-    return plan
-
-
-def _apply_increments(
-    uow: UnitOfWork,
-    rows: Sequence[EngagementRow],
-    plan: _Increments,
-    *,
-    load: Loader,
-    at: datetime,
-    active: tuple[StoredModel, ScoringModel],
-    promote: bool,
-) -> tuple[int, int]:
-    """Full scores for the leads the active model has not scored; the planned writes; promotions."""
-    stored, scoring_model = active
-    stale = [r.lead_id for r in rows if r.score_model_id != stored.id or r.fit_grade is None]
-    changed = promoted = 0
-    if stale:
-        changed, promoted = score_leads(uow, stale, load=load, at=at, promote=promote, model=active)
-    uow.scoring.write_engagement(plan.writes, model_id=stored.id, at=at)
-    if plan.scored:
-        promoted += _promote(uow, scoring_model, plan.scored, at=at)
-    return changed + plan.changed, promoted
+            if mql_reasons(scoring_model, fit, engagement, row.predictive):  # (the others are no candidates)
+                scored.append(_Scored(_as_score_row(row), fit, engagement, states))
+    uow.scoring.write_engagement(writes, model_id=stored.id, at=at)
+    if scored:
+        promoted += _promote(uow, scoring_model, scored, at=at)
+    return changed, promoted
 
 
 def _as_score_row(row: EngagementRow) -> LeadScoreRow:

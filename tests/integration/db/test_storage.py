@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -280,44 +279,3 @@ def test_an_idempotency_key_is_unique_per_lead_and_a_merge_keeps_a_shared_event_
     with container.uow() as uow:
         stored = sorted((a.idempotency_key, a.source) for a in uow.activities.for_lead(keep))
     assert stored == [("crm|e-1", "kept"), ("crm|e-2", "web")]
-
-
-def test_activities_stored_from_their_json_text_are_stored_as_from_their_rows(container):
-    """An import hands SQLite a piece's rows as one JSON text (one statement, ADR 23): what is stored,
-    which rows are new and the order of their ids are as when the rows are bound one by one."""
-    one, two = add_lead(container, "one@example.com"), add_lead(container, "two@example.com")
-    at = utc_text(NOW)
-
-    def rows(prefix: str) -> list[tuple]:
-        return [
-            (
-                one,
-                "page_view",
-                at,
-                f"{prefix}|k1",
-                "web",
-                None,
-                "Ünïcode “content”",
-                '{"page":"/pricing","n":3}',
-            ),
-            (two, "email_click", at, f"{prefix}|k2", None, "Q4 launch", None, None),
-            (one, "content_download", at, f"{prefix}|k3", "paid, social", "Q4", 'eBook: "x"', '{"ok":true}'),
-        ]
-
-    typeof = "typeof" if container.engine.dialect.name == "sqlite" else "pg_typeof"
-    read = (
-        "SELECT lead_id, type, occurred_at, idempotency_key, source, campaign, content, "
-        f"CAST(properties AS TEXT), CAST({typeof}(lead_id) AS TEXT) FROM activities "
-        "WHERE idempotency_key LIKE :p ORDER BY id"
-    )
-    with container.uow() as uow:
-        assert uow.bulk.insert_activities(rows("bound")) == 3
-        encoded = rows("json")
-        assert uow.bulk.insert_activities(encoded, encoded=json.dumps(encoded, ensure_ascii=False)) == 3
-        assert uow.bulk.insert_activities(encoded, encoded=json.dumps(encoded, ensure_ascii=False)) == 0
-        uow.commit()
-    with container.engine.connect() as conn:
-        bound = [tuple(r) for r in conn.execute(text(read), {"p": "bound|%"})]
-        from_json = [tuple(r) for r in conn.execute(text(read), {"p": "json|%"})]
-    assert [r[3].split("|")[1] for r in from_json] == ["k1", "k2", "k3"]
-    assert [r[:3] + r[4:] for r in from_json] == [r[:3] + r[4:] for r in bound]

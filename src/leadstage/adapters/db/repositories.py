@@ -902,26 +902,16 @@ class SqlBulkWriter:
     def existing_lead_ids(self, ids: Iterable[int]) -> set[int]:
         return {int(r[0]) for r in self._lookup("SELECT id FROM leads WHERE id IN ({marks})", list(set(ids)))}
 
-    def insert_activities(
-        self, rows: Sequence[ActivityRow], *, refresh_credits: bool = True, encoded: str | None = None
-    ) -> int:
+    def insert_activities(self, rows: Sequence[ActivityRow], *, refresh_credits: bool = True) -> int:
         if not rows:
             return 0
         cols = "lead_id, type, occurred_at, idempotency_key, source, campaign, content, properties"
         if self.dialect == "sqlite":
             # canonical UTC text is exactly how UTCDateTime stores times on SQLite
             before = self._total_changes()
-            if encoded is not None:  # one statement: SQLite works with the interpreter lock given up
-                # (json_each walks the array in order, so ids follow the rows as with executemany; an
-                # ORDER BY key would sort them all over again)
-                picked = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(8))
-                self.conn.exec_driver_sql(
-                    f"INSERT OR IGNORE INTO activities ({cols}) SELECT {picked} FROM json_each(?)", (encoded,)
-                )
-            else:
-                self.conn.exec_driver_sql(
-                    f"INSERT OR IGNORE INTO activities ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(rows)
-                )
+            self.conn.exec_driver_sql(
+                f"INSERT OR IGNORE INTO activities ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(rows)
+            )
             inserted = self._total_changes() - before
         else:
             sql = (
@@ -937,15 +927,13 @@ class SqlBulkWriter:
     def refresh_credits(self, earliest: Mapping[int, datetime]) -> None:
         report_facts.touches_changed(self.conn, earliest)
 
-    def insert_new_activities(
-        self, rows: Sequence[ActivityRow], *, defer: bool = False, encoded: str | None = None
-    ) -> list[ActivityRow]:
+    def insert_new_activities(self, rows: Sequence[ActivityRow], *, defer: bool = False) -> list[ActivityRow]:
         """Insert like :meth:`insert_activities` and return the rows that were new (for incremental scoring).
         ``defer``: leave their follow-ups (scoring, attribution credits) to the backlog instead."""
         if not rows:
             return []
         before = self.last_activity_id()
-        inserted = self.insert_activities(rows, refresh_credits=not defer, encoded=encoded)
+        inserted = self.insert_activities(rows, refresh_credits=not defer)
         if not inserted:
             return []
         mark = "?" if self.dialect == "sqlite" else "%s"
