@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from leadstage.domain.activities import (
-    decoded_properties,
     derived_idempotency_key,
     normalize_activity_type,
     scoped_idempotency_key,
@@ -76,6 +75,7 @@ from leadstage.services.ports import (
 )
 from leadstage.services.scoring import (
     Loader,
+    activity_facts,
     load_active,
     property_filtered_types,
     score_folded_activities,
@@ -692,21 +692,14 @@ def score_activity_rows(
 def _facts_by_lead(rows: Iterable[ActivityRow], model: ScoringModel) -> dict[int, list[ActivityFacts]]:
     """The rows the model's engagement rules look at, as scoring reads them, by lead."""
     scored_types = {r.activity_type for r in model.engagement_rules}
-    property_types = property_filtered_types(model)
-    by_lead: dict[int, list[ActivityFacts]] = {}
-    for lead_id, type_, at_text, _key, source, campaign, content, props in rows:
-        if type_ in scored_types:
-            by_lead.setdefault(lead_id, []).append(
-                ActivityFacts(
-                    type_,
-                    utc_text_ts(at_text),
-                    source,
-                    campaign,
-                    content,
-                    decoded_properties(props) if props and type_ in property_types else {},
-                )
-            )
-    return by_lead
+    return activity_facts(
+        (
+            (lead_id, type_, utc_text_ts(at_text), source, campaign, content, props)
+            for lead_id, type_, at_text, _key, source, campaign, content, props in rows
+            if type_ in scored_types
+        ),
+        property_filtered_types(model),
+    )
 
 
 #: activities whose follow-ups one transaction of :func:`run_backlog` runs at most
