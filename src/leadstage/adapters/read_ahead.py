@@ -50,7 +50,7 @@ def _child(
         with connect() as resource:
             for item in produce(resource):
                 out.send((_ITEM, item))
-                if between is not None:  # the consumer has the item: its work overlaps this
+                if between is not None:  # the item is sent: this work overlaps the consumer's
                     between(resource)
         out.send((_END, None))
     except BaseException as exc:  # the consumer decides what an error means
