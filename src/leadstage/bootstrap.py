@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from leadstage.adapters.clock import SystemClock
 from leadstage.adapters.db.engine import checkpoint, make_engine
+from leadstage.adapters.db.inbox import SqliteInbox, inbox_path
 from leadstage.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from leadstage.adapters.http import UrllibSender
 from leadstage.adapters.identity import LibraryIdentityNormalizer
@@ -64,7 +65,18 @@ class Container:
     email_rules: EmailRules = field(default_factory=EmailRules)
 
     def close(self) -> None:
+        if "inbox" in self.__dict__ and self.inbox is not None:
+            self.inbox.close()
         self.engine.dispose()
+
+    @cached_property
+    def inbox(self) -> SqliteInbox | None:
+        """Where the API's activity batches wait for the follow-up (ADR 24): a file beside a SQLite
+        database; None on PostgreSQL (and for a database in memory), where batches are stored at once."""
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return SqliteInbox(inbox_path(str(url.database)))
 
     def writer(self, *, write: bool = True) -> UnitOfWork:
         """A unit of work that will write (on SQLite: takes the write lock up front); a factory like ``uow``."""
@@ -114,6 +126,8 @@ class Container:
             scoring_loader=self.incremental_loader(),
             defer_follow_ups=defer,
             read_ahead=self.read_ahead if read_ahead else None,
+            inbox=self.inbox if defer else None,
+            reader=self.uow,
         )
 
     def read_ahead(self, produce: Callable[[UnitOfWorkFactory], Iterator[T]]) -> Iterator[T]:
@@ -150,7 +164,9 @@ class Container:
     def follow_up(self) -> ingest.FollowUps:
         """Run the activity backlog's follow-ups (touches, scoring when on, attribution credits) until it
         is empty; the MQLs it promoted are routed at once (as after an import)."""
-        done = ingest.drain_backlog(self.serial_writer, load=self.incremental_loader(), clock=self.clock)
+        done = ingest.drain_backlog(
+            self.serial_writer, load=self.incremental_loader(), clock=self.clock, inbox=self.inbox
+        )
         if done.promoted:
             with self.writer() as uow:
                 routing_service.route_pending(uow, at=self.clock.now())
@@ -167,7 +183,7 @@ class Container:
 
         def backlog(uow: UnitOfWork, now: datetime) -> dict[str, int]:
             # first: activities left to the backlog are scored (and promoted) before the hand-off routes
-            done = ingest.run_backlog(uow, load=load, at=now, limit=TICK_BACKLOG_LIMIT)
+            done = ingest.run_backlog(uow, load=load, at=now, limit=TICK_BACKLOG_LIMIT, inbox=self.inbox)
             return {"followed_up": done.activities, "promoted": done.promoted}
 
         evaluators = [

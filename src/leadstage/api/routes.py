@@ -422,11 +422,12 @@ def add_activities(request: Request, body: ActivityBatch, who: Writer) -> Import
     nothing twice: give each activity an idempotency_key (else identical records are one event).
     Bulk imports: administrators, marketing and sales managers (as ``leadstage import``).
 
-    The activities are stored when the answer comes, with advocacy and a disqualified person's
-    resurfacing; the leads' first and last touch, scoring (and MQL promotion) and attribution credits
-    follow within about
-    ``LEADSTAGE_FOLLOW_UP_SECONDS`` (one second by default), run by the server for all batches since the
-    last run at once (ADR 21); ``tick`` runs what a stopped server left."""
+    The answer comes when the activities are kept durably. The leads' first and last touch, scoring (and
+    MQL promotion) and attribution credits follow within about ``LEADSTAGE_FOLLOW_UP_SECONDS`` (one second
+    by default), run by the server for all batches since the last run at once (ADR 21); ``tick`` runs what
+    a stopped server left. On PostgreSQL the activities themselves (and advocacy, a disqualified person's
+    resurfacing) are stored when the answer comes; on SQLite they wait in an inbox beside the database and
+    arrive in the leads' timelines with the follow-up (ADR 24)."""
     _bulk(who)
     result = _import(request, "activities", [a.record() for a in body.activities], who, defer=True)
     request.app.state.follow_up_due = True

@@ -180,6 +180,7 @@ def backup(
     from leadstage.adapters.db.backup import backup as take_backup
 
     c = STATE.get()
+    c.follow_up()  # activities a server answered and holds in its inbox (ADR 24) go into the backup
     doc = take_backup(c.engine, c.settings.database_url, file, at=c.clock.now())
     rows = sum(t["rows"] for t in doc["tables"].values())
     if as_json:

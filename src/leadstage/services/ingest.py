@@ -8,8 +8,9 @@ run again: nothing is lost and nothing is doubled.
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -58,6 +59,7 @@ from leadstage.services.advocacy import advocate_from_activities
 from leadstage.services.disqualification import handle_resurfaced
 from leadstage.services.leads import LeadIndex, LeadInput, account_domain, identity_of, upsert_lead
 from leadstage.services.ports import (
+    ActivityInbox,
     ActivityRow,
     Clock,
     IdentityNormalizer,
@@ -345,6 +347,10 @@ class ImportContext:
     #: reads and prepares an activity file's next batch in a second process while one is stored (ADR 23);
     #: used for files of at least :data:`READ_AHEAD_BYTES`
     read_ahead: ReadAhead | None = None
+    #: with ``defer_follow_ups``: where the activities wait for the follow-up to store them (SQLite's
+    #: inbox file, ADR 24), read through ``reader`` (read-only units of work); None: stored at once
+    inbox: ActivityInbox | None = None
+    reader: UnitOfWorkFactory | None = None
 
 
 class _TypeTracker:
@@ -702,6 +708,8 @@ def _facts_by_lead(rows: Iterable[ActivityRow], model: ScoringModel) -> dict[int
     )
 
 
+log = logging.getLogger("leadstage.ingest")
+
 #: activities whose follow-ups one transaction of :func:`run_backlog` runs at most
 BACKLOG_CHUNK = 20_000
 
@@ -715,12 +723,20 @@ class FollowUps:
 
 
 def run_backlog(
-    uow: UnitOfWork, *, load: Loader | None, at: datetime, limit: int = BACKLOG_CHUNK
+    uow: UnitOfWork,
+    *,
+    load: Loader | None,
+    at: datetime,
+    limit: int = BACKLOG_CHUNK,
+    inbox: ActivityInbox | None = None,
 ) -> FollowUps:
     """Run the follow-ups left to the activity backlog for up to ``limit`` activities, oldest first, in
     this unit of work (the caller commits): their leads' first and last touch, attribution credits and,
     when ``load`` is given and a scoring model is active, incremental scoring and MQL promotion, exactly
-    as an import that ran them at once."""
+    as an import that ran them at once. With an ``inbox``, up to ``limit`` of the activities waiting
+    there are stored first (:func:`receive_inbox`)."""
+    if inbox is not None:
+        receive_inbox(uow, inbox, at=at, limit=limit)
     pending = uow.bulk.backlog(limit)
     if not pending:
         return FollowUps()
@@ -736,16 +752,62 @@ def run_backlog(
     return FollowUps(len(pending), promoted)
 
 
-def drain_backlog(uow_factory: UnitOfWorkFactory, *, load: Loader | None, clock: Clock) -> FollowUps:
-    """Run the activity backlog's follow-ups until it is empty, a chunk per transaction."""
+#: where the main database keeps the inbox's mark (``event_cursors``): up to where its rows are stored
+INBOX_CURSOR = "activity-inbox"
+
+
+def receive_inbox(uow: UnitOfWork, inbox: ActivityInbox, *, at: datetime, limit: int = BACKLOG_CHUNK) -> int:
+    """Store up to ``limit`` activities waiting in the inbox (ADR 24) in this unit of work (the caller
+    commits), sorted by lead, into ``activities`` and the backlog, with what an import does when they land
+    (advocacy, a disqualified person resurfacing); the inbox's mark moves past them in the same
+    transaction. Returns how many were taken from the inbox."""
+    mark = uow.webhooks.cursor(INBOX_CURSOR)
+    inbox.discard_through(mark)  # stored by an earlier transaction
+    waiting, end = inbox.after(mark, limit)
+    if not waiting or end is None:
+        return 0
+    rows = uow.bulk.settle_leads(waiting)
+    if len(rows) < len(waiting):
+        log.warning(
+            "%d activities from the inbox dropped: their leads were deleted", len(waiting) - len(rows)
+        )
+    rows.sort(key=lambda r: (r[0], r[3]))  # by lead: neighbours in every lead-ordered index
+    fresh = uow.bulk.insert_new_activities(rows, defer=True)
+    _judge_arrivals(uow, fresh, remembering=uow.disqualifications.any_active(), at=at)
+    uow.webhooks.set_cursor(INBOX_CURSOR, end)
+    return len(waiting)
+
+
+def _judge_arrivals(
+    uow: UnitOfWork, fresh: Sequence[ActivityRow], *, remembering: bool, at: datetime
+) -> None:
+    """What new activities tell as they are stored: advocacy, and a disqualified person showing up again."""
+    if any(row[1] in ADVOCACY_ACTIVITY_TYPES for row in fresh):
+        advocate_from_activities(uow, ((r[0], r[1], r[7]) for r in fresh), at=at)
+    if remembering and fresh:
+        via = {row[0]: row[1] for row in fresh if resurfaces(row[1])}
+        if via:
+            handle_resurfaced(uow, via, via=via, at=at)
+
+
+def drain_backlog(
+    uow_factory: UnitOfWorkFactory, *, load: Loader | None, clock: Clock, inbox: ActivityInbox | None = None
+) -> FollowUps:
+    """Run the activity backlog's follow-ups until it and the inbox (when given) are empty, a chunk per
+    transaction."""
     total = FollowUps()
     while True:
         with uow_factory() as uow:
+            received = receive_inbox(uow, inbox, at=clock.now()) if inbox is not None else 0
             done = run_backlog(uow, load=load, at=clock.now())
             uow.commit()
+            mark = uow.webhooks.cursor(INBOX_CURSOR) if received else None
+        if received:  # stored now: out of the inbox (else the next run deletes them)
+            assert inbox is not None
+            inbox.discard_through(mark)
         total.activities += done.activities
         total.promoted += done.promoted
-        if done.activities < BACKLOG_CHUNK:
+        if done.activities < BACKLOG_CHUNK and received < BACKLOG_CHUNK:
             return total
 
 
@@ -812,6 +874,13 @@ def import_activities(
         ]
 
     defer = ctx.defer_follow_ups
+    inbox = ctx.inbox if defer else None
+    reader = ctx.reader or ctx.uow_factory
+
+    def stored_keys(rows: Sequence[ActivityRow]) -> set[tuple[int, str]]:
+        with reader() as fresh_snapshot:  # asked under the inbox's lock: what is stored by now
+            return fresh_snapshot.bulk.stored_keys(rows)
+
     scoring = None
     if ctx.scoring_loader is not None and not defer:
         with ctx.uow_factory() as uow:
@@ -951,6 +1020,10 @@ def import_activities(
         out = prepared.rows
         report.unchanged += prepared.repeated
         backlog.merge_touches(touches, prepared.touched.items())
+        if inbox is not None:  # stored by the follow-up, which also judges what they tell (ADR 24)
+            report.created += (added := inbox.add(out, stored_keys, at=ctx.clock.now()))
+            report.unchanged += len(out) - added
+            return
         # someone disqualified may show up again
         remembering = ctx.judge_resurfacing and uow.disqualifications.any_active()
         advocacy = any(row[1] in ADVOCACY_ACTIVITY_TYPES for row in out)
@@ -967,12 +1040,7 @@ def import_activities(
                     )
                 else:
                     score_activity_rows(uow, fresh, model=scoring, load=load, at=ctx.clock.now())
-            if advocacy:
-                advocate_from_activities(uow, ((r[0], r[1], r[7]) for r in fresh), at=ctx.clock.now())
-            if remembering and fresh:
-                via = {row[0]: row[1] for row in fresh if resurfaces(row[1])}
-                if via:
-                    handle_resurfaced(uow, via, via=via, at=ctx.clock.now())
+            _judge_arrivals(uow, fresh, remembering=remembering, at=ctx.clock.now())
         report.created += inserted
         report.unchanged += len(out) - inserted
         if len(touches) >= TOUCH_FLUSH_LEADS:
@@ -993,7 +1061,8 @@ def import_activities(
         # started before this process opens its storing transaction (see ReadAhead); there, each piece's
         # reads in a short transaction of its own
         ahead = ctx.read_ahead(prepare_all)
-    with ctx.uow_factory() as uow:
+    # storing into the inbox reads the main database only: no write lock on it
+    with reader() if inbox is not None else ctx.uow_factory() as uow:
         batches = ahead if ahead is not None else prepare_all(lambda: nullcontext(uow))
         finished = False
         uncommitted = 0

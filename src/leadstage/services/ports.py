@@ -290,6 +290,43 @@ class BulkWriter(Protocol):
 
     def insert_history(self, rows: Sequence[tuple[int, HistoryEntry]]) -> None: ...
 
+    def stored_keys(self, rows: Sequence[ActivityRow]) -> set[tuple[int, str]]:
+        """The (lead id, idempotency key) pairs of these rows that ``activities`` holds."""
+        ...
+
+    def settle_leads(self, rows: Sequence[tuple[datetime, ActivityRow]]) -> list[ActivityRow]:
+        """Rows received earlier (when, row), as their leads are now: a merged lead's go to its survivor,
+        a deleted lead's are dropped, and rows of a person forgotten since they arrived lose their properties
+        (as forgetting cleared the stored ones)."""
+        ...
+
+
+class ActivityInbox(Protocol):
+    """Where the API's activity batches wait for the follow-up to store them (SQLite: a file beside the
+    database, ADR 24). A *mark*, kept in the main database, says up to where its rows are stored."""
+
+    def add(
+        self,
+        rows: Sequence[ActivityRow],
+        stored: Callable[[Sequence[ActivityRow]], set[tuple[int, str]]],
+        *,
+        at: datetime,
+    ) -> int:
+        """Keep the rows that are neither stored (``stored`` is asked under the inbox's write lock) nor
+        waiting already; returns how many were new."""
+        ...
+
+    def after(self, mark: str | None, limit: int) -> tuple[list[tuple[datetime, ActivityRow]], str | None]:
+        """Up to ``limit`` rows after the mark, oldest first, each with when it arrived, and the mark that
+        ends them."""
+        ...
+
+    def discard_through(self, mark: str | None) -> None:
+        """Delete the rows up to a mark the main database holds (they are stored)."""
+        ...
+
+    def waiting(self, mark: str | None) -> int: ...
+
 
 @dataclass(frozen=True)
 class TaskQuery:

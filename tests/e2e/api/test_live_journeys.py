@@ -121,7 +121,7 @@ def _setup(capsys: pytest.CaptureFixture[str], db_url: str) -> tuple[dict[str, s
 
 
 def _ticked(live: Live, predicate: Any, what: str) -> Any:
-    """Wait for the server's background tick loop to bring something about."""
+    """Wait for the server's background loops (tick, activity follow-up) to bring something about."""
     for _ in range(300):
         found = predicate()
         if found:
@@ -189,8 +189,15 @@ def test_journey_4_disqualified_remembered_and_back_over_http(
             "occurred_at": clock.at.isoformat(),
             "idempotency_key": "w1",
         }
+        seen = live.ok("GET", ref)["activity_count"]
         assert live.ok("POST", "/api/v1/activities/batch", {"activities": [early]})["created"] == 1
-        assert live.ok("GET", ref)["status"] == "disqualified"
+        # stored and judged by the server's follow-up within a second (ADR 24): still before the re-check
+        stored = _ticked(
+            live,
+            lambda: (found := live.ok("GET", ref))["activity_count"] == seen + 1 and found,
+            "store the webinar (the activity follow-up)",
+        )
+        assert stored["status"] == "disqualified"
 
         # the re-check comes due: the server's tick loop gives rita one follow-up task
         clock.at = START + timedelta(days=91)
@@ -210,7 +217,11 @@ def test_journey_4_disqualified_remembered_and_back_over_http(
             "idempotency_key": "w2",
         }
         live.ok("POST", "/api/v1/activities/batch", {"activities": [late]})
-        lead = live.ok("GET", ref)
+        lead = _ticked(
+            live,
+            lambda: (found := live.ok("GET", ref))["cycle"] == 2 and found,
+            "reopen the lead (the activity follow-up)",
+        )
         assert (lead["stage"], lead["status"], lead["cycle"]) == ("lead", "open", 2)
         reopen = lead["history"][-1]
         assert (reopen["action"], reopen["reason"], reopen["actor"]) == ("reopen", "recheck_due", "system")

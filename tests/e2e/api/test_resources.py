@@ -149,6 +149,7 @@ def test_a_lead_is_read_without_its_timeline_which_comes_in_pages_or_embedded_on
     ]
     batch.append({**batch[-1], "idempotency_key": "same-time"})  # two at one time: ordered by id too
     api.client.post("/api/v1/activities/batch", json={"activities": batch}, headers=api.headers())
+    api.settle()
     lead = api.client.get("/api/v1/leads/jo.park@acme.example", headers=api.headers("viewer")).json()
     assert lead["activity_count"] == 8
     assert "activities" not in lead

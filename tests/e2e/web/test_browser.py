@@ -110,9 +110,15 @@ def _activities(live: Live, email: str, items: list[tuple[str, str, dict[str, An
             for kind, at, extra in items
         ]
     }
+    stored = _lead(live, email)["activity_count"]
     status, body = live.api("POST", "/api/v1/activities/batch", batch)
     assert status == 200, body
     assert body["rejected"] == 0, body
+    # the server's follow-up stores them within about a second (ADR 24), with what they tell (advocacy)
+    deadline = time.monotonic() + 30
+    while _lead(live, email)["activity_count"] < stored + body["created"]:
+        assert time.monotonic() < deadline, "the server's follow-up did not store the activities"
+        time.sleep(0.1)
 
 
 def _lead(live: Live, email: str) -> dict[str, Any]:

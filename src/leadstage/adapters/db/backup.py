@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from leadstage.adapters.db import tables as t
 from leadstage.adapters.db.engine import normalize_url
+from leadstage.adapters.db.inbox import inbox_path
 from leadstage.domain.errors import RuleViolation, ValidationError
 
 MANIFEST_TABLE = "leadstage_backup_manifest"
@@ -128,6 +129,10 @@ def restore(engine: Engine, url: str, source: Path, *, force: bool) -> dict[str,
         finally:
             target.close()
             backup_db.close()
+        # activities that waited for the database just replaced name its leads, not the backup's (ADR 24)
+        waiting = inbox_path(_sqlite_path(url))
+        for stale in (waiting, Path(f"{waiting}-wal"), Path(f"{waiting}-shm")):
+            stale.unlink(missing_ok=True)
     else:
         manifest_file = Path(f"{source}.manifest.json")
         if not manifest_file.exists():

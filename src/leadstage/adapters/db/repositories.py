@@ -902,6 +902,63 @@ class SqlBulkWriter:
     def existing_lead_ids(self, ids: Iterable[int]) -> set[int]:
         return {int(r[0]) for r in self._lookup("SELECT id FROM leads WHERE id IN ({marks})", list(set(ids)))}
 
+    def stored_keys(self, rows: Sequence[ActivityRow]) -> set[tuple[int, str]]:
+        if not rows:
+            return set()
+        if self.dialect == "sqlite":  # one index probe per row, the pairs passed as one JSON text
+            found = self.conn.exec_driver_sql(
+                "SELECT a.lead_id, a.idempotency_key FROM json_each(?) j JOIN activities a "
+                "ON a.lead_id = json_extract(j.value, '$[0]') AND a.idempotency_key = json_extract(j.value, '$[1]')",
+                (json.dumps([(r[0], r[3]) for r in rows]),),
+            )
+        else:
+            found = self.conn.exec_driver_sql(
+                "SELECT a.lead_id, a.idempotency_key FROM activities a "
+                "JOIN unnest(%s::bigint[], %s::text[]) AS k(lead_id, key) "
+                "ON a.lead_id = k.lead_id AND a.idempotency_key = k.key",
+                ([r[0] for r in rows], [r[3] for r in rows]),
+            )
+        return {(int(r[0]), str(r[1])) for r in found}
+
+    def settle_leads(self, rows: Sequence[tuple[datetime, ActivityRow]]) -> list[ActivityRow]:
+        ids = {row[0] for _at, row in rows}
+        live = self.existing_lead_ids(ids)
+        survivor: dict[int, int] = {}
+        following = {lead: lead for lead in ids - live}  # a lead gone: the lead it was merged into
+        for _ in range(100):  # (merged again later: followed to the lead that exists now)
+            if not following:
+                break
+            merges = {
+                int(r[0]): int(r[1])
+                for r in self._lookup(
+                    "SELECT merged_id, survivor_id FROM lead_merges WHERE merged_id IN ({marks})",
+                    sorted(set(following.values())),
+                )
+            }
+            following = {old: merges[now] for old, now in following.items() if now in merges}
+            survivor.update(following)
+            live |= self.existing_lead_ids(set(following.values()))
+            following = {old: now for old, now in following.items() if now not in live}
+        where = {lead: lead for lead in live} | {g: s for g, s in survivor.items() if s in live}
+        forgotten: dict[int, datetime] = {}
+        for lead_id, at in self._lookup(
+            "SELECT lead_id, max(forgotten_at) FROM identity_tombstones WHERE lead_id IN ({marks}) GROUP BY lead_id",
+            sorted(set(where.values())),
+        ):
+            forgotten[int(lead_id)] = at if isinstance(at, datetime) else from_utc_text(str(at))
+        out: list[ActivityRow] = []
+        for received, row in rows:
+            lead = where.get(row[0])
+            if lead is None:  # deleted since: nothing to attach it to
+                continue
+            if lead != row[0]:
+                row = (lead, *row[1:])
+            erased = forgotten.get(lead)
+            if erased is not None and row[7] is not None and erased >= received:
+                row = (*row[:7], None)
+            out.append(row)
+        return out
+
     def insert_activities(self, rows: Sequence[ActivityRow], *, refresh_credits: bool = True) -> int:
         if not rows:
             return 0
