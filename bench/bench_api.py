@@ -171,7 +171,13 @@ def main() -> None:
         watch = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
 
         def backlog() -> int:
-            return int(watch.execute("SELECT count(*) FROM activity_backlog").fetchone()[0])
+            """Activities not followed up yet: waiting in the inbox file (ADR 24) or in the backlog."""
+            waiting = int(watch.execute("SELECT count(*) FROM activity_backlog").fetchone()[0])
+            inbox = Path(f"{db}.inbox")
+            if inbox.exists():
+                with sqlite3.connect(f"file:{inbox}?mode=ro", uri=True) as box:
+                    waiting += int(box.execute("SELECT count(*) FROM activity_inbox").fetchone()[0])
+            return waiting
 
         for run_no in range(args.runs):
             mine = bodies[run_no * args.batches : (run_no + 1) * args.batches]
@@ -258,8 +264,8 @@ Ratio, run by run (lead / hello): {per_run}. Median: **{ratio:.2f}x** the hello-
 | activity ingestion, {args.batches} batches of 1,000 per run, one client sending them back to back | activities/s |
 |---|---|
 | baseline: raw `sqlite3` `executemany` of the same rows into the same table | {raw_rate:,.0f} |
-| `POST /api/v1/activities/batch` answered (validated, leads resolved, keys checked, stored and committed), median of {args.runs} runs ({", ".join(f"{r:,.0f}" for r in rates)}) | **{api_rate:,.0f}** |
-| the same until every follow-up has run (touches, incremental scoring and promotion, attribution credits: ADR 21, the server's follow-up loop at its default of 1 s), median of {args.runs} runs ({", ".join(f"{r:,.0f}" for r in settled_rates)}) | {median(settled_rates):,.0f} |
+| `POST /api/v1/activities/batch` answered (validated, leads resolved, keys checked, kept in the inbox file and committed: ADR 24), median of {args.runs} runs ({", ".join(f"{r:,.0f}" for r in rates)}) | **{api_rate:,.0f}** |
+| the same until every follow-up has run (stored into `activities` sorted by lead, touches, incremental scoring and promotion, attribution credits: ADRs 21 and 24, the server's follow-up loop at its default of 1 s), median of {args.runs} runs ({", ".join(f"{r:,.0f}" for r in settled_rates)}) | {median(settled_rates):,.0f} |
 
 The last follow-up ended a median {median(lags):.2f} s after the last answer. Server CPU per 1,000-activity
 batch, follow-ups included: median {median(batch_cpu):.0f} ms. Batch ingestion: **{api_rate:,.0f}
