@@ -65,6 +65,8 @@ _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 def _text_time(value: Any) -> Any:
     """Times are ISO 8601 text in this API: a number (or text that is one) is refused, not read as seconds
     since 1970."""
+    if value.__class__ is str and value[4:5] == "-" and value[:4].isdigit():  # 2026-...: a date, not a number
+        return value
     if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
         raise ValueError("a time is ISO 8601 text such as 2026-11-02T09:30:00Z")
     return value

@@ -828,7 +828,10 @@ def import_activities(
     col = mapping.column
     extra_columns = [c for c in mapping.properties if c not in set(mapping.fields.values())]
     rules = ctx.email_rules
-    with ctx.uow_factory() as uow:
+    defer = ctx.defer_follow_ups
+    inbox = ctx.inbox if defer else None
+    reader = ctx.reader or ctx.uow_factory  # (a writer's turn is not needed to read)
+    with reader() as uow:
         known_types = uow.activities.known_types()
     type_cache: dict[str, str | None] = {}
     missing = mapping.missing_values
@@ -872,10 +875,6 @@ def import_activities(
         return [
             None if v is None or not (s := v.strip() if v.__class__ is str else str(v)) else s for v in values
         ]
-
-    defer = ctx.defer_follow_ups
-    inbox = ctx.inbox if defer else None
-    reader = ctx.reader or ctx.uow_factory
 
     def stored_keys(rows: Sequence[ActivityRow]) -> set[tuple[int, str]]:
         with reader() as fresh_snapshot:  # asked under the inbox's lock: what is stored by now
