@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         description="`serve` scores activities received in API batches (and updates their attribution "
         "credits) this long after they arrive, all batches since the last run at once.",
     )
+    follow_up_process: bool = Field(
+        default=True,
+        description="`serve` on a SQLite database file runs those follow-ups in a process of its own, beside "
+        "the one answering requests (ADR 25); off: in a thread of the server's process.",
+    )
     token_cache_seconds: float = Field(
         default=2.0,
         ge=0,

@@ -18,8 +18,9 @@ from leadstage.adapters.db import tables as t
 from leadstage.adapters.db.inbox import inbox_path
 from leadstage.bootstrap import Container, build
 from leadstage.config import Settings
-from leadstage.services import capture, ingest
+from leadstage.services import ingest
 from tests.cli_runner import run
+from tests.integration.test_activity_backlog import _send
 from tests.integration.test_scoring import LEADS, write
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
@@ -48,14 +49,6 @@ def app(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.
     c = build(Settings(database_url=url), clock=clock)
     yield c
     c.close()
-
-
-def _send(c: Container, records: list[dict[str, Any]]) -> Any:
-    report, rejects = capture.import_records(
-        "activities", records, ctx=c.import_context(actor="api", defer=True)
-    )
-    assert rejects == []
-    return report
 
 
 def _stored(c: Container, email: str | None = None) -> int:

@@ -32,6 +32,7 @@ from leadstage.api import (
     timeline_routes,
     web_auth,
 )
+from leadstage.api.follow_up import FollowUpProcess
 from leadstage.api.security import BodyLimit, RateLimiter, TokenCache
 from leadstage.bootstrap import Container, build
 from leadstage.config import Settings
@@ -66,7 +67,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.pending_jobs = []
         loop = asyncio.create_task(_background_loop(app, container, settings))
         app.state.follow_up_due = True  # what a server that stopped short may have left
-        following = asyncio.create_task(_follow_up_loop(app, container, settings))
+        # in a process of its own where the inbox keeps batches off the main file's write lock (ADR 25);
+        # not with a clock of the caller's (tests), which a child process would not share
+        follower = (
+            FollowUpProcess(settings)
+            if settings.follow_up_process and clock is None and container.inbox is not None
+            else None
+        )
+        app.state.follow_up = follower.run if follower is not None else container.follow_up
+        following = asyncio.create_task(_follow_up_loop(app, settings))
         try:
             yield
         finally:
@@ -78,9 +87,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                     await task
             if app.state.follow_up_due:  # batches answered since the last run: follow them up now
                 try:
-                    await asyncio.to_thread(container.follow_up)
+                    await asyncio.to_thread(app.state.follow_up)
                 except Exception:  # left in the backlog: the next server or tick follows them up
                     log.exception("following up activities at shutdown failed")
+            if follower is not None:
+                await asyncio.to_thread(follower.close)
             running = getattr(app.state, "tick_running", None)
             if running is not None and not running.done():
                 with contextlib.suppress(Exception):
@@ -236,15 +247,16 @@ async def _background_loop(app: FastAPI, container: Container, settings: Setting
         await asyncio.sleep(wait)
 
 
-async def _follow_up_loop(app: FastAPI, container: Container, settings: Settings) -> None:
+async def _follow_up_loop(app: FastAPI, settings: Settings) -> None:
     """Every ``follow_up_seconds``, when API batches arrived since the last run, run the activity backlog's
-    follow-ups (scoring, MQL promotion, attribution credits) for all of them at once (ADR 21)."""
+    follow-ups (scoring, MQL promotion, attribution credits) for all of them at once (ADR 21), in the
+    follow-up process when there is one (ADR 25)."""
     while True:
         await asyncio.sleep(settings.follow_up_seconds)
         if not app.state.follow_up_due:
             continue
         app.state.follow_up_due = False
-        running = asyncio.ensure_future(asyncio.to_thread(container.follow_up))
+        running = asyncio.ensure_future(asyncio.to_thread(app.state.follow_up))
         try:
             # shielded: shutting down waits for a run in flight instead of closing the engine under it
             await asyncio.shield(running)
