@@ -38,6 +38,9 @@ class Api:
 def api(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.setenv("LEADSTAGE_CAPTURE_RATE_PER_MINUTE", "5")
     monkeypatch.setenv("LEADSTAGE_TICK_SECONDS", "0")  # no background tick racing the assertions
+    # follow-ups in the server's thread: a child process per test costs its start-up; the process is
+    # tested by test_follow_up_process and by the live servers of test_live_server
+    monkeypatch.setenv("LEADSTAGE_FOLLOW_UP_PROCESS", "false")
     settings = Settings(database_url=db_url)
     c = build(settings)
     tokens: dict[str, str] = {}

@@ -292,6 +292,7 @@ def site(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     from leadstage.config import Settings
 
     monkeypatch.setenv("LEADSTAGE_TICK_SECONDS", "0")
+    monkeypatch.setenv("LEADSTAGE_FOLLOW_UP_PROCESS", "false")  # no child process per test (ADR 25)
     container = build(Settings(database_url=db_url))
     add_people(container)
     app = create_app(Settings(database_url=db_url))
