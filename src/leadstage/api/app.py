@@ -110,6 +110,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         redoc_url=None,
     )
 
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:  # generated once, with what FastAPI cannot see on its own
+            routes.document_activity_batch(generate_openapi())
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
     problems.install(app)
     observability.install(app)
     web_auth.install(app)

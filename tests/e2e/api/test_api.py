@@ -278,8 +278,19 @@ def test_times_are_iso_text_never_bare_numbers(api: Api) -> None:
         ).status_code
         == 200
     )
-    bad = {"activities": [{"email": "a@b.example", "type": "page_view", "occurred_at": "1700000000"}]}
-    assert api.client.post("/api/v1/activities/batch", json=bad, headers=api.headers()).status_code == 422
+    for wrong in (
+        "1700000000",
+        1700000000,
+        "2026-02-30T10:00:00Z",
+        "20261001T100000Z",
+        "2026-10-01T10Z",
+        "today",
+    ):
+        bad = {"activities": [{"email": "a@b.example", "type": "page_view", "occurred_at": wrong}]}
+        r = api.client.post("/api/v1/activities/batch", json=bad, headers=api.headers())
+        assert r.status_code == 422, (wrong, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["errors"][0]["field"] == "activities.0.occurred_at", r.json()
 
 
 def test_activity_times_in_a_batch_keep_their_instant_whatever_their_form(api: Api) -> None:
