@@ -35,8 +35,10 @@ class FollowUpFailed(RuntimeError):
 def _child(settings: Settings, conn: Connection) -> None:
     """The child's loop: build the product once, then one follow-up per request until told to stop or the
     server goes away (its end of the pipe closes)."""
+    from leadstage.api.observability import configure_logging
     from leadstage.bootstrap import build
 
+    configure_logging(settings.log_format)  # its lines look like the server's
     container = build(settings)
     try:
         while True:
