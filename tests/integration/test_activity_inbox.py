@@ -18,7 +18,7 @@ from leadstage.adapters.db import tables as t
 from leadstage.adapters.db.inbox import inbox_path
 from leadstage.bootstrap import Container, build
 from leadstage.config import Settings
-from leadstage.services import ingest
+from leadstage.services import capture, ingest
 from tests.cli_runner import run
 from tests.integration.test_activity_backlog import _send
 from tests.integration.test_scoring import LEADS, write
@@ -71,7 +71,8 @@ def _waiting(c: Container) -> int:
 
 def _rows_in_file(c: Container) -> int:
     assert c.inbox is not None
-    return int(c.inbox._conn().execute("SELECT count(*) FROM activity_inbox").fetchone()[0])
+    with c.inbox._conn() as conn:
+        return int(conn.execute("SELECT count(*) FROM activity_inbox").fetchone()[0])
 
 
 def test_a_batch_waits_in_the_inbox_file_and_the_follow_up_stores_it_once(app: Container) -> None:
@@ -99,7 +100,7 @@ def test_rows_stored_before_a_crash_are_not_stored_again(app: Container) -> None
     _send(app, _batch("vp@freight.io", 3))
     assert app.inbox is not None
     with app.serial_writer() as uow:
-        assert ingest.receive_inbox(uow, app.inbox, at=NOW) == 3
+        assert ingest.receive_inbox(uow, app.inbox, at=NOW)[0] == 3
         uow.commit()  # ... and no discard_through: as if the process stopped here
     assert (_rows_in_file(app), _waiting(app), _stored(app)) == (3, 0, before + 3)
     _send(app, _batch("vp@freight.io", 4))  # the three are known (stored), one is new
@@ -209,3 +210,61 @@ def test_a_backup_holds_what_waited_and_a_restore_drops_the_replaced_databases_i
         assert _stored(c) == before + 3
     finally:
         c.close()
+
+
+def _lead_id(c: Container, email: str) -> int:
+    with c.uow() as uow:
+        return int(
+            uow.connection.execute(
+                select(t.leads.c.id).where(t.leads.c.email_normalized == email)
+            ).scalar_one()
+        )
+
+
+def test_rows_of_a_merged_lead_do_not_go_to_a_new_lead_given_its_freed_id(
+    capsys: pytest.CaptureFixture[str], app: Container
+) -> None:
+    """SQLite gives a new lead the highest id again once that lead is gone (merged): rows that waited for
+    the merged lead go to its survivor, and rows sent to the new lead afterwards stay with it."""
+    url = str(app.settings.database_url)
+    report, _ = capture.import_records("leads", [{"email": "late@freight.io"}], ctx=app.import_context())
+    assert report.created == 1
+    late = _lead_id(app, "late@freight.io")
+    _send(app, _batch("late@freight.io", 2, prefix="late"))
+    assert run(capsys, url, "leads", "merge", "vp@freight.io", "late@freight.io").code == 0
+    app.clock.at = NOW + timedelta(minutes=1)  # type: ignore[attr-defined]
+    report, _ = capture.import_records("leads", [{"email": "new@freight.io"}], ctx=app.import_context())
+    assert _lead_id(app, "new@freight.io") == late  # the freed id, given again
+    _send(app, _batch("new@freight.io", 1, prefix="new"))
+    app.follow_up()
+    with app.uow() as uow:
+        owners = dict(
+            uow.connection.execute(
+                select(t.activities.c.idempotency_key, t.activities.c.lead_id).where(
+                    t.activities.c.idempotency_key.like("%late%")
+                    | t.activities.c.idempotency_key.like("%new%")
+                )
+            ).all()
+        )
+    vp = _lead_id(app, "vp@freight.io")
+    assert sorted(owners.values()) == sorted([vp, vp, late]), owners
+
+
+def test_more_concurrent_batches_than_pooled_connections_all_get_through(app: Container) -> None:
+    """Each batch reads the main database and writes the inbox: with more batches at once than the
+    engine's pool holds connections, none waits on a connection while holding the inbox's lock."""
+    reports: list[int] = []
+    lock = threading.Lock()
+
+    def send(n: int) -> None:
+        report = _send(app, _batch("vp@freight.io", 3, prefix=f"c{n}-"))
+        with lock:
+            reports.append(report.created)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(48)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert reports == [3] * 48
+    assert _waiting(app) == 144

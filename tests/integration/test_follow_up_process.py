@@ -3,6 +3,8 @@ started again when it died, and reports a failing run instead of hanging."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from leadstage.adapters.db import tables as t
+from leadstage.api import follow_up
 from leadstage.api.follow_up import FollowUpFailed, FollowUpProcess
 from leadstage.bootstrap import build
 from leadstage.config import Settings
@@ -49,16 +52,23 @@ def _stored(db_url: str) -> int:
         c.close()
 
 
-def test_the_child_follows_up_when_asked_and_is_started_again_when_it_died(url: str) -> None:
+def test_the_child_follows_up_when_asked_and_is_started_again_when_it_died(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(follow_up, "RESTART_SECONDS", 0.2)
     follower = FollowUpProcess(Settings(database_url=url))
     try:
         before = _stored(url)
         _send(url, "a")
         assert follower.run().activities == 3
         assert _stored(url) == before + 3
-        assert follower.run().activities == 0
         child = follower._process
         assert child is not None
+        # the server's Ctrl-C reaches its process group: the child leaves stopping to the server
+        os.kill(child.pid, signal.SIGINT)
+        assert follower.run().activities == 0
+        assert follower._process is child
+        assert child.is_alive()
         child.kill()
         child.join(10)
         _send(url, "b")

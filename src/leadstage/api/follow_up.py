@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import signal
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -26,6 +28,8 @@ log = logging.getLogger("leadstage.follow_up")
 
 #: how long stopping waits for the child to finish a run and close its database before it is ended
 STOP_SECONDS = 60.0
+#: a child that ended sooner than this after its start is started again only after this long
+RESTART_SECONDS = 5.0
 
 
 class FollowUpFailed(RuntimeError):
@@ -37,6 +41,11 @@ def _child(settings: Settings, conn: Connection) -> None:
     server goes away (its end of the pipe closes)."""
     from leadstage.api.observability import configure_logging
     from leadstage.bootstrap import build
+
+    # the server's signals (Ctrl-C, a service manager's stop) are the server's to act on: it asks for a
+    # last run and then says stop; a run is not cut short here (the closed pipe ends this if it dies)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     configure_logging(settings.log_format)  # its lines look like the server's
     container = build(settings)
@@ -68,8 +77,14 @@ class FollowUpProcess:
         self._lock = threading.Lock()
         self._process: Any = None
         self._conn: Connection | None = None
+        self._started_at = 0.0
 
     def _start(self) -> Connection:
+        if self._conn is not None:
+            self._conn.close()
+        if self._process is not None and time.monotonic() - self._started_at < RESTART_SECONDS:
+            time.sleep(RESTART_SECONDS)  # one that keeps ending is not started again at once, every time
+        self._started_at = time.monotonic()
         mine, theirs = self._context.Pipe()
         process = self._context.Process(
             target=_child, args=(self.settings, theirs), name="leadstage-follow-up", daemon=True

@@ -92,6 +92,7 @@ class HistoryKind(StrEnum):
 
     CREATE = "create"
     MERGE = "merge"
+    FORGET = "forget"  # personal data erased (services.privacy)
 
 
 class Need(StrEnum):

@@ -756,16 +756,18 @@ def run_backlog(
 INBOX_CURSOR = "activity-inbox"
 
 
-def receive_inbox(uow: UnitOfWork, inbox: ActivityInbox, *, at: datetime, limit: int = BACKLOG_CHUNK) -> int:
+def receive_inbox(
+    uow: UnitOfWork, inbox: ActivityInbox, *, at: datetime, limit: int = BACKLOG_CHUNK
+) -> tuple[int, str | None]:
     """Store up to ``limit`` activities waiting in the inbox (ADR 24) in this unit of work (the caller
     commits), sorted by lead, into ``activities`` and the backlog, with what an import does when they land
     (advocacy, a disqualified person resurfacing); the inbox's mark moves past them in the same
-    transaction. Returns how many were taken from the inbox."""
+    transaction. Returns how many were taken from the inbox and the mark after them (None: none)."""
     mark = uow.webhooks.cursor(INBOX_CURSOR)
     inbox.discard_through(mark)  # stored by an earlier transaction
     waiting, end = inbox.after(mark, limit)
     if not waiting or end is None:
-        return 0
+        return 0, None
     rows = uow.bulk.settle_leads(waiting)
     if len(rows) < len(waiting):
         log.warning(
@@ -775,7 +777,7 @@ def receive_inbox(uow: UnitOfWork, inbox: ActivityInbox, *, at: datetime, limit:
     fresh = uow.bulk.insert_new_activities(rows, defer=True)
     _judge_arrivals(uow, fresh, remembering=uow.disqualifications.any_active(), at=at)
     uow.webhooks.set_cursor(INBOX_CURSOR, end)
-    return len(waiting)
+    return len(waiting), end
 
 
 def _judge_arrivals(
@@ -798,12 +800,10 @@ def drain_backlog(
     total = FollowUps()
     while True:
         with uow_factory() as uow:
-            received = receive_inbox(uow, inbox, at=clock.now()) if inbox is not None else 0
+            received, mark = receive_inbox(uow, inbox, at=clock.now()) if inbox is not None else (0, None)
             done = run_backlog(uow, load=load, at=clock.now())
             uow.commit()
-            mark = uow.webhooks.cursor(INBOX_CURSOR) if received else None
-        if received:  # stored now: out of the inbox (else the next run deletes them)
-            assert inbox is not None
+        if inbox is not None and mark is not None:  # stored now: out of the inbox (else the next run's)
             inbox.discard_through(mark)
         total.activities += done.activities
         total.promoted += done.promoted
@@ -875,10 +875,6 @@ def import_activities(
         return [
             None if v is None or not (s := v.strip() if v.__class__ is str else str(v)) else s for v in values
         ]
-
-    def stored_keys(rows: Sequence[ActivityRow]) -> set[tuple[int, str]]:
-        with reader() as fresh_snapshot:  # asked under the inbox's lock: what is stored by now
-            return fresh_snapshot.bulk.stored_keys(rows)
 
     scoring = None
     if ctx.scoring_loader is not None and not defer:
@@ -1020,6 +1016,13 @@ def import_activities(
         report.unchanged += prepared.repeated
         backlog.merge_touches(touches, prepared.touched.items())
         if inbox is not None:  # stored by the follow-up, which also judges what they tell (ADR 24)
+
+            def stored_keys(rows: Sequence[ActivityRow]) -> set[tuple[int, str]]:
+                # asked under the inbox's write lock, in a read transaction begun now: what is stored by
+                # now (this reader's connection: no second one taken while the lock is held)
+                uow.rollback()
+                return uow.bulk.stored_keys(rows)
+
             report.created += (added := inbox.add(out, stored_keys, at=ctx.clock.now()))
             report.unchanged += len(out) - added
             return

@@ -15,7 +15,7 @@ from datetime import datetime
 from leadstage.domain import identity as ident_rules
 from leadstage.domain.errors import PermissionDenied
 from leadstage.domain.leads import ExternalId, Identity
-from leadstage.domain.stages import Actor, HistoryEntry, Role
+from leadstage.domain.stages import Actor, HistoryEntry, HistoryKind, Role
 from leadstage.services import audit
 from leadstage.services.leads import resolve_lead
 from leadstage.services.ports import Tombstone, UnitOfWork
@@ -23,7 +23,7 @@ from leadstage.services.ports import Tombstone, UnitOfWork
 SECRET_NAME = "identity-tombstones"  # noqa: S105  (the name of the secret, not a secret)
 #: External-id systems of hashed identifiers (never shown to match anything else).
 FORGOTTEN_SYSTEMS = {"email": "forgotten-email", "phone": "forgotten-phone", "external": "forgotten-id"}
-FORGET = "forget"
+FORGET = HistoryKind.FORGET.value
 MAY_FORGET = frozenset({Role.ADMIN, Role.MARKETING, Role.SALES_MANAGER})
 
 

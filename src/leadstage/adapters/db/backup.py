@@ -121,6 +121,11 @@ def restore(engine: Engine, url: str, source: Path, *, force: bool) -> dict[str,
             raise ValidationError(f"{source} is not a leadstage SQLite backup", field="file") from None
         doc: dict[str, Any] = json.loads(row[0])
         engine.dispose()
+        # activities that waited for the database about to be replaced name its leads, not the backup's
+        # (ADR 24): gone before it is replaced, so that nothing can store them into the restored one
+        waiting = inbox_path(_sqlite_path(url))
+        for stale in (waiting, Path(f"{waiting}-wal"), Path(f"{waiting}-shm")):
+            stale.unlink(missing_ok=True)
         target = sqlite3.connect(_sqlite_path(url))
         try:
             backup_db.backup(target)
@@ -129,10 +134,6 @@ def restore(engine: Engine, url: str, source: Path, *, force: bool) -> dict[str,
         finally:
             target.close()
             backup_db.close()
-        # activities that waited for the database just replaced name its leads, not the backup's (ADR 24)
-        waiting = inbox_path(_sqlite_path(url))
-        for stale in (waiting, Path(f"{waiting}-wal"), Path(f"{waiting}-shm")):
-            stale.unlink(missing_ok=True)
     else:
         manifest_file = Path(f"{source}.manifest.json")
         if not manifest_file.exists():

@@ -25,7 +25,8 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -48,27 +49,42 @@ def inbox_path(database: str | Path) -> Path:
 
 
 class SqliteInbox:
-    """The inbox file of a SQLite database; one connection per thread (the server's request threads)."""
+    """The inbox file of a SQLite database. Connections are pooled, not kept per thread: a server's worker
+    threads come and go, and each would otherwise leave a connection open behind it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._opened: list[sqlite3.Connection] = []
+        self._idle: list[sqlite3.Connection] = []
         self._token: str | None = None
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            conn = self._open()
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            with self._lock:
+                self._idle.append(conn)
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=10000")
-            with self._lock:
-                self._opened.append(conn)
-            self._local.conn = conn
             if self._token is None:
                 self._token = self._make(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _make(self, conn: sqlite3.Connection) -> str:
@@ -91,7 +107,10 @@ class SqliteInbox:
 
     def _after(self, mark: str | None) -> int:
         """The last row id a mark stored in the main database says is stored (0: none of this file's)."""
-        self._conn()
+        if self._token is None:
+            with self._conn():  # (opening the file reads its token)
+                pass
+        assert self._token is not None
         if not mark:
             return 0
         token, _, last = mark.partition(":")
@@ -108,9 +127,8 @@ class SqliteInbox:
         asked while this holds the inbox's write lock) and not already waiting; returns how many were new."""
         if not rows:
             return 0
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._conn() as conn:
+            conn.execute("BEGIN IMMEDIATE")
             held = stored(rows)
             received = utc_text(at)
             new = [(*r, received) for r in rows if (r[0], r[3]) not in held]
@@ -122,19 +140,17 @@ class SqliteInbox:
             )
             added = conn.total_changes - before
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return added
 
     def after(self, mark: str | None, limit: int) -> tuple[list[tuple[datetime, ActivityRow]], str | None]:
         """Up to ``limit`` rows after the mark, oldest first, each with when it arrived, and the mark that
         ends them (None: no rows)."""
         last = self._after(mark)
-        found = self._conn().execute(
-            f"SELECT id, {_COLUMNS}, received_at FROM activity_inbox WHERE id > ? ORDER BY id LIMIT ?",
-            (last, int(limit)),
-        )
+        with self._conn() as conn:
+            found = conn.execute(
+                f"SELECT id, {_COLUMNS}, received_at FROM activity_inbox WHERE id > ? ORDER BY id LIMIT ?",
+                (last, int(limit)),
+            ).fetchall()
         rows: list[tuple[datetime, ActivityRow]] = []
         end = last
         times: dict[str, datetime] = {}
@@ -150,16 +166,20 @@ class SqliteInbox:
         """Delete the rows the main database holds (up to a mark read there)."""
         last = self._after(mark)
         if last:
-            self._conn().execute("DELETE FROM activity_inbox WHERE id <= ?", (last,))
+            with self._conn() as conn:
+                conn.execute("DELETE FROM activity_inbox WHERE id <= ?", (last,))
 
     def waiting(self, mark: str | None) -> int:
         """How many rows after the mark wait to be stored."""
-        found = self._conn().execute("SELECT count(*) FROM activity_inbox WHERE id > ?", (self._after(mark),))
-        return int(found.fetchone()[0])
+        last = self._after(mark)
+        with self._conn() as conn:
+            return int(
+                conn.execute("SELECT count(*) FROM activity_inbox WHERE id > ?", (last,)).fetchone()[0]
+            )
 
     def close(self) -> None:
+        """Close the idle connections (the ones in use close when they come back after this, as new)."""
         with self._lock:
-            opened, self._opened = self._opened, []
-        for conn in opened:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
-        self._local = threading.local()

@@ -80,6 +80,11 @@ def insert_ignoring(
     return added
 
 
+def _time(value: Any) -> datetime:
+    """A time read by raw SQL: a datetime on PostgreSQL, canonical UTC text on SQLite."""
+    return value if isinstance(value, datetime) else from_utc_text(str(value))
+
+
 def in_chunks(values: Sequence[Any], mark: str, size: int = 900) -> Iterator[tuple[tuple[Any, ...], str]]:
     """Values in chunks that fit one ``IN (...)``, each with its placeholders (``?, ?`` or ``%s, %s``)."""
     for chunk in chunks(values, size):
@@ -923,37 +928,56 @@ class SqlBulkWriter:
     def settle_leads(self, rows: Sequence[tuple[datetime, ActivityRow]]) -> list[ActivityRow]:
         ids = {row[0] for _at, row in rows}
         live = self.existing_lead_ids(ids)
-        survivor: dict[int, int] = {}
-        following = {lead: lead for lead in ids - live}  # a lead gone: the lead it was merged into
-        for _ in range(100):  # (merged again later: followed to the lead that exists now)
+        # leads merged into another one: the row goes to the survivor if the merge came after it arrived
+        # (or the id is gone); a lead created since under a freed id is someone else
+        merges = {
+            int(r[0]): (int(r[1]), _time(r[2]))
+            for r in self._lookup(
+                "SELECT merged_id, survivor_id, at FROM lead_merges WHERE merged_id IN ({marks})", sorted(ids)
+            )
+        }
+        survivors = {survivor for survivor, _at in merges.values()}
+        live |= self.existing_lead_ids(survivors)
+        now_at = {s: s for s in survivors if s in live}
+        following = {s: s for s in survivors if s not in live}
+        for _ in range(100):  # a survivor merged again later: followed to the lead that exists now
             if not following:
                 break
-            merges = {
+            step = {
                 int(r[0]): int(r[1])
                 for r in self._lookup(
                     "SELECT merged_id, survivor_id FROM lead_merges WHERE merged_id IN ({marks})",
                     sorted(set(following.values())),
                 )
             }
-            following = {old: merges[now] for old, now in following.items() if now in merges}
-            survivor.update(following)
+            following = {first: step[last] for first, last in following.items() if last in step}
             live |= self.existing_lead_ids(set(following.values()))
-            following = {old: now for old, now in following.items() if now not in live}
-        where = {lead: lead for lead in live} | {g: s for g, s in survivor.items() if s in live}
-        forgotten: dict[int, datetime] = {}
-        for lead_id, at in self._lookup(
-            "SELECT lead_id, max(forgotten_at) FROM identity_tombstones WHERE lead_id IN ({marks}) GROUP BY lead_id",
-            sorted(set(where.values())),
-        ):
-            forgotten[int(lead_id)] = at if isinstance(at, datetime) else from_utc_text(str(at))
+            now_at.update({first: last for first, last in following.items() if last in live})
+            following = {first: last for first, last in following.items() if last not in live}
         out: list[ActivityRow] = []
+        settled: list[tuple[datetime, ActivityRow]] = []
         for received, row in rows:
-            lead = where.get(row[0])
+            lead: int | None = row[0]
+            merge = merges.get(row[0])
+            if merge is not None and (row[0] not in live or merge[1] >= received):
+                lead = now_at.get(merge[0])
+            elif row[0] not in live:
+                lead = None
             if lead is None:  # deleted since: nothing to attach it to
                 continue
-            if lead != row[0]:
-                row = (lead, *row[1:])
-            erased = forgotten.get(lead)
+            settled.append((received, row if lead == row[0] else (lead, *row[1:])))
+        # what forgetting a person cleared (properties) stays cleared for rows that arrived before it
+        forgotten: dict[int, datetime] = {}
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        for lead_id, at in self._lookup(
+            f"SELECT lead_id, max(at) FROM lead_history WHERE action = {mark} AND lead_id IN ({{marks}}) "
+            "GROUP BY lead_id",
+            sorted({row[0] for _at, row in settled}),
+            prefix=(HistoryKind.FORGET.value,),
+        ):
+            forgotten[int(lead_id)] = _time(at)
+        for received, row in settled:
+            erased = forgotten.get(row[0])
             if erased is not None and row[7] is not None and erased >= received:
                 row = (*row[:7], None)
             out.append(row)
